@@ -1,0 +1,290 @@
+-- stocks_stream 0.1.0: archive pipelines (Kafka -> S3 bronze), their stored
+-- offsets, the object manifest, and the status views.
+\echo Use "CREATE EXTENSION stocks_stream" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE stocks_stream.pipelines (
+    pipeline_id        serial PRIMARY KEY,
+    name               text NOT NULL UNIQUE,
+    topic              text NOT NULL,
+    bucket             text NOT NULL,
+    key_prefix         text NOT NULL DEFAULT 'bronze',
+    batch_max_messages integer NOT NULL DEFAULT 100000,
+    batch_max_bytes    bigint NOT NULL DEFAULT 16777216,
+    batch_max_age_ms   integer NOT NULL DEFAULT 10000,
+    gzip               boolean NOT NULL DEFAULT false,
+    workers            integer NOT NULL DEFAULT 1,
+    running            boolean NOT NULL DEFAULT false,
+    generation         integer NOT NULL DEFAULT 1,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE stocks_stream.pipelines IS
+    'Archive pipelines: each copies one Kafka topic to S3 as NDJSON objects. Managed with create_pipeline(), alter_pipeline(), start_pipeline(), stop_pipeline(), drop_pipeline().';
+COMMENT ON COLUMN stocks_stream.pipelines.name IS 'Pipeline name; also names the Kafka consumer group stocks_stream.<name>.';
+COMMENT ON COLUMN stocks_stream.pipelines.topic IS 'Kafka topic archived.';
+COMMENT ON COLUMN stocks_stream.pipelines.bucket IS 'S3 bucket the objects go to (created when missing).';
+COMMENT ON COLUMN stocks_stream.pipelines.key_prefix IS 'Key prefix: objects are <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first offset>.ndjson[.gz].';
+COMMENT ON COLUMN stocks_stream.pipelines.batch_max_messages IS 'An object is written once it holds this many messages.';
+COMMENT ON COLUMN stocks_stream.pipelines.batch_max_bytes IS 'An object is written before it would pass this many bytes; also the bound on what one worker buffers.';
+COMMENT ON COLUMN stocks_stream.pipelines.batch_max_age_ms IS 'An object is written once its oldest message has waited this long.';
+COMMENT ON COLUMN stocks_stream.pipelines.gzip IS 'Whether objects are gzip-compressed (.ndjson.gz).';
+COMMENT ON COLUMN stocks_stream.pipelines.workers IS 'Number of archive workers (Kafka consumers in the group) for this pipeline.';
+COMMENT ON COLUMN stocks_stream.pipelines.running IS 'Whether the launcher keeps the workers running.';
+COMMENT ON COLUMN stocks_stream.pipelines.generation IS 'Bumped by alter_pipeline(); running workers of an older generation are restarted.';
+
+CREATE TABLE stocks_stream.offsets (
+    pipeline_id integer NOT NULL REFERENCES stocks_stream.pipelines ON DELETE CASCADE,
+    topic       text NOT NULL,
+    partition   integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline_id, topic, partition)
+);
+COMMENT ON TABLE stocks_stream.offsets IS
+    'The next Kafka offset to archive per pipeline partition: the source of truth the workers resume from. Advanced in the same transaction as the manifest row, after the object is in S3.';
+
+CREATE TABLE stocks_stream.manifest (
+    object_id     bigserial PRIMARY KEY,
+    pipeline      text NOT NULL,
+    bucket        text NOT NULL,
+    object_key    text NOT NULL,
+    topic         text NOT NULL,
+    partition     integer NOT NULL,
+    first_offset  bigint NOT NULL,
+    last_offset   bigint NOT NULL,
+    message_count bigint NOT NULL,
+    bytes         bigint NOT NULL,
+    etag          text NOT NULL,
+    compressed    boolean NOT NULL,
+    archived_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (bucket, object_key),
+    CHECK (last_offset >= first_offset AND message_count > 0)
+);
+CREATE INDEX manifest_source_idx ON stocks_stream.manifest (topic, partition, first_offset);
+COMMENT ON TABLE stocks_stream.manifest IS
+    'One row per archived S3 object (bronze). Line N of an object holds the message at offset first_offset + N.';
+COMMENT ON COLUMN stocks_stream.manifest.bytes IS 'Size of the object as stored (after gzip when compressed).';
+
+-- ---------------------------------------------------------------------------
+-- Argument checks
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION stocks_stream._check_pipeline_args(
+    p_name text, p_topic text, p_bucket text, p_key_prefix text,
+    p_batch_max_messages integer, p_batch_max_bytes bigint,
+    p_batch_max_age_ms integer, p_gzip boolean, p_workers integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    max_workers integer := current_setting('stocks_stream.max_workers')::integer;
+BEGIN
+    IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore.';
+    END IF;
+    IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
+        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce(quote_literal(p_topic), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kafka topic names are 1 to 249 characters of letters, digits, ''.'', ''_'' and ''-''.';
+    END IF;
+    IF p_bucket IS NULL OR p_bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
+       OR p_bucket ~ '\.\.' OR p_bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
+        RAISE EXCEPTION 'invalid S3 bucket name %', coalesce(quote_literal(p_bucket), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'S3 bucket names are 3 to 63 lower-case letters, digits, ''.'' and ''-'', starting and ending with a letter or digit.';
+    END IF;
+    IF p_key_prefix IS NULL OR length(p_key_prefix) > 512 OR p_key_prefix ~ '^/|/$|//'
+       OR p_key_prefix ~ '[[:cntrl:]\\{}^%`"<>#|~\[\]]' THEN
+        RAISE EXCEPTION 'invalid key prefix %', coalesce(quote_literal(p_key_prefix), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use up to 512 characters without leading, trailing or doubled ''/'' and without control or URL-unsafe characters; '''' for none.';
+    END IF;
+    IF p_batch_max_messages IS NULL OR p_batch_max_messages NOT BETWEEN 1 AND 10000000 THEN
+        RAISE EXCEPTION 'batch_max_messages must be between 1 and 10000000, got %', coalesce(p_batch_max_messages::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_batch_max_bytes IS NULL OR p_batch_max_bytes NOT BETWEEN 1024 AND 536870912 THEN
+        RAISE EXCEPTION 'batch_max_bytes must be between 1024 and 536870912 (512 MB), got %', coalesce(p_batch_max_bytes::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_batch_max_age_ms IS NULL OR p_batch_max_age_ms NOT BETWEEN 10 AND 3600000 THEN
+        RAISE EXCEPTION 'batch_max_age_ms must be between 10 and 3600000 (one hour), got %', coalesce(p_batch_max_age_ms::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_gzip IS NULL THEN
+        RAISE EXCEPTION 'gzip must be true or false, not NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_workers IS NULL OR p_workers NOT BETWEEN 1 AND max_workers THEN
+        RAISE EXCEPTION 'workers must be between 1 and stocks_stream.max_workers (%), got %', max_workers, coalesce(p_workers::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Workers beyond the topic''s partition count stay idle; raise stocks_stream.max_workers for more.';
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream._pipeline(p_name text)
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines;
+BEGIN
+    SELECT * INTO p FROM stocks_stream.pipelines WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline % does not exist', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stocks_stream.pipelines lists the pipelines.';
+    END IF;
+    RETURN p;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Pipeline API
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION stocks_stream.create_pipeline(
+    name text, topic text, bucket text,
+    key_prefix text DEFAULT 'bronze',
+    batch_max_messages integer DEFAULT 100000,
+    batch_max_bytes bigint DEFAULT 16777216,
+    batch_max_age_ms integer DEFAULT 10000,
+    gzip boolean DEFAULT false,
+    workers integer DEFAULT 1)
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines;
+BEGIN
+    PERFORM stocks_stream._check_pipeline_args(name, topic, bucket, key_prefix,
+        batch_max_messages, batch_max_bytes, batch_max_age_ms, gzip, workers);
+    IF EXISTS (SELECT 1 FROM stocks_stream.pipelines pl WHERE pl.name = create_pipeline.name) THEN
+        RAISE EXCEPTION 'pipeline % already exists', quote_literal(name)
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Use alter_pipeline() to change it, or drop_pipeline() first.';
+    END IF;
+    INSERT INTO stocks_stream.pipelines AS pl (name, topic, bucket, key_prefix, batch_max_messages,
+        batch_max_bytes, batch_max_age_ms, gzip, workers)
+    VALUES (name, topic, bucket, key_prefix, batch_max_messages,
+        batch_max_bytes, batch_max_age_ms, gzip, workers)
+    RETURNING * INTO p;
+    RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.create_pipeline IS
+    'Create a (stopped) archive pipeline from a Kafka topic to an S3 bucket; start it with start_pipeline().';
+
+CREATE FUNCTION stocks_stream.alter_pipeline(
+    name text,
+    topic text DEFAULT NULL, bucket text DEFAULT NULL, key_prefix text DEFAULT NULL,
+    batch_max_messages integer DEFAULT NULL, batch_max_bytes bigint DEFAULT NULL,
+    batch_max_age_ms integer DEFAULT NULL, gzip boolean DEFAULT NULL,
+    workers integer DEFAULT NULL)
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines := stocks_stream._pipeline(name);
+BEGIN
+    p.topic := coalesce(topic, p.topic);
+    p.bucket := coalesce(bucket, p.bucket);
+    p.key_prefix := coalesce(key_prefix, p.key_prefix);
+    p.batch_max_messages := coalesce(batch_max_messages, p.batch_max_messages);
+    p.batch_max_bytes := coalesce(batch_max_bytes, p.batch_max_bytes);
+    p.batch_max_age_ms := coalesce(batch_max_age_ms, p.batch_max_age_ms);
+    p.gzip := coalesce(gzip, p.gzip);
+    p.workers := coalesce(workers, p.workers);
+    PERFORM stocks_stream._check_pipeline_args(p.name, p.topic, p.bucket, p.key_prefix,
+        p.batch_max_messages, p.batch_max_bytes, p.batch_max_age_ms, p.gzip, p.workers);
+    UPDATE stocks_stream.pipelines pl
+       SET topic = p.topic, bucket = p.bucket, key_prefix = p.key_prefix,
+           batch_max_messages = p.batch_max_messages, batch_max_bytes = p.batch_max_bytes,
+           batch_max_age_ms = p.batch_max_age_ms, gzip = p.gzip, workers = p.workers,
+           generation = pl.generation + 1, updated_at = now()
+     WHERE pl.pipeline_id = p.pipeline_id
+    RETURNING * INTO p;
+    RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.alter_pipeline IS
+    'Change a pipeline''s settings (NULL keeps a setting); running workers restart with the new settings and resume from the stored offsets.';
+
+CREATE FUNCTION stocks_stream.start_pipeline(name text)
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines := stocks_stream._pipeline(name);
+BEGIN
+    UPDATE stocks_stream.pipelines SET running = true, updated_at = now()
+     WHERE pipeline_id = p.pipeline_id RETURNING * INTO p;
+    RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.start_pipeline IS
+    'Start a pipeline''s workers (within stocks_stream.launcher_naptime); it resumes from the stored offsets.';
+
+CREATE FUNCTION stocks_stream.stop_pipeline(name text)
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines := stocks_stream._pipeline(name);
+BEGIN
+    UPDATE stocks_stream.pipelines SET running = false, updated_at = now()
+     WHERE pipeline_id = p.pipeline_id RETURNING * INTO p;
+    RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.stop_pipeline IS
+    'Stop a pipeline''s workers; messages not yet in S3 are archived after the next start.';
+
+CREATE FUNCTION stocks_stream.drop_pipeline(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    p stocks_stream.pipelines := stocks_stream._pipeline(name);
+BEGIN
+    DELETE FROM stocks_stream.pipelines WHERE pipeline_id = p.pipeline_id;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.drop_pipeline IS
+    'Drop a pipeline and its stored offsets (its workers stop); manifest rows and S3 objects are kept.';
+
+-- ---------------------------------------------------------------------------
+-- Status
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION stocks_stream.worker_status_internal(
+    OUT pipeline text, OUT worker integer, OUT pid integer, OUT state text,
+    OUT partitions text, OUT messages_archived bigint, OUT bytes_archived bigint,
+    OUT objects_written bigint, OUT started_at timestamptz, OUT last_flush timestamptz,
+    OUT last_error text, OUT last_error_at timestamptz, OUT pipeline_id integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ss_worker_status' LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW stocks_stream.worker_status AS
+    SELECT pipeline, worker, pid, state, partitions AS assigned_partitions,
+           messages_archived, bytes_archived, objects_written, started_at,
+           last_flush, last_error, last_error_at
+      FROM stocks_stream.worker_status_internal()
+     ORDER BY pipeline, worker;
+COMMENT ON VIEW stocks_stream.worker_status IS
+    'One row per running archive worker: state, assigned Kafka partitions, what it archived, and its last error.';
+
+CREATE FUNCTION stocks_stream.consumer_lag_internal(
+    OUT pipeline text, OUT topic text, OUT partition integer, OUT stored_next_offset bigint,
+    OUT low_watermark bigint, OUT high_watermark bigint, OUT lag bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'ss_consumer_lag' LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW stocks_stream.consumer_lag AS
+    SELECT pipeline, topic, partition, stored_next_offset, high_watermark, lag
+      FROM stocks_stream.consumer_lag_internal();
+COMMENT ON VIEW stocks_stream.consumer_lag IS
+    'Per pipeline partition: the next offset stored in Postgres, Kafka''s high watermark, and the messages not yet archived.';
+
+-- Only the owner (a superuser) manages pipelines and reads their status.
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;

@@ -1,0 +1,552 @@
+/*
+ * archive_worker.c
+ *	  The archive worker: a Kafka consumer-group member that writes every
+ *	  message of its partitions to S3 exactly once.
+ *
+ * Messages are buffered per partition (batch.c).  A batch is flushed when it
+ * reaches the pipeline's max messages or max bytes, when its oldest message
+ * reaches max age, or when the worker's buffers together would pass max
+ * bytes.  A flush PUTs one object, then records the manifest row and the
+ * partition's next offset in one transaction (catalog.c), then commits the
+ * offset to Kafka for the benefit of standard lag tools.  Postgres is the
+ * source of truth: on assignment the worker seeks to the offsets stored
+ * there.
+ *
+ * If S3 fails, the worker keeps its batches, pauses all its partitions and
+ * retries with bounded exponential backoff; nothing is recorded until the
+ * object is in S3.  On SIGTERM it simply exits: unflushed messages are
+ * re-read from the stored offsets by whoever owns the partition next.
+ *
+ * librdkafka wakes us through a pipe (rd_kafka_queue_io_event_enable) that
+ * we wait on together with the latch, so signals are seen at once.  All of
+ * librdkafka's callbacks (rebalance, log, error) are served by
+ * rd_kafka_consumer_poll on this thread.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "archive_worker.h"
+#include "batch.h"
+#include "catalog.h"
+#include "kafka.h"
+#include "s3.h"
+#include "settings.h"
+#include "worker_status.h"
+
+#define MAX_POLL_PER_ROUND 20000
+#define INITIAL_BACKOFF_MS 500
+
+static PipelineConfig *pipeline = NULL;
+static int	worker_no = 0;
+static WorkerStatus *status = NULL;
+static rd_kafka_t *consumer = NULL;
+static int	wake_pipe[2] = {-1, -1};
+static char *kafka_fingerprint = NULL;
+
+/* batches indexed by partition number */
+static PartitionBatch *batches = NULL;
+static int	nbatches = 0;
+static int64 buffered_bytes = 0;
+
+/* S3 failure state: partitions paused, next retry time */
+static bool paused = false;
+static int	backoff_ms = INITIAL_BACKOFF_MS;
+static TimestampTz retry_at = 0;
+
+/* error raised inside the rebalance callback, re-raised after poll returns */
+static char *rebalance_error = NULL;
+
+/* per-flush scratch memory */
+static MemoryContext flush_context = NULL;
+
+static void
+record_kafka_error(const char *message)
+{
+	if (status != NULL)
+		ss_status_set_error(status, message);
+}
+
+static void
+release_status(int code, Datum arg)
+{
+	ss_status_release(status);
+}
+
+static PartitionBatch *
+batch_for(int32 partition)
+{
+	if (partition >= nbatches)
+	{
+		int			n = Max(partition + 1, nbatches * 2);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (batches == NULL)
+			batches = palloc0(sizeof(PartitionBatch) * n);
+		else
+		{
+			batches = repalloc(batches, sizeof(PartitionBatch) * n);
+			memset(batches + nbatches, 0, sizeof(PartitionBatch) * (n - nbatches));
+		}
+		for (int i = nbatches; i < n; i++)
+		{
+			batches[i].partition = i;
+			batches[i].next_offset = -1;
+			batch_clear(&batches[i]);
+		}
+		nbatches = n;
+		MemoryContextSwitchTo(old);
+	}
+	return &batches[partition];
+}
+
+static void
+publish_assignment(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < nbatches; i++)
+		if (batches[i].assigned)
+			appendStringInfo(&buf, "%s%d", buf.len ? "," : "", i);
+	ss_status_set_partitions(status, buf.data);
+	pfree(buf.data);
+}
+
+/* Set each partition's start offset to the one stored in Postgres. */
+static void
+seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
+{
+	StoredOffset *stored;
+	int			n = ss_catalog_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
+
+	for (int i = 0; i < parts->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		PartitionBatch *b = batch_for(tp->partition);
+
+		tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+		for (int j = 0; j < n; j++)
+			if (stored[j].partition == tp->partition)
+				tp->offset = stored[j].next_offset;
+		buffered_bytes -= b->len;
+		batch_clear(b);
+		b->assigned = true;
+		b->next_offset = tp->offset >= 0 ? tp->offset : -1;
+	}
+	pfree(stored);
+}
+
+/*
+ * Served from rd_kafka_consumer_poll on this thread.  Errors must not
+ * longjmp through librdkafka, so they are caught here and re-raised by the
+ * main loop.
+ */
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+	{
+		MemoryContext old = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			seek_to_stored_offsets(parts);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(old);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			rebalance_error = MemoryContextStrdup(TopMemoryContext, edata->message);
+			rd_kafka_assign(rk, NULL);
+			return;
+		}
+		PG_END_TRY();
+		rd_kafka_assign(rk, parts);
+		if (paused)
+			rd_kafka_pause_partitions(rk, parts);
+		ereport(LOG,
+				(errmsg("stocks_stream pipeline \"%s\" worker %d: assigned %d partition(s) of \"%s\"",
+						pipeline->name, worker_no, parts->cnt, pipeline->topic)));
+	}
+	else
+	{
+		/* revoked: what was not flushed will be re-read by the new owner */
+		for (int i = 0; i < parts->cnt; i++)
+		{
+			PartitionBatch *b = batch_for(parts->elems[i].partition);
+
+			buffered_bytes -= b->len;
+			batch_clear(b);
+			b->assigned = false;
+			b->next_offset = -1;
+		}
+		rd_kafka_assign(rk, NULL);
+	}
+	publish_assignment();
+}
+
+static void
+set_paused(bool pause)
+{
+	rd_kafka_topic_partition_list_t *assignment = NULL;
+
+	if (rd_kafka_assignment(consumer, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (pause)
+			rd_kafka_pause_partitions(consumer, assignment);
+		else
+			rd_kafka_resume_partitions(consumer, assignment);
+		rd_kafka_topic_partition_list_destroy(assignment);
+	}
+	paused = pause;
+	ss_status_set_state(status, pause ? "waiting for S3" : "running");
+}
+
+static void
+schedule_retry(const char *error)
+{
+	ss_status_set_error(status, error);
+	ereport(LOG,
+			(errmsg("stocks_stream pipeline \"%s\": %s; retrying in %d ms",
+					pipeline->name, error, backoff_ms)));
+	retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
+	backoff_ms = Min(backoff_ms * 2, ss_retry_max_backoff_ms);
+	if (!paused)
+		set_paused(true);
+}
+
+static S3Result
+put_object(const char *key, const char *body, size_t len)
+{
+	const char *ctype = pipeline->gzip ? "application/gzip" : "application/x-ndjson";
+	S3Result	res = s3_put_object(pipeline->bucket, key, body, len, ctype);
+
+	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
+	{
+		S3Result	created = s3_create_bucket(pipeline->bucket);
+
+		if (!created.ok)
+			return created;
+		ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", pipeline->bucket)));
+		res = s3_put_object(pipeline->bucket, key, body, len, ctype);
+	}
+	return res;
+}
+
+static void
+commit_to_kafka(int32 partition, int64 next_offset)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+
+	rd_kafka_topic_partition_list_add(list, pipeline->topic, partition)->offset = next_offset;
+	rd_kafka_commit(consumer, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
+ * Write one batch to S3 and record it.  Returns false (and schedules a
+ * retry) when S3 did not take it; the batch is then kept as it is.
+ */
+static bool
+flush_batch(PartitionBatch *b)
+{
+	MemoryContext old = MemoryContextSwitchTo(flush_context);
+	char	   *key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
+	const char *body = b->data;
+	size_t		len = b->len;
+	S3Result	res;
+	FlushRecord rec;
+
+	if (pipeline->gzip)
+		body = batch_gzip(b, &len);
+	res = put_object(key, body, len);
+	if (!res.ok)
+	{
+		MemoryContextSwitchTo(old);
+		schedule_retry(res.error);
+		MemoryContextReset(flush_context);
+		return false;
+	}
+
+	rec.pipeline = pipeline;
+	rec.object_key = key;
+	rec.partition = b->partition;
+	rec.first_offset = b->first_offset;
+	rec.last_offset = b->last_offset;
+	rec.message_count = b->count;
+	rec.bytes = len;
+	rec.etag = res.etag;
+	if (!ss_catalog_record_flush(&rec))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past offset %lld by another consumer",
+						pipeline->name, b->partition, (long long) b->first_offset),
+				 errdetail("The worker restarts and resumes from the stored offset.")));
+
+	commit_to_kafka(b->partition, b->last_offset + 1);
+	ss_status_count_flush(status, b->count, b->len);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(flush_context);
+	buffered_bytes -= b->len;
+	batch_clear(b);
+	return true;
+}
+
+/* Flush the largest batches until `need` more bytes fit in max bytes. */
+static bool
+make_room(size_t need)
+{
+	while (buffered_bytes > 0 && buffered_bytes + (int64) need > pipeline->batch_max_bytes)
+	{
+		PartitionBatch *largest = NULL;
+
+		for (int i = 0; i < nbatches; i++)
+			if (batches[i].count > 0 && (largest == NULL || batches[i].len > largest->len))
+				largest = &batches[i];
+		if (largest == NULL || !flush_batch(largest))
+			return false;
+	}
+	return true;
+}
+
+static void
+handle_message(rd_kafka_message_t *msg)
+{
+	PartitionBatch *b;
+	size_t		need = msg->len + 1;
+
+	if (msg->err)
+	{
+		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		{
+			char		buf[600];
+
+			snprintf(buf, sizeof(buf), "Kafka: %s", rd_kafka_message_errstr(msg));
+			record_kafka_error(buf);
+			ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": %s", pipeline->name, buf)));
+		}
+		return;
+	}
+
+	b = batch_for(msg->partition);
+	/* a redelivery of something we already hold or archived */
+	if (!b->assigned || (b->next_offset >= 0 && msg->offset < b->next_offset))
+		return;
+	if (!paused)
+	{
+		/* keep each object within max bytes, and offsets in it contiguous */
+		if (b->count > 0 && (b->len + need > (size_t) pipeline->batch_max_bytes ||
+							 msg->offset != b->last_offset + 1))
+			flush_batch(b);
+		if (!paused)
+			make_room(need);
+	}
+	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL),
+				 msg->payload, msg->len);
+	buffered_bytes += need;
+	if (!paused && (b->count >= pipeline->batch_max_messages ||
+					b->len >= (size_t) pipeline->batch_max_bytes))
+		flush_batch(b);
+}
+
+/* Flush batches that are old enough; while paused, retry all of them. */
+static void
+flush_due_batches(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (paused && now < retry_at)
+		return;
+	for (int i = 0; i < nbatches; i++)
+	{
+		PartitionBatch *b = &batches[i];
+
+		if (b->count == 0)
+			continue;
+		if (paused || TimestampDifferenceExceeds(b->opened_at, now, pipeline->batch_max_age_ms))
+		{
+			if (!flush_batch(b))
+				return;
+		}
+	}
+	if (paused)
+	{
+		ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": S3 is back, resuming", pipeline->name)));
+		backoff_ms = INITIAL_BACKOFF_MS;
+		set_paused(false);
+	}
+}
+
+/* How long the main loop may sleep before a batch becomes due. */
+static long
+next_timeout_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due = TimestampTzPlusMilliseconds(now, 1000);
+
+	if (paused)
+		due = Min(due, retry_at);
+	else
+		for (int i = 0; i < nbatches; i++)
+			if (batches[i].count > 0)
+				due = Min(due, TimestampTzPlusMilliseconds(batches[i].opened_at,
+														   pipeline->batch_max_age_ms));
+	if (due <= now)
+		return 0;
+	return (long) ((due - now + 999) / 1000);
+}
+
+static void
+drain_wake_pipe(void)
+{
+	char		buf[256];
+
+	while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+static void
+consume_available(void)
+{
+	for (int n = 0; n < MAX_POLL_PER_ROUND; n++)
+	{
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, 0);
+
+		if (rebalance_error != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("stocks_stream pipeline \"%s\": could not load stored offsets: %s",
+							pipeline->name, rebalance_error)));
+		if (msg == NULL)
+			return;
+		handle_message(msg);
+		rd_kafka_message_destroy(msg);
+	}
+	/* more may be queued: come straight back */
+	SetLatch(MyLatch);
+}
+
+static void
+create_consumer(void)
+{
+	rd_kafka_conf_t *conf = ss_kafka_conf_new(record_kafka_error);
+	char	   *group = psprintf("stocks_stream.%s", pipeline->name);
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t err;
+
+	ss_kafka_conf_set(conf, "group.id", group);
+	ss_kafka_conf_set(conf, "enable.auto.commit", "false");
+	ss_kafka_conf_set(conf, "enable.auto.offset.store", "false");
+	ss_kafka_conf_set(conf, "auto.offset.reset", "earliest");
+	ss_kafka_conf_set(conf, "session.timeout.ms", "10000");
+	ss_kafka_conf_set(conf, "heartbeat.interval.ms", "1000");
+	ss_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384");
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+
+	consumer = ss_kafka_new(RD_KAFKA_CONSUMER, conf);
+	rd_kafka_poll_set_consumer(consumer);
+
+	if (pipe(wake_pipe) != 0 ||
+		fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+		fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create wake-up pipe: %m")));
+	rd_kafka_queue_io_event_enable(rd_kafka_queue_get_consumer(consumer), wake_pipe[1], "1", 1);
+
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, pipeline->topic, RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not subscribe to Kafka topic \"%s\": %s",
+						pipeline->topic, rd_kafka_err2str(err))));
+}
+
+/* Reload settings; a change of Kafka settings needs a new consumer. */
+static void
+reload_settings(void)
+{
+	char	   *fingerprint;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	fingerprint = ss_kafka_settings_fingerprint();
+	if (strcmp(fingerprint, kafka_fingerprint) != 0)
+	{
+		ereport(LOG,
+				(errmsg("stocks_stream pipeline \"%s\": Kafka settings changed, restarting worker",
+						pipeline->name)));
+		proc_exit(1);
+	}
+	pfree(fingerprint);
+	/* S3 settings are read at each request */
+	s3_reset_connection();
+}
+
+void
+ss_archive_worker_main(Datum main_arg)
+{
+	ArchiveWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	worker_no = args.worker_no;
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+
+	pipeline = ss_catalog_load_pipeline(args.pipeline_id);
+	if (pipeline == NULL || !pipeline->running ||
+		pipeline->generation != args.generation || args.worker_no >= pipeline->workers)
+	{
+		ereport(LOG, (errmsg("stocks_stream: pipeline %d changed before its worker started; exiting",
+							 args.pipeline_id)));
+		proc_exit(0);
+	}
+
+	status = ss_status_claim(pipeline->pipeline_id, pipeline->name, args.worker_no);
+	before_shmem_exit(release_status, (Datum) 0);
+	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
+
+	batch_init_context();
+	flush_context = AllocSetContextCreate(TopMemoryContext, "stocks_stream flush",
+										  ALLOCSET_DEFAULT_SIZES);
+	kafka_fingerprint = ss_kafka_settings_fingerprint();
+	create_consumer();
+	ss_status_set_state(status, "running");
+
+	for (;;)
+	{
+		WaitLatchOrSocket(MyLatch,
+						  WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						  wake_pipe[0], next_timeout_ms(), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		drain_wake_pipe();
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			reload_settings();
+		consume_available();
+		flush_due_batches();
+	}
+}

@@ -1,0 +1,227 @@
+/*
+ * catalog.c
+ *	  SPI access to stocks_stream.pipelines, .offsets and .manifest for the
+ *	  background workers.
+ *
+ * Each function runs in a transaction of its own and copies its results
+ * into the caller's memory context before committing.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+
+static void
+begin_tx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("stocks_stream: SPI_connect failed")));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+end_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static char *
+text_column(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+static Datum
+column(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("unexpected NULL in column %d of a stocks_stream table", col)));
+	return d;
+}
+
+PipelineConfig *
+ss_catalog_load_pipeline(int pipeline_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	PipelineConfig *cfg = NULL;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(pipeline_id)};
+
+	begin_tx("stocks_stream: load pipeline");
+	if (SPI_execute_with_args("SELECT name, topic, bucket, key_prefix, batch_max_messages, "
+							  "batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running "
+							  "FROM stocks_stream.pipelines WHERE pipeline_id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read stocks_stream.pipelines")));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		cfg = MemoryContextAllocZero(caller, sizeof(PipelineConfig));
+		cfg->pipeline_id = pipeline_id;
+		cfg->name = text_column(t, d, 1, caller);
+		cfg->topic = text_column(t, d, 2, caller);
+		cfg->bucket = text_column(t, d, 3, caller);
+		cfg->key_prefix = text_column(t, d, 4, caller);
+		cfg->batch_max_messages = DatumGetInt32(column(t, d, 5));
+		cfg->batch_max_bytes = DatumGetInt64(column(t, d, 6));
+		cfg->batch_max_age_ms = DatumGetInt32(column(t, d, 7));
+		cfg->gzip = DatumGetBool(column(t, d, 8));
+		cfg->workers = DatumGetInt32(column(t, d, 9));
+		cfg->generation = DatumGetInt32(column(t, d, 10));
+		cfg->running = DatumGetBool(column(t, d, 11));
+	}
+	end_tx();
+	return cfg;
+}
+
+int
+ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		args[2] = {Int32GetDatum(pipeline_id), CStringGetTextDatum(topic)};
+	int			n;
+
+	begin_tx("stocks_stream: load offsets");
+	if (SPI_execute_with_args("SELECT partition, next_offset FROM stocks_stream.offsets "
+							  "WHERE pipeline_id = $1 AND topic = $2",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read stocks_stream.offsets")));
+	n = (int) SPI_processed;
+	*offsets = MemoryContextAlloc(caller, sizeof(StoredOffset) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		(*offsets)[i].partition = DatumGetInt32(column(t, d, 1));
+		(*offsets)[i].next_offset = DatumGetInt64(column(t, d, 2));
+	}
+	end_tx();
+	return n;
+}
+
+/*
+ * Record one archived object: advance the partition's stored offset and add
+ * the manifest row, in one transaction.  The offset only moves forward from
+ * where this batch began (next_offset <= first_offset); if another consumer
+ * has moved it past that, nothing is written and false is returned.  A
+ * manifest row for the same key (a retry after a crash) is overwritten.
+ */
+bool
+ss_catalog_record_flush(const FlushRecord *r)
+{
+	const PipelineConfig *p = r->pipeline;
+	Oid			otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum		oargs[5] = {
+		Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
+		Int32GetDatum(r->partition), Int64GetDatum(r->last_offset + 1),
+		Int64GetDatum(r->first_offset)
+	};
+	Oid			mtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID};
+	Datum		margs[11] = {
+		CStringGetTextDatum(p->name), CStringGetTextDatum(p->bucket),
+		CStringGetTextDatum(r->object_key), CStringGetTextDatum(p->topic),
+		Int32GetDatum(r->partition), Int64GetDatum(r->first_offset),
+		Int64GetDatum(r->last_offset), Int64GetDatum(r->message_count),
+		Int64GetDatum(r->bytes), CStringGetTextDatum(r->etag), BoolGetDatum(p->gzip)
+	};
+	bool		advanced;
+
+	begin_tx("stocks_stream: record archived object");
+	if (SPI_execute_with_args("INSERT INTO stocks_stream.offsets AS o "
+							  "(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
+							  "ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
+							  "SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+							  "WHERE o.next_offset <= $5",
+							  5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not update stocks_stream.offsets")));
+	advanced = (SPI_processed == 1);
+	if (advanced &&
+		SPI_execute_with_args("INSERT INTO stocks_stream.manifest "
+							  "(pipeline, bucket, object_key, topic, partition, first_offset, "
+							  " last_offset, message_count, bytes, etag, compressed) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+							  "ON CONFLICT (bucket, object_key) DO UPDATE SET "
+							  "pipeline = EXCLUDED.pipeline, topic = EXCLUDED.topic, "
+							  "partition = EXCLUDED.partition, first_offset = EXCLUDED.first_offset, "
+							  "last_offset = EXCLUDED.last_offset, message_count = EXCLUDED.message_count, "
+							  "bytes = EXCLUDED.bytes, etag = EXCLUDED.etag, "
+							  "compressed = EXCLUDED.compressed, archived_at = now()",
+							  11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not insert into stocks_stream.manifest")));
+	end_tx();
+	return advanced;
+}
+
+/*
+ * The pipelines that should be running, or NIL when the extension is not
+ * installed in this database (yet).
+ */
+List *
+ss_catalog_running_pipelines(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+
+	begin_tx("stocks_stream launcher: read pipelines");
+	if (OidIsValid(get_extension_oid("stocks_stream", true)))
+	{
+		if (SPI_execute("SELECT pipeline_id, name, workers, generation "
+						"FROM stocks_stream.pipelines WHERE running ORDER BY pipeline_id",
+						true, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not read stocks_stream.pipelines")));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			RunningPipeline *rp = MemoryContextAlloc(caller, sizeof(RunningPipeline));
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			rp->pipeline_id = DatumGetInt32(column(t, d, 1));
+			rp->name = text_column(t, d, 2, caller);
+			rp->workers = DatumGetInt32(column(t, d, 3));
+			rp->generation = DatumGetInt32(column(t, d, 4));
+			result = lappend(result, rp);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	end_tx();
+	return result;
+}

@@ -1,0 +1,57 @@
+/*
+ * catalog.h
+ *	  Reading pipelines and stored offsets, and recording flushes, in the
+ *	  extension's tables (through SPI, each call its own transaction).
+ */
+#ifndef STOCKS_STREAM_CATALOG_H
+#define STOCKS_STREAM_CATALOG_H
+
+typedef struct PipelineConfig
+{
+	int			pipeline_id;
+	char	   *name;
+	char	   *topic;
+	char	   *bucket;
+	char	   *key_prefix;
+	int			batch_max_messages;
+	int64		batch_max_bytes;
+	int			batch_max_age_ms;
+	bool		gzip;
+	int			workers;
+	int			generation;
+	bool		running;
+} PipelineConfig;
+
+typedef struct StoredOffset
+{
+	int32		partition;
+	int64		next_offset;
+} StoredOffset;
+
+typedef struct FlushRecord
+{
+	const PipelineConfig *pipeline;
+	const char *object_key;
+	int32		partition;
+	int64		first_offset;
+	int64		last_offset;
+	int64		message_count;
+	int64		bytes;
+	const char *etag;
+} FlushRecord;
+
+typedef struct RunningPipeline
+{
+	int			pipeline_id;
+	char	   *name;
+	int			workers;
+	int			generation;
+} RunningPipeline;
+
+extern PipelineConfig *ss_catalog_load_pipeline(int pipeline_id);
+extern int	ss_catalog_load_offsets(int pipeline_id, const char *topic,
+									StoredOffset **offsets);
+extern bool ss_catalog_record_flush(const FlushRecord *rec);
+extern List *ss_catalog_running_pipelines(void);
+
+#endif

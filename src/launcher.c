@@ -1,0 +1,226 @@
+/*
+ * launcher.c
+ *	  The launcher: one static background worker that keeps one dynamic
+ *	  archive worker running per (running pipeline, worker number).
+ *
+ * Every stocks_stream.launcher_naptime, or when a worker it started exits,
+ * it reads the running pipelines and reconciles: it starts missing workers,
+ * terminates workers of pipelines that were stopped, dropped, altered
+ * (generation changed) or shrunk, and restarts workers that died, with a
+ * backoff when a worker keeps dying young.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "archive_worker.h"
+#include "catalog.h"
+#include "launcher.h"
+#include "settings.h"
+
+#define MIN_RESTART_DELAY_MS 1000
+#define MAX_RESTART_DELAY_MS 30000
+#define HEALTHY_RUN_MS 30000
+
+typedef struct ManagedWorker
+{
+	int			pipeline_id;
+	int			worker_no;
+	int			generation;
+	BackgroundWorkerHandle *handle; /* NULL while waiting to restart */
+	TimestampTz started_at;
+	TimestampTz restart_at;
+	int			restart_delay_ms;
+	bool		wanted;
+} ManagedWorker;
+
+static List *managed = NIL;
+
+void
+ss_register_launcher(void)
+{
+	BackgroundWorker worker = {0};
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stocks_stream");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+static bool
+start_worker(ManagedWorker *mw, const char *pipeline_name)
+{
+	BackgroundWorker worker = {0};
+	ArchiveWorkerArgs args = {mw->pipeline_id, mw->worker_no, mw->generation};
+	MemoryContext old;
+	bool		ok;
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stocks_stream");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_archive_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream archive %s/%d",
+			 pipeline_name, mw->worker_no);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream archive worker");
+	worker.bgw_main_arg = Int32GetDatum(mw->pipeline_id);
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	worker.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&worker, &mw->handle);
+	MemoryContextSwitchTo(old);
+	if (!ok)
+	{
+		mw->handle = NULL;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("stocks_stream: could not start archive worker %s/%d",
+						pipeline_name, mw->worker_no),
+				 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	mw->started_at = GetCurrentTimestamp();
+	return true;
+}
+
+static ManagedWorker *
+find_managed(int pipeline_id, int worker_no)
+{
+	ListCell   *lc;
+
+	foreach(lc, managed)
+	{
+		ManagedWorker *mw = lfirst(lc);
+
+		if (mw->pipeline_id == pipeline_id && mw->worker_no == worker_no)
+			return mw;
+	}
+	return NULL;
+}
+
+/* Notice workers that exited, and schedule their restart. */
+static void
+reap_exited(TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, managed)
+	{
+		ManagedWorker *mw = lfirst(lc);
+		pid_t		pid;
+
+		if (mw->handle == NULL ||
+			GetBackgroundWorkerPid(mw->handle, &pid) != BGWH_STOPPED)
+			continue;
+		pfree(mw->handle);
+		mw->handle = NULL;
+		if (TimestampDifferenceExceeds(mw->started_at, now, HEALTHY_RUN_MS))
+			mw->restart_delay_ms = MIN_RESTART_DELAY_MS;
+		else
+			mw->restart_delay_ms = Min(mw->restart_delay_ms * 2, MAX_RESTART_DELAY_MS);
+		mw->restart_at = TimestampTzPlusMilliseconds(now, mw->restart_delay_ms);
+	}
+}
+
+static void
+reconcile(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "launcher round",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	List	   *running = ss_catalog_running_pipelines();
+	ListCell   *lc;
+	List	   *keep = NIL;
+
+	reap_exited(now);
+	foreach(lc, managed)
+		((ManagedWorker *) lfirst(lc))->wanted = false;
+
+	foreach(lc, running)
+	{
+		RunningPipeline *rp = lfirst(lc);
+
+		for (int w = 0; w < rp->workers; w++)
+		{
+			ManagedWorker *mw = find_managed(rp->pipeline_id, w);
+
+			if (mw != NULL && mw->generation != rp->generation)
+				continue;		/* altered: the old one is stopped below first */
+			if (mw == NULL)
+			{
+				mw = MemoryContextAllocZero(TopMemoryContext, sizeof(ManagedWorker));
+				mw->pipeline_id = rp->pipeline_id;
+				mw->worker_no = w;
+				mw->generation = rp->generation;
+				mw->restart_delay_ms = MIN_RESTART_DELAY_MS;
+				MemoryContextSwitchTo(TopMemoryContext);
+				managed = lappend(managed, mw);
+				MemoryContextSwitchTo(cxt);
+			}
+			mw->wanted = true;
+			if (mw->handle == NULL && now >= mw->restart_at)
+				start_worker(mw, rp->name);
+		}
+	}
+
+	/* stop what is no longer wanted; forget it once it has exited */
+	foreach(lc, managed)
+	{
+		ManagedWorker *mw = lfirst(lc);
+
+		if (!mw->wanted && mw->handle != NULL)
+			TerminateBackgroundWorker(mw->handle);
+		if (mw->wanted || mw->handle != NULL)
+		{
+			MemoryContextSwitchTo(TopMemoryContext);
+			keep = lappend(keep, mw);
+			MemoryContextSwitchTo(cxt);
+		}
+		else
+			pfree(mw);
+	}
+	list_free(managed);
+	managed = keep;
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+void
+ss_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+	pgstat_report_appname("stocks_stream launcher");
+	ereport(LOG, (errmsg("stocks_stream launcher started in database \"%s\"", ss_database)));
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		reconcile();
+		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				  ss_launcher_naptime_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,340 @@
+/*
+ * s3.c
+ *	  S3 client: PUT object, GET object, create bucket, over libcurl.
+ *
+ * Requests are signed with AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4); we add
+ * the x-amz-content-sha256 header with the payload hash computed by
+ * Postgres' own SHA-256, so the server verifies the body too.  One easy
+ * handle per process is kept for connection reuse.  Everything runs on the
+ * backend's main thread: libcurl's callbacks fire inside curl_easy_perform.
+ * Settings are read at each request, so a SIGHUP takes effect at once.
+ * Error texts never include credentials.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "miscadmin.h"
+#include "utils/resowner.h"
+
+#include "s3.h"
+#include "settings.h"
+
+typedef struct RequestBody
+{
+	const char *data;
+	size_t		len;
+	size_t		pos;
+} RequestBody;
+
+typedef struct ResponseState
+{
+	StringInfo	body;			/* NULL: collect only the start, for errors */
+	char		error_body[400];
+	size_t		error_len;
+	char		etag[80];
+} ResponseState;
+
+static CURL *curl_handle = NULL;
+
+static void
+ensure_curl(void)
+{
+	static bool global_done = false;
+
+	if (!global_done)
+	{
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not initialise libcurl")));
+		global_done = true;
+	}
+	if (curl_handle == NULL)
+	{
+		curl_handle = curl_easy_init();
+		if (curl_handle == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl handle")));
+	}
+	else
+		curl_easy_reset(curl_handle);
+}
+
+void
+s3_reset_connection(void)
+{
+	if (curl_handle != NULL)
+		curl_easy_cleanup(curl_handle);
+	curl_handle = NULL;
+}
+
+/*
+ * Hex SHA-256 of a payload.  pg_cryptohash registers with the current
+ * resource owner, which a background worker between transactions lacks;
+ * a long-lived one of our own serves then.
+ */
+static void
+sha256_hex(const char *data, size_t len, char *hex)
+{
+	static ResourceOwner hash_owner = NULL;
+	ResourceOwner saved = CurrentResourceOwner;
+	pg_cryptohash_ctx *ctx;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	if (saved == NULL)
+	{
+		if (hash_owner == NULL)
+			hash_owner = ResourceOwnerCreate(NULL, "stocks_stream S3 hashing");
+		CurrentResourceOwner = hash_owner;
+	}
+	ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256 of an S3 payload")));
+	pg_cryptohash_free(ctx);
+	CurrentResourceOwner = saved;
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		sprintf(hex + 2 * i, "%02x", digest[i]);
+	hex[2 * PG_SHA256_DIGEST_LENGTH] = '\0';
+}
+
+/* Percent-encode an object key for the URL path; '/' is kept. */
+static void
+append_encoded_key(StringInfo url, const char *key)
+{
+	for (const unsigned char *p = (const unsigned char *) key; *p; p++)
+	{
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '/')
+			appendStringInfoChar(url, *p);
+		else
+			appendStringInfo(url, "%%%02X", *p);
+	}
+}
+
+static char *
+build_url(const char *bucket, const char *key)
+{
+	StringInfoData url;
+	const char *endpoint = ss_s3_endpoint;
+	const char *scheme_end = strstr(endpoint, "://");
+	size_t		len = strlen(endpoint);
+
+	if (scheme_end == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stocks_stream.s3_endpoint \"%s\" is not a URL", endpoint),
+				 errhint("Use a URL such as http://127.0.0.1:9000.")));
+	while (len > 0 && endpoint[len - 1] == '/')
+		len--;
+
+	initStringInfo(&url);
+	if (ss_s3_path_style)
+		appendStringInfo(&url, "%.*s/%s", (int) len, endpoint, bucket);
+	else
+	{
+		int			scheme_len = scheme_end - endpoint + 3;
+
+		appendStringInfo(&url, "%.*s%s.%.*s", scheme_len, endpoint, bucket,
+						 (int) (len - scheme_len), endpoint + scheme_len);
+	}
+	if (key != NULL)
+	{
+		appendStringInfoChar(&url, '/');
+		append_encoded_key(&url, key);
+	}
+	else if (!ss_s3_path_style)
+		appendStringInfoChar(&url, '/');
+	return url.data;
+}
+
+static size_t
+read_body_cb(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	RequestBody *body = userdata;
+	size_t		n = Min(size * nitems, body->len - body->pos);
+
+	memcpy(buffer, body->data + body->pos, n);
+	body->pos += n;
+	return n;
+}
+
+static size_t
+write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	ResponseState *st = userdata;
+	size_t		n = size * nmemb;
+	size_t		room = sizeof(st->error_body) - 1 - st->error_len;
+
+	if (st->body != NULL)
+		appendBinaryStringInfo(st->body, ptr, n);
+	if (room > 0)
+	{
+		memcpy(st->error_body + st->error_len, ptr, Min(room, n));
+		st->error_len += Min(room, n);
+		st->error_body[st->error_len] = '\0';
+	}
+	return n;
+}
+
+static size_t
+header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	ResponseState *st = userdata;
+	size_t		n = size * nitems;
+
+	if (n > 5 && pg_strncasecmp(buffer, "etag:", 5) == 0)
+	{
+		const char *v = buffer + 5;
+		size_t		vlen = n - 5;
+
+		while (vlen > 0 && (*v == ' ' || *v == '"'))
+			v++, vlen--;
+		while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == '"'))
+			vlen--;
+		vlen = Min(vlen, sizeof(st->etag) - 1);
+		memcpy(st->etag, v, vlen);
+		st->etag[vlen] = '\0';
+	}
+	return n;
+}
+
+/* Abort a transfer as soon as the backend is asked to terminate. */
+static int
+progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+			curl_off_t ultotal, curl_off_t ulnow)
+{
+	return ProcDiePending ? 1 : 0;
+}
+
+/* Pull the S3 error <Code> out of an XML error body, if any. */
+static void
+describe_failure(S3Result *res, const char *method, const char *bucket,
+				 const char *key, CURLcode rc, const char *curl_error,
+				 const ResponseState *st)
+{
+	const char *code = strstr(st->error_body, "<Code>");
+	char		codebuf[64] = "";
+
+	if (code != NULL)
+	{
+		const char *end = strstr(code, "</Code>");
+
+		if (end != NULL)
+			snprintf(codebuf, sizeof(codebuf), "%.*s", (int) (end - code - 6), code + 6);
+	}
+	if (rc != CURLE_OK)
+		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s failed: %s",
+				 method, bucket, key ? key : "",
+				 curl_error[0] ? curl_error : curl_easy_strerror(rc));
+	else
+		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s returned HTTP %ld%s%s",
+				 method, bucket, key ? key : "", res->http_status,
+				 codebuf[0] ? " " : "", codebuf);
+}
+
+static S3Result
+s3_request(const char *method, const char *bucket, const char *key,
+		   const char *data, size_t len, const char *content_type,
+		   StringInfo response)
+{
+	S3Result	res = {0};
+	ResponseState st = {0};
+	RequestBody body = {data, len, 0};
+	struct curl_slist *headers = NULL;
+	char		sigv4[128];
+	char		hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	char		hdr[160];
+	char		curl_error[CURL_ERROR_SIZE] = "";
+	char	   *url;
+	CURLcode	rc;
+
+	ensure_curl();
+	url = build_url(bucket, key);
+	st.body = response;
+
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_s3_region);
+	sha256_hex(data ? data : "", len, hash);
+	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", hash);
+	headers = curl_slist_append(headers, hdr);
+	if (content_type != NULL)
+	{
+		snprintf(hdr, sizeof(hdr), "Content-Type: %s", content_type);
+		headers = curl_slist_append(headers, hdr);
+	}
+
+	curl_easy_setopt(curl_handle, CURLOPT_URL, url);
+	curl_easy_setopt(curl_handle, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl_handle, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(curl_handle, CURLOPT_USERNAME, ss_s3_access_key);
+	curl_easy_setopt(curl_handle, CURLOPT_PASSWORD, ss_s3_secret_key);
+	curl_easy_setopt(curl_handle, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl_handle, CURLOPT_ERRORBUFFER, curl_error);
+	curl_easy_setopt(curl_handle, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(curl_handle, CURLOPT_TIMEOUT_MS, (long) ss_s3_timeout_ms);
+	curl_easy_setopt(curl_handle, CURLOPT_WRITEFUNCTION, write_body_cb);
+	curl_easy_setopt(curl_handle, CURLOPT_WRITEDATA, &st);
+	curl_easy_setopt(curl_handle, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(curl_handle, CURLOPT_HEADERDATA, &st);
+	curl_easy_setopt(curl_handle, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl_handle, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	if (strcmp(method, "PUT") == 0)
+	{
+		curl_easy_setopt(curl_handle, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(curl_handle, CURLOPT_READFUNCTION, read_body_cb);
+		curl_easy_setopt(curl_handle, CURLOPT_READDATA, &body);
+		curl_easy_setopt(curl_handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t) len);
+	}
+	else if (strcmp(method, "GET") != 0)
+		curl_easy_setopt(curl_handle, CURLOPT_CUSTOMREQUEST, method);
+
+	rc = curl_easy_perform(curl_handle);
+	curl_slist_free_all(headers);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl_handle, CURLINFO_RESPONSE_CODE, &res.http_status);
+	res.ok = (rc == CURLE_OK && res.http_status >= 200 && res.http_status < 300);
+	strlcpy(res.etag, st.etag, sizeof(res.etag));
+	if (!res.ok)
+	{
+		describe_failure(&res, method, bucket, key, rc, curl_error, &st);
+		/* a broken connection is not worth keeping */
+		s3_reset_connection();
+	}
+	pfree(url);
+	return res;
+}
+
+S3Result
+s3_put_object(const char *bucket, const char *key, const char *data,
+			  size_t len, const char *content_type)
+{
+	return s3_request("PUT", bucket, key, data, len, content_type, NULL);
+}
+
+S3Result
+s3_get_object(const char *bucket, const char *key, StringInfo body)
+{
+	return s3_request("GET", bucket, key, NULL, 0, NULL, body);
+}
+
+S3Result
+s3_create_bucket(const char *bucket)
+{
+	S3Result	res = s3_request("PUT", bucket, NULL, NULL, 0, NULL, NULL);
+
+	/* a bucket we already own is what we wanted */
+	if (!res.ok && res.http_status == 409 &&
+		strstr(res.error, "BucketAlreadyOwnedByYou") != NULL)
+	{
+		res.ok = true;
+		res.error[0] = '\0';
+	}
+	return res;
+}

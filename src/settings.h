@@ -1,0 +1,28 @@
+/*
+ * settings.h
+ *	  The extension's configuration parameters (GUCs), defined in one place.
+ */
+#ifndef STOCKS_STREAM_SETTINGS_H
+#define STOCKS_STREAM_SETTINGS_H
+
+/* Kafka */
+extern char *ss_kafka_brokers;
+extern char *ss_kafka_properties;
+
+/* S3 / MinIO */
+extern char *ss_s3_endpoint;
+extern char *ss_s3_region;
+extern char *ss_s3_access_key;
+extern char *ss_s3_secret_key;
+extern bool ss_s3_path_style;
+extern int	ss_s3_timeout_ms;
+
+/* workers */
+extern char *ss_database;
+extern int	ss_max_workers;
+extern int	ss_launcher_naptime_ms;
+extern int	ss_retry_max_backoff_ms;
+
+extern void ss_define_settings(void);
+
+#endif
