@@ -82,24 +82,24 @@ DECLARE
     max_workers integer := current_setting('stocks_stream.max_workers')::integer;
 BEGIN
     IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'invalid pipeline name %', coalesce('"' || p_name || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore.';
     END IF;
     IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
-        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce(quote_literal(p_topic), 'NULL')
+        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Kafka topic names are 1 to 249 characters of letters, digits, ''.'', ''_'' and ''-''.';
     END IF;
     IF p_bucket IS NULL OR p_bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
        OR p_bucket ~ '\.\.' OR p_bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
-        RAISE EXCEPTION 'invalid S3 bucket name %', coalesce(quote_literal(p_bucket), 'NULL')
+        RAISE EXCEPTION 'invalid S3 bucket name %', coalesce('"' || p_bucket || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'S3 bucket names are 3 to 63 lower-case letters, digits, ''.'' and ''-'', starting and ending with a letter or digit.';
     END IF;
     IF p_key_prefix IS NULL OR length(p_key_prefix) > 512 OR p_key_prefix ~ '^/|/$|//'
        OR p_key_prefix ~ '[[:cntrl:]\\{}^%`"<>#|~\[\]]' THEN
-        RAISE EXCEPTION 'invalid key prefix %', coalesce(quote_literal(p_key_prefix), 'NULL')
+        RAISE EXCEPTION 'invalid key prefix %', coalesce('"' || p_key_prefix || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use up to 512 characters without leading, trailing or doubled ''/'' and without control or URL-unsafe characters; '''' for none.';
     END IF;
@@ -135,7 +135,7 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM stocks_stream.pipelines WHERE name = p_name FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'pipeline % does not exist', coalesce(quote_literal(p_name), 'NULL')
+        RAISE EXCEPTION 'pipeline % does not exist', coalesce('"' || p_name || '"', 'NULL')
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stocks_stream.pipelines lists the pipelines.';
     END IF;
@@ -163,7 +163,7 @@ BEGIN
     PERFORM stocks_stream._check_pipeline_args(name, topic, bucket, key_prefix,
         batch_max_messages, batch_max_bytes, batch_max_age_ms, gzip, workers);
     IF EXISTS (SELECT 1 FROM stocks_stream.pipelines pl WHERE pl.name = create_pipeline.name) THEN
-        RAISE EXCEPTION 'pipeline % already exists', quote_literal(name)
+        RAISE EXCEPTION 'pipeline "%" already exists', name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use alter_pipeline() to change it, or drop_pipeline() first.';
     END IF;

@@ -1,0 +1,230 @@
+"""Kafka -> S3 archive: every message lands in S3 exactly once."""
+import datetime
+import os
+import subprocess
+import threading
+import time
+
+from conftest import (KEY_RE, kafka_committed, high_watermarks, quote_message, sql, stack,
+                      wait_until)
+
+
+def assert_exactly_once(pipeline, topic):
+    archived = pipeline.archived_messages()
+    assert topic.failed == 0
+    assert set(archived) == set(topic.produced), (
+        f"missing {len(set(topic.produced) - set(archived))}, "
+        f"extra {len(set(archived) - set(topic.produced))}")
+    for k, v in topic.produced.items():
+        assert archived[k] == v, f"message at {k} differs"
+
+
+def assert_manifest_consistent(pipeline, topic):
+    """The manifest matches a LIST of the bucket and Kafka's offsets."""
+    manifest = pipeline.manifest()
+    objects = pipeline.objects()
+    assert {r[0] for r in manifest} == set(objects)
+    for key, part, first, last, count, _bytes, etag in manifest:
+        lines, s3_etag = objects[key]
+        assert etag == s3_etag
+        assert count == len(lines) == last - first + 1
+        m = KEY_RE.match(key)
+        assert (int(m.group("partition")), int(m.group("offset"))) == (part, first)
+    hw = high_watermarks(topic.name, topic.partitions)
+    stored = dict(sql("SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
+                      "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s",
+                      [pipeline.name]))
+    assert stored == {p: hw[p] for p in hw if hw[p] > 0}
+    committed = wait_until(
+        lambda: (c := kafka_committed("stocks_stream." + pipeline.name, topic.name, topic.partitions))
+        == {p: hw[p] if hw[p] > 0 else -1001 for p in hw} and c,
+        30, "Kafka group offsets to match")
+    assert committed
+    lag = sql("SELECT partition, stored_next_offset, high_watermark, lag FROM stocks_stream.consumer_lag "
+              "WHERE pipeline = %s ORDER BY partition", [pipeline.name])
+    assert [(r[0], r[2], r[3]) for r in lag] == [(p, hw[p], 0) for p in sorted(hw)]
+
+
+def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=700, batch_max_age_ms=500)
+    p.start()
+    topic.produce([quote_message(i) for i in range(6000)])
+    p.wait_archived(6000)
+    assert_exactly_once(p, topic)
+    assert_manifest_consistent(p, topic)
+    today = datetime.datetime.now(datetime.timezone.utc)
+    for key in p.objects():
+        m = KEY_RE.match(key)
+        assert m.group("prefix") == "bronze"
+        assert m.group("date") == today.strftime("%Y-%m-%d") and m.group("gz") is None
+    # batches respect max messages
+    assert max(r[4] for r in p.manifest()) <= 700
+    status = p.workers()
+    assert len(status) == 1 and status[0][2] == "running"
+    assert status[0][3] == "0,1,2,3" and status[0][4] == 6000
+
+
+def test_gzip_objects_decode(topic, make_pipeline):
+    p = make_pipeline(topic, gzip=True, batch_max_age_ms=300, key_prefix="raw/quotes")
+    p.start()
+    topic.produce([quote_message(i) for i in range(2000)])
+    p.wait_archived(2000)
+    keys = list(p.objects())
+    assert keys and all(k.endswith(".ndjson.gz") and k.startswith("raw/quotes/") for k in keys)
+    assert_exactly_once(p, topic)
+    # stored bytes are the compressed size, well below the raw size
+    raw = sum(len(v) + 1 for v in topic.produced.values())
+    assert sum(r[5] for r in p.manifest()) < raw / 3
+
+
+def test_two_workers_split_partitions(topic, make_pipeline):
+    p = make_pipeline(topic, workers=2, batch_max_age_ms=300)
+    p.start()
+
+    def split():
+        w = p.workers()
+        parts = [set(x[3].split(",")) if x[3] else set() for x in w]
+        return len(w) == 2 and all(parts) and parts[0].isdisjoint(parts[1]) and \
+            parts[0] | parts[1] == {"0", "1", "2", "3"}
+
+    wait_until(split, 60, "two workers sharing the four partitions")
+    topic.produce([quote_message(i) for i in range(4000)])
+    p.wait_archived(4000)
+    assert_exactly_once(p, topic)
+    assert sum(x[4] for x in p.workers()) == 4000
+
+
+def test_quiet_partition_flushed_by_age(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=100000, batch_max_age_ms=1000)
+    p.start()
+    wait_until(lambda: p.workers() and p.workers()[0][3], 60, "assignment")
+    topic.produce([quote_message(i) for i in range(3)], partition=2)
+    started = time.time()
+    p.wait_archived(3, timeout=30)
+    assert time.time() - started < 15
+    assert [r[1] for r in p.manifest()] == [2]
+
+
+def test_message_larger_than_batch_is_archived_alone(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_bytes=4096, batch_max_age_ms=500)
+    p.start()
+    big = "{\"blob\":\"" + "x" * 20000 + "\"}"
+    topic.produce([quote_message(1), quote_message(2), big, quote_message(3)], partition=0)
+    p.wait_archived(4)
+    assert_exactly_once(p, topic)
+    sizes = {r[2]: r[4] for r in p.manifest()}     # first offset -> count
+    big_offset = [k[1] for k, v in topic.produced.items() if len(v) > 10000][0]
+    assert sizes[big_offset] == 1
+    assert all(r[5] <= 4096 for r in p.manifest() if r[2] != big_offset)
+
+
+def test_line_breaks_inside_a_message_keep_one_line_per_offset(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_age_ms=300)
+    p.start()
+    topic.produce(['{"a": 1,\n "b": 2}', quote_message(1)], partition=1)
+    p.wait_archived(2)
+    archived = p.archived_messages()
+    assert archived[(1, 0)] == b'{"a": 1,  "b": 2}'
+
+
+class BackgroundProducer(threading.Thread):
+    """Produces a steady stream until stopped."""
+
+    def __init__(self, topic, rate=400):
+        super().__init__(daemon=True)
+        self.topic, self.rate, self.stop_flag, self.count = topic, rate, threading.Event(), 0
+
+    def run(self):
+        p = self.topic.producer()
+        while not self.stop_flag.is_set():
+            self.topic.produce([quote_message(self.count + i) for i in range(self.rate // 10)], producer=p)
+            self.count += self.rate // 10
+            time.sleep(0.1)
+        p.flush(300)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join(600)
+        return self.count
+
+
+def test_s3_outage_pauses_then_resumes_without_loss(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=500, batch_max_age_ms=500)
+    p.start()
+    prod = BackgroundProducer(topic)
+    prod.start()
+    wait_until(lambda: p.archived_count() > 500, 60, "archiving to start")
+    stack("stop-minio")
+    try:
+        wait_until(lambda: any(w[2] == "waiting for S3" and w[5] for w in p.workers()), 30,
+                   "the worker to report S3 down")
+        frozen = p.archived_count()
+        time.sleep(20)
+        assert p.archived_count() == frozen, "offsets advanced while S3 was down"
+    finally:
+        stack("start-minio")
+    n = prod.finish()
+    p.wait_archived(n, timeout=180)
+    assert_exactly_once(p, topic)
+    assert p.workers()[0][2] == "running"
+
+
+def test_postgres_immediate_restart_mid_stream(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=300, batch_max_age_ms=300)
+    p.start()
+    prod = BackgroundProducer(topic)
+    prod.start()
+    wait_until(lambda: p.archived_count() > 300, 60, "archiving to start")
+    stack("pg-restart-immediate")
+    time.sleep(3)
+    n = prod.finish()
+    p.wait_archived(n, timeout=180)
+    assert_exactly_once(p, topic)
+    assert_manifest_consistent(p, topic)
+
+
+def test_broker_restart_mid_stream(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=300, batch_max_age_ms=300)
+    p.start()
+    prod = BackgroundProducer(topic)
+    prod.start()
+    wait_until(lambda: p.archived_count() > 300, 60, "archiving to start")
+    stack("stop-kafka")
+    time.sleep(5)
+    stack("start-kafka")
+    n = prod.finish()
+    p.wait_archived(n, timeout=240)
+    assert_exactly_once(p, topic)
+
+
+def test_sigterm_exits_quickly_and_worker_is_restarted(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_age_ms=300)
+    p.start()
+    topic.produce([quote_message(i) for i in range(1000)])
+    p.wait_archived(1000)
+    pid = p.workers()[0][1]
+    sql("SELECT pg_terminate_backend(%s)", [pid])
+    started = time.time()
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 5, "the worker to exit")
+    assert time.time() - started < 5
+    wait_until(lambda: p.workers() and p.workers()[0][1] != pid, 60, "a restarted worker")
+    topic.produce([quote_message(i) for i in range(1000, 2000)])
+    p.wait_archived(2000, timeout=120)
+    assert_exactly_once(p, topic)
+
+
+def test_stop_start_and_alter_resume_from_stored_offsets(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_age_ms=300)
+    p.start()
+    topic.produce([quote_message(i) for i in range(800)])
+    p.wait_archived(800)
+    p.stop()
+    wait_until(lambda: not p.workers(), 15, "workers to stop")
+    topic.produce([quote_message(i) for i in range(800, 1600)])
+    time.sleep(2)
+    assert p.archived_count() == 800
+    sql("SELECT stocks_stream.alter_pipeline(%s, gzip => true)", [p.name])
+    p.start()
+    p.wait_archived(1600, timeout=120)
+    assert_exactly_once(p, topic)
+    assert any(k.endswith(".gz") for k in p.objects())
