@@ -9,8 +9,8 @@ DATA = sql/stocks_stream--$(EXTVERSION).sql
 REGRESS = pipeline_api settings
 REGRESS_OPTS = --load-extension=stocks_stream
 
-PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags rdkafka libcurl json-c zlib) -Wall -Wextra -Wno-unused-parameter
-SHLIB_LINK = $(shell pkg-config --libs rdkafka libcurl json-c zlib)
+PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags rdkafka libcurl json-c zlib libwebsockets) -Wall -Wextra -Wno-unused-parameter
+SHLIB_LINK = $(shell pkg-config --libs rdkafka libcurl json-c zlib libwebsockets)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -73,6 +73,28 @@ COMMENT ON COLUMN stocks_stream.manifest.bytes IS 'Size of the object as stored 
 -- Argument checks
 -- ---------------------------------------------------------------------------
 
+CREATE FUNCTION stocks_stream._check_name(what text, p_name text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid % name %', what, coalesce('"' || p_name || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore.';
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream._check_topic(p_topic text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
+        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kafka topic names are 1 to 249 characters of letters, digits, ''.'', ''_'' and ''-''.';
+    END IF;
+END;
+$$;
+
 CREATE FUNCTION stocks_stream._check_pipeline_args(
     p_name text, p_topic text, p_bucket text, p_key_prefix text,
     p_batch_max_messages integer, p_batch_max_bytes bigint,
@@ -81,16 +103,8 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     max_workers integer := current_setting('stocks_stream.max_workers')::integer;
 BEGIN
-    IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid pipeline name %', coalesce('"' || p_name || '"', 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore.';
-    END IF;
-    IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
-        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Kafka topic names are 1 to 249 characters of letters, digits, ''.'', ''_'' and ''-''.';
-    END IF;
+    PERFORM stocks_stream._check_name('pipeline', p_name);
+    PERFORM stocks_stream._check_topic(p_topic);
     IF p_bucket IS NULL OR p_bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
        OR p_bucket ~ '\.\.' OR p_bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
         RAISE EXCEPTION 'invalid S3 bucket name %', coalesce('"' || p_bucket || '"', 'NULL')
@@ -257,18 +271,20 @@ COMMENT ON FUNCTION stocks_stream.drop_pipeline IS
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION stocks_stream.worker_status_internal(
-    OUT pipeline text, OUT worker integer, OUT pid integer, OUT state text,
-    OUT partitions text, OUT messages_archived bigint, OUT bytes_archived bigint,
-    OUT objects_written bigint, OUT started_at timestamptz, OUT last_flush timestamptz,
-    OUT last_error text, OUT last_error_at timestamptz, OUT pipeline_id integer)
+    kind text,
+    OUT owner text, OUT worker integer, OUT pid integer, OUT state text,
+    OUT detail text, OUT counters bigint[], OUT started_at timestamptz,
+    OUT last_activity timestamptz, OUT last_error text, OUT last_error_at timestamptz,
+    OUT owner_id integer)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ss_worker_status' LANGUAGE C STRICT VOLATILE;
 
 CREATE VIEW stocks_stream.worker_status AS
-    SELECT pipeline, worker, pid, state, partitions AS assigned_partitions,
-           messages_archived, bytes_archived, objects_written, started_at,
-           last_flush, last_error, last_error_at
-      FROM stocks_stream.worker_status_internal()
+    SELECT owner AS pipeline, worker, pid, state, detail AS assigned_partitions,
+           counters[1] AS messages_archived, counters[2] AS bytes_archived,
+           counters[3] AS objects_written, started_at,
+           last_activity AS last_flush, last_error, last_error_at
+      FROM stocks_stream.worker_status_internal('archive')
      ORDER BY pipeline, worker;
 COMMENT ON VIEW stocks_stream.worker_status IS
     'One row per running archive worker: state, assigned Kafka partitions, what it archived, and its last error.';
@@ -285,6 +301,239 @@ CREATE VIEW stocks_stream.consumer_lag AS
 COMMENT ON VIEW stocks_stream.consumer_lag IS
     'Per pipeline partition: the next offset stored in Postgres, Kafka''s high watermark, and the messages not yet archived.';
 
--- Only the owner (a superuser) manages pipelines and reads their status.
+
+-- ---------------------------------------------------------------------------
+-- Ingest sources (Finnhub and the simulator -> Kafka)
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE stocks_stream.sources (
+    source_id        serial PRIMARY KEY,
+    name             text NOT NULL UNIQUE,
+    kind             text NOT NULL CHECK (kind IN ('simulator', 'finnhub_quotes', 'finnhub_trades')),
+    symbols          text[] NOT NULL,
+    topic            text NOT NULL,
+    poll_interval_ms integer NOT NULL DEFAULT 60000,
+    options          jsonb NOT NULL DEFAULT '{}',
+    running          boolean NOT NULL DEFAULT false,
+    generation       integer NOT NULL DEFAULT 1,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE stocks_stream.sources IS
+    'Ingest sources: each runs one worker that produces market data to a Kafka topic. Managed with create_source(), alter_source(), start_source(), stop_source(), drop_source().';
+COMMENT ON COLUMN stocks_stream.sources.kind IS 'simulator (built-in market simulator), finnhub_quotes (REST /quote polling) or finnhub_trades (trade WebSocket).';
+COMMENT ON COLUMN stocks_stream.sources.symbols IS 'Symbols to fetch, subscribe to, or simulate.';
+COMMENT ON COLUMN stocks_stream.sources.topic IS 'Kafka topic produced to; the message key is the symbol.';
+COMMENT ON COLUMN stocks_stream.sources.poll_interval_ms IS 'finnhub_quotes: how often each symbol is polled (one cycle over all symbols).';
+COMMENT ON COLUMN stocks_stream.sources.options IS 'Kind-specific options; see stocks_stream.create_source().';
+
+CREATE FUNCTION stocks_stream._check_source_args(
+    p_name text, p_kind text, p_symbols text[], p_topic text,
+    p_poll_interval_ms integer, p_options jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    allowed text[];
+    opt record;
+    bad text;
+    calls_per_minute numeric;
+    needed numeric;
+BEGIN
+    PERFORM stocks_stream._check_name('source', p_name);
+    IF p_kind IS NULL OR p_kind NOT IN ('simulator', 'finnhub_quotes', 'finnhub_trades') THEN
+        RAISE EXCEPTION 'unknown source kind %', coalesce('"' || p_kind || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use simulator, finnhub_quotes or finnhub_trades.';
+    END IF;
+    IF p_symbols IS NULL OR cardinality(p_symbols) = 0 THEN
+        RAISE EXCEPTION 'a source needs at least one symbol'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass symbols as an array, e.g. ARRAY[''AAPL'', ''MSFT''].';
+    END IF;
+    IF cardinality(p_symbols) > 500 THEN
+        RAISE EXCEPTION 'a source takes at most 500 symbols, got %', cardinality(p_symbols)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT s INTO bad FROM unnest(p_symbols) s
+     WHERE s IS NULL OR s !~ '^[A-Z0-9][A-Z0-9.:^_/-]{0,31}$' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invalid symbol %', coalesce('"' || bad || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Symbols are 1 to 32 upper-case letters, digits and . : ^ _ / -, as Finnhub writes them (AAPL, BRK.B, BINANCE:BTCUSDT).';
+    END IF;
+    SELECT s INTO bad FROM unnest(p_symbols) s GROUP BY s HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'symbol "%" is listed twice', bad
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM stocks_stream._check_topic(p_topic);
+    IF p_poll_interval_ms IS NULL OR p_poll_interval_ms NOT BETWEEN 1000 AND 86400000 THEN
+        RAISE EXCEPTION 'poll_interval_ms must be between 1000 and 86400000 (one day), got %', coalesce(p_poll_interval_ms::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_options IS NULL OR jsonb_typeof(p_options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''{}'' for none.';
+    END IF;
+
+    allowed := CASE p_kind
+        WHEN 'simulator' THEN ARRAY['seed', 'rate', 'quote_every', 'max_messages']
+        WHEN 'finnhub_quotes' THEN ARRAY['calls_per_minute', 'skip_unchanged']
+        ELSE ARRAY[]::text[] END;
+    FOR opt IN SELECT key, value FROM jsonb_each(p_options) LOOP
+        IF NOT opt.key = ANY (allowed) THEN
+            RAISE EXCEPTION 'unknown option "%" for a % source', opt.key, p_kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE WHEN cardinality(allowed) = 0 THEN 'This kind takes no options.'
+                                  ELSE 'Options of this kind: ' || array_to_string(allowed, ', ') || '.' END;
+        END IF;
+        IF (opt.key = 'skip_unchanged' AND jsonb_typeof(opt.value) <> 'boolean')
+           OR (opt.key <> 'skip_unchanged' AND jsonb_typeof(opt.value) <> 'number')
+           OR (opt.key = 'seed' AND (opt.value::numeric <> trunc(opt.value::numeric)
+                                     OR opt.value::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807))
+           OR (opt.key = 'rate' AND opt.value::numeric NOT BETWEEN 0 AND 1000000)
+           OR (opt.key = 'quote_every' AND (opt.value::numeric <> trunc(opt.value::numeric)
+                                            OR opt.value::numeric NOT BETWEEN 1 AND 1000000))
+           OR (opt.key = 'max_messages' AND (opt.value::numeric <> trunc(opt.value::numeric)
+                                             OR opt.value::numeric NOT BETWEEN 0 AND 9223372036854775807))
+           OR (opt.key = 'calls_per_minute' AND (opt.value::numeric <> trunc(opt.value::numeric)
+                                                 OR opt.value::numeric NOT BETWEEN 1 AND 1800)) THEN
+            RAISE EXCEPTION 'invalid value % for option "%"', opt.value::text, opt.key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE opt.key
+                          WHEN 'seed' THEN 'seed is an integer.'
+                          WHEN 'rate' THEN 'rate is messages per second, 0 (as fast as Kafka takes them) to 1000000.'
+                          WHEN 'quote_every' THEN 'quote_every is an integer from 1 to 1000000: every n-th message of a symbol is a quote, the others trades.'
+                          WHEN 'max_messages' THEN 'max_messages is an integer >= 0 (0: no limit).'
+                          WHEN 'calls_per_minute' THEN 'calls_per_minute is an integer from 1 to 1800 (Finnhub free tier: 60; never more than 30 a second).'
+                          ELSE 'skip_unchanged is true or false.' END;
+        END IF;
+    END LOOP;
+
+    IF p_kind = 'finnhub_quotes' THEN
+        calls_per_minute := coalesce((p_options->>'calls_per_minute')::numeric, 60);
+        needed := ceil(cardinality(p_symbols) * 60000.0 / p_poll_interval_ms);
+        IF needed > calls_per_minute THEN
+            RAISE EXCEPTION 'polling % symbols every % ms needs % calls a minute, above the budget of %',
+                cardinality(p_symbols), p_poll_interval_ms, needed, calls_per_minute
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('Raise poll_interval_ms to at least %s, or calls_per_minute if your Finnhub plan allows (free tier: 60).',
+                                    ceil(cardinality(p_symbols) * 60000.0 / calls_per_minute));
+        END IF;
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream._source(p_name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+DECLARE
+    s stocks_stream.sources;
+BEGIN
+    SELECT * INTO s FROM stocks_stream.sources WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source % does not exist', coalesce('"' || p_name || '"', 'NULL')
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stocks_stream.sources lists the sources.';
+    END IF;
+    RETURN s;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream.create_source(
+    name text, kind text, symbols text[],
+    topic text DEFAULT 'market',
+    poll_interval_ms integer DEFAULT 60000,
+    options jsonb DEFAULT '{}')
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources;
+BEGIN
+    PERFORM stocks_stream._check_source_args(name, kind, symbols, topic, poll_interval_ms, options);
+    IF EXISTS (SELECT 1 FROM stocks_stream.sources so WHERE so.name = create_source.name) THEN
+        RAISE EXCEPTION 'source "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Use alter_source() to change it, or drop_source() first.';
+    END IF;
+    INSERT INTO stocks_stream.sources (name, kind, symbols, topic, poll_interval_ms, options)
+    VALUES (name, kind, symbols, topic, poll_interval_ms, options)
+    RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.create_source IS
+    'Create a (stopped) ingest source. Options: simulator {seed, rate, quote_every, max_messages}; finnhub_quotes {calls_per_minute, skip_unchanged}; finnhub_trades none.';
+
+CREATE FUNCTION stocks_stream.alter_source(
+    name text, symbols text[] DEFAULT NULL, topic text DEFAULT NULL,
+    poll_interval_ms integer DEFAULT NULL, options jsonb DEFAULT NULL)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    s.symbols := coalesce(symbols, s.symbols);
+    s.topic := coalesce(topic, s.topic);
+    s.poll_interval_ms := coalesce(poll_interval_ms, s.poll_interval_ms);
+    s.options := coalesce(options, s.options);
+    PERFORM stocks_stream._check_source_args(s.name, s.kind, s.symbols, s.topic, s.poll_interval_ms, s.options);
+    UPDATE stocks_stream.sources so
+       SET symbols = s.symbols, topic = s.topic, poll_interval_ms = s.poll_interval_ms,
+           options = s.options, generation = so.generation + 1, updated_at = now()
+     WHERE so.source_id = s.source_id
+    RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.alter_source IS
+    'Change a source (NULL keeps a setting; options are replaced as a whole); a running worker restarts with the new settings.';
+
+CREATE FUNCTION stocks_stream.start_source(name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    UPDATE stocks_stream.sources SET running = true, updated_at = now()
+     WHERE source_id = s.source_id RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream.stop_source(name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    UPDATE stocks_stream.sources SET running = false, updated_at = now()
+     WHERE source_id = s.source_id RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+
+CREATE FUNCTION stocks_stream.drop_source(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    DELETE FROM stocks_stream.sources WHERE source_id = s.source_id;
+END;
+$$;
+
+CREATE VIEW stocks_stream.source_status AS
+    SELECT w.owner AS source, s.kind, w.pid, w.state, w.detail,
+           w.counters[1] AS messages_produced, w.counters[2] AS delivery_failures,
+           w.counters[3] AS api_calls, w.counters[4] AS rate_limited_429,
+           w.counters[5] AS zero_quotes_skipped, w.counters[6] AS unchanged_quotes_skipped,
+           w.counters[7] AS reconnects, w.started_at,
+           w.last_activity AS last_message_at, w.last_error, w.last_error_at
+      FROM stocks_stream.worker_status_internal('ingest') w
+      LEFT JOIN stocks_stream.sources s ON s.source_id = w.owner_id
+     ORDER BY w.owner;
+COMMENT ON VIEW stocks_stream.source_status IS
+    'One row per running ingest source: state, messages produced (acknowledged by Kafka), delivery failures, Finnhub API calls, 429s, zero and unchanged quotes skipped, WebSocket reconnects, last message time, last error.';
+
+-- Only the owner (a superuser) manages pipelines and sources and reads their status.
 REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;

@@ -40,6 +40,7 @@
 
 #include "archive_worker.h"
 #include "batch.h"
+#include "worker_args.h"
 #include "catalog.h"
 #include "kafka.h"
 #include "s3.h"
@@ -121,7 +122,7 @@ publish_assignment(void)
 	for (int i = 0; i < nbatches; i++)
 		if (batches[i].assigned)
 			appendStringInfo(&buf, "%s%d", buf.len ? "," : "", i);
-	ss_status_set_partitions(status, buf.data);
+	ss_status_set_detail(status, buf.data);
 	pfree(buf.data);
 }
 
@@ -302,7 +303,14 @@ flush_batch(PartitionBatch *b)
 				 errdetail("The worker restarts and resumes from the stored offset.")));
 
 	commit_to_kafka(b->partition, b->last_offset + 1);
-	ss_status_count_flush(status, b->count, b->len);
+	{
+		int64		deltas[STATUS_COUNTERS] = {0};
+
+		deltas[ARCHIVE_MESSAGES] = b->count;
+		deltas[ARCHIVE_BYTES] = b->len;
+		deltas[ARCHIVE_OBJECTS] = 1;
+		ss_status_add_activity(status, deltas);
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(flush_context);
 	buffered_bytes -= b->len;
@@ -507,7 +515,7 @@ reload_settings(void)
 void
 ss_archive_worker_main(Datum main_arg)
 {
-	ArchiveWorkerArgs args;
+	WorkerArgs	args;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	worker_no = args.worker_no;
@@ -516,16 +524,16 @@ ss_archive_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
 
-	pipeline = ss_catalog_load_pipeline(args.pipeline_id);
+	pipeline = ss_catalog_load_pipeline(args.owner_id);
 	if (pipeline == NULL || !pipeline->running ||
 		pipeline->generation != args.generation || args.worker_no >= pipeline->workers)
 	{
 		ereport(LOG, (errmsg("stocks_stream: pipeline %d changed before its worker started; exiting",
-							 args.pipeline_id)));
+							 args.owner_id)));
 		proc_exit(0);
 	}
 
-	status = ss_status_claim(pipeline->pipeline_id, pipeline->name, args.worker_no);
+	status = ss_status_claim(WORKER_ARCHIVE, pipeline->pipeline_id, pipeline->name, args.worker_no);
 	before_shmem_exit(release_status, (Datum) 0);
 	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
 

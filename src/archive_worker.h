@@ -7,14 +7,6 @@
 
 #include "postgres.h"
 
-/* Passed from the launcher in bgw_extra. */
-typedef struct ArchiveWorkerArgs
-{
-	int			pipeline_id;
-	int			worker_no;
-	int			generation;
-} ArchiveWorkerArgs;
-
 extern PGDLLEXPORT void ss_archive_worker_main(Datum main_arg);
 
 #endif

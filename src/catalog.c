@@ -189,39 +189,99 @@ ss_catalog_record_flush(const FlushRecord *r)
 }
 
 /*
- * The pipelines that should be running, or NIL when the extension is not
- * installed in this database (yet).
+ * The pipelines and sources that should be running, or NIL when the
+ * extension is not installed in this database (yet).
  */
 List *
-ss_catalog_running_pipelines(void)
+ss_catalog_wanted_workers(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	List	   *result = NIL;
 
-	begin_tx("stocks_stream launcher: read pipelines");
+	begin_tx("stocks_stream launcher: read pipelines and sources");
 	if (OidIsValid(get_extension_oid("stocks_stream", true)))
 	{
-		if (SPI_execute("SELECT pipeline_id, name, workers, generation "
-						"FROM stocks_stream.pipelines WHERE running ORDER BY pipeline_id",
+		if (SPI_execute("SELECT false, pipeline_id, name, workers, generation "
+						"FROM stocks_stream.pipelines WHERE running "
+						"UNION ALL "
+						"SELECT true, source_id, name, 1, generation "
+						"FROM stocks_stream.sources WHERE running ORDER BY 1, 2",
 						true, 0) != SPI_OK_SELECT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not read stocks_stream.pipelines")));
+					 errmsg("could not read stocks_stream.pipelines and .sources")));
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[i];
 			TupleDesc	d = SPI_tuptable->tupdesc;
-			RunningPipeline *rp = MemoryContextAlloc(caller, sizeof(RunningPipeline));
-			MemoryContext old = MemoryContextSwitchTo(caller);
+			WantedOwner *w = MemoryContextAlloc(caller, sizeof(WantedOwner));
+			MemoryContext old;
 
-			rp->pipeline_id = DatumGetInt32(column(t, d, 1));
-			rp->name = text_column(t, d, 2, caller);
-			rp->workers = DatumGetInt32(column(t, d, 3));
-			rp->generation = DatumGetInt32(column(t, d, 4));
-			result = lappend(result, rp);
+			w->is_source = DatumGetBool(column(t, d, 1));
+			w->id = DatumGetInt32(column(t, d, 2));
+			w->name = text_column(t, d, 3, caller);
+			w->workers = DatumGetInt32(column(t, d, 4));
+			w->generation = DatumGetInt32(column(t, d, 5));
+			old = MemoryContextSwitchTo(caller);
+			result = lappend(result, w);
 			MemoryContextSwitchTo(old);
 		}
 	}
 	end_tx();
 	return result;
+}
+
+SourceConfig *
+ss_catalog_load_source(int source_id)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	SourceConfig *cfg = NULL;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(source_id)};
+
+	begin_tx("stocks_stream: load source");
+	if (SPI_execute_with_args("SELECT name, kind, array_to_string(symbols, ','), poll_interval_ms, "
+							  "topic, generation, running, "
+							  "coalesce((options->>'seed')::bigint, 42), "
+							  "coalesce((options->>'rate')::float8, 10), "
+							  "coalesce((options->>'quote_every')::int, 10), "
+							  "coalesce((options->>'max_messages')::bigint, 0), "
+							  "coalesce((options->>'calls_per_minute')::int, 60), "
+							  "coalesce((options->>'skip_unchanged')::boolean, true), "
+							  "cardinality(symbols) "
+							  "FROM stocks_stream.sources WHERE source_id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read stocks_stream.sources")));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		char	   *list;
+		char	   *save = NULL;
+		int			n = 0;
+
+		cfg = MemoryContextAllocZero(caller, sizeof(SourceConfig));
+		cfg->source_id = source_id;
+		cfg->name = text_column(t, d, 1, caller);
+		cfg->kind = text_column(t, d, 2, caller);
+		list = text_column(t, d, 3, caller);
+		cfg->poll_interval_ms = DatumGetInt32(column(t, d, 4));
+		cfg->topic = text_column(t, d, 5, caller);
+		cfg->generation = DatumGetInt32(column(t, d, 6));
+		cfg->running = DatumGetBool(column(t, d, 7));
+		cfg->seed = DatumGetInt64(column(t, d, 8));
+		cfg->rate = DatumGetFloat8(column(t, d, 9));
+		cfg->quote_every = DatumGetInt32(column(t, d, 10));
+		cfg->max_messages = DatumGetInt64(column(t, d, 11));
+		cfg->calls_per_minute = DatumGetInt32(column(t, d, 12));
+		cfg->skip_unchanged = DatumGetBool(column(t, d, 13));
+		cfg->symbols = MemoryContextAlloc(caller, sizeof(char *) * (DatumGetInt32(column(t, d, 14)) + 1));
+		for (char *sym = strtok_r(list, ",", &save); sym; sym = strtok_r(NULL, ",", &save))
+			cfg->symbols[n++] = sym;
+		cfg->nsymbols = n;
+	}
+	end_tx();
+	return cfg;
 }

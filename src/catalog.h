@@ -6,6 +6,8 @@
 #ifndef STOCKS_STREAM_CATALOG_H
 #define STOCKS_STREAM_CATALOG_H
 
+#include "nodes/pg_list.h"
+
 typedef struct PipelineConfig
 {
 	int			pipeline_id;
@@ -40,18 +42,41 @@ typedef struct FlushRecord
 	const char *etag;
 } FlushRecord;
 
-typedef struct RunningPipeline
+/* A pipeline or source the launcher should keep running. */
+typedef struct WantedOwner
 {
-	int			pipeline_id;
+	bool		is_source;		/* an ingest source, else an archive pipeline */
+	int			id;
 	char	   *name;
 	int			workers;
 	int			generation;
-} RunningPipeline;
+} WantedOwner;
+
+typedef struct SourceConfig
+{
+	int			source_id;
+	char	   *name;
+	char	   *kind;
+	char	  **symbols;
+	int			nsymbols;
+	int			poll_interval_ms;
+	char	   *topic;
+	int			generation;
+	bool		running;
+	/* options, with their defaults applied */
+	int64		seed;
+	double		rate;
+	int			quote_every;
+	int64		max_messages;
+	int			calls_per_minute;
+	bool		skip_unchanged;
+} SourceConfig;
 
 extern PipelineConfig *ss_catalog_load_pipeline(int pipeline_id);
 extern int	ss_catalog_load_offsets(int pipeline_id, const char *topic,
 									StoredOffset **offsets);
 extern bool ss_catalog_record_flush(const FlushRecord *rec);
-extern List *ss_catalog_running_pipelines(void);
+extern List *ss_catalog_wanted_workers(void);
+extern SourceConfig *ss_catalog_load_source(int source_id);
 
 #endif

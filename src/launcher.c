@@ -1,12 +1,13 @@
 /*
  * launcher.c
  *	  The launcher: one static background worker that keeps one dynamic
- *	  archive worker running per (running pipeline, worker number).
+ *	  archive worker running per (running pipeline, worker number) and one
+ *	  ingest worker per running source.
  *
  * Every stocks_stream.launcher_naptime, or when a worker it started exits,
- * it reads the running pipelines and reconciles: it starts missing workers,
- * terminates workers of pipelines that were stopped, dropped, altered
- * (generation changed) or shrunk, and restarts workers that died, with a
+ * it reads the running pipelines and sources and reconciles: it starts
+ * missing workers, terminates workers of pipelines or sources that were
+ * stopped, dropped, altered (generation changed) or shrunk, and restarts workers that died, with a
  * backoff when a worker keeps dying young.
  */
 #include "postgres.h"
@@ -21,7 +22,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "archive_worker.h"
+#include "worker_args.h"
 #include "catalog.h"
 #include "launcher.h"
 #include "settings.h"
@@ -32,7 +33,8 @@
 
 typedef struct ManagedWorker
 {
-	int			pipeline_id;
+	bool		is_source;
+	int			owner_id;
 	int			worker_no;
 	int			generation;
 	BackgroundWorkerHandle *handle; /* NULL while waiting to restart */
@@ -60,10 +62,10 @@ ss_register_launcher(void)
 }
 
 static bool
-start_worker(ManagedWorker *mw, const char *pipeline_name)
+start_worker(ManagedWorker *mw, const char *owner_name)
 {
 	BackgroundWorker worker = {0};
-	ArchiveWorkerArgs args = {mw->pipeline_id, mw->worker_no, mw->generation};
+	WorkerArgs	args = {mw->owner_id, mw->worker_no, mw->generation};
 	MemoryContext old;
 	bool		ok;
 
@@ -71,11 +73,20 @@ start_worker(ManagedWorker *mw, const char *pipeline_name)
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "stocks_stream");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_archive_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream archive %s/%d",
-			 pipeline_name, mw->worker_no);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream archive worker");
-	worker.bgw_main_arg = Int32GetDatum(mw->pipeline_id);
+	if (mw->is_source)
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_ingest_worker_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream ingest %s", owner_name);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream ingest worker");
+	}
+	else
+	{
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_archive_worker_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream archive %s/%d",
+				 owner_name, mw->worker_no);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream archive worker");
+	}
+	worker.bgw_main_arg = Int32GetDatum(mw->owner_id);
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	worker.bgw_notify_pid = MyProcPid;
 
@@ -87,8 +98,8 @@ start_worker(ManagedWorker *mw, const char *pipeline_name)
 		mw->handle = NULL;
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("stocks_stream: could not start archive worker %s/%d",
-						pipeline_name, mw->worker_no),
+				 errmsg("stocks_stream: could not start a worker for %s/%d",
+						owner_name, mw->worker_no),
 				 errhint("Raise max_worker_processes.")));
 		return false;
 	}
@@ -97,7 +108,7 @@ start_worker(ManagedWorker *mw, const char *pipeline_name)
 }
 
 static ManagedWorker *
-find_managed(int pipeline_id, int worker_no)
+find_managed(bool is_source, int owner_id, int worker_no)
 {
 	ListCell   *lc;
 
@@ -105,7 +116,8 @@ find_managed(int pipeline_id, int worker_no)
 	{
 		ManagedWorker *mw = lfirst(lc);
 
-		if (mw->pipeline_id == pipeline_id && mw->worker_no == worker_no)
+		if (mw->is_source == is_source && mw->owner_id == owner_id &&
+			mw->worker_no == worker_no)
 			return mw;
 	}
 	return NULL;
@@ -142,7 +154,7 @@ reconcile(void)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "launcher round",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List	   *running = ss_catalog_running_pipelines();
+	List	   *wanted = ss_catalog_wanted_workers();
 	ListCell   *lc;
 	List	   *keep = NIL;
 
@@ -150,22 +162,23 @@ reconcile(void)
 	foreach(lc, managed)
 		((ManagedWorker *) lfirst(lc))->wanted = false;
 
-	foreach(lc, running)
+	foreach(lc, wanted)
 	{
-		RunningPipeline *rp = lfirst(lc);
+		WantedOwner *wo = lfirst(lc);
 
-		for (int w = 0; w < rp->workers; w++)
+		for (int w = 0; w < wo->workers; w++)
 		{
-			ManagedWorker *mw = find_managed(rp->pipeline_id, w);
+			ManagedWorker *mw = find_managed(wo->is_source, wo->id, w);
 
-			if (mw != NULL && mw->generation != rp->generation)
+			if (mw != NULL && mw->generation != wo->generation)
 				continue;		/* altered: the old one is stopped below first */
 			if (mw == NULL)
 			{
 				mw = MemoryContextAllocZero(TopMemoryContext, sizeof(ManagedWorker));
-				mw->pipeline_id = rp->pipeline_id;
+				mw->is_source = wo->is_source;
+				mw->owner_id = wo->id;
 				mw->worker_no = w;
-				mw->generation = rp->generation;
+				mw->generation = wo->generation;
 				mw->restart_delay_ms = MIN_RESTART_DELAY_MS;
 				MemoryContextSwitchTo(TopMemoryContext);
 				managed = lappend(managed, mw);
@@ -173,7 +186,7 @@ reconcile(void)
 			}
 			mw->wanted = true;
 			if (mw->handle == NULL && now >= mw->restart_at)
-				start_worker(mw, rp->name);
+				start_worker(mw, wo->name);
 		}
 	}
 

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "storage/fd.h"
 #include "utils/guc.h"
 
 #include "settings.h"
@@ -22,6 +23,10 @@ char	   *ss_s3_access_key = NULL;
 char	   *ss_s3_secret_key = NULL;
 bool		ss_s3_path_style = true;
 int			ss_s3_timeout_ms = 30000;
+char	   *ss_finnhub_api_key = NULL;
+char	   *ss_finnhub_api_key_file = NULL;
+char	   *ss_finnhub_url = NULL;
+char	   *ss_finnhub_ws_url = NULL;
 char	   *ss_database = NULL;
 int			ss_max_workers = 16;
 int			ss_launcher_naptime_ms = 1000;
@@ -67,6 +72,23 @@ ss_define_settings(void)
 							"Timeout of one S3 request.",
 							NULL, &ss_s3_timeout_ms, 30000, 1000, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("stocks_stream.finnhub_api_key",
+							   "Finnhub API key for the finnhub_quotes and finnhub_trades sources.",
+							   "Superuser-only; never shown to other users nor logged.",
+							   &ss_finnhub_api_key, "",
+							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+	DefineCustomStringVariable("stocks_stream.finnhub_api_key_file",
+							   "File holding the Finnhub API key (used when finnhub_api_key is empty).",
+							   NULL, &ss_finnhub_api_key_file, "",
+							   PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+	DefineCustomStringVariable("stocks_stream.finnhub_url",
+							   "Base URL of Finnhub's REST API.",
+							   NULL, &ss_finnhub_url, "https://finnhub.io/api/v1",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("stocks_stream.finnhub_ws_url",
+							   "URL of Finnhub's trade WebSocket (the token is added as ?token=).",
+							   NULL, &ss_finnhub_ws_url, "wss://ws.finnhub.io",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.database",
 							   "Database the launcher and workers connect to.",
 							   NULL, &ss_database, "postgres",
@@ -85,4 +107,29 @@ ss_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stocks_stream");
+}
+
+/*
+ * The Finnhub API key: the setting, else the first line of the key file,
+ * else "" (no account).  The result is palloc'd in the current context.
+ */
+char *
+ss_finnhub_key(void)
+{
+	FILE	   *f;
+	char		buf[256];
+
+	if (ss_finnhub_api_key[0] != '\0' || ss_finnhub_api_key_file[0] == '\0')
+		return pstrdup(ss_finnhub_api_key);
+	f = AllocateFile(ss_finnhub_api_key_file, "r");
+	if (f == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open stocks_stream.finnhub_api_key_file \"%s\": %m",
+						ss_finnhub_api_key_file)));
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	FreeFile(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return pstrdup(buf);
 }

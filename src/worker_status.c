@@ -1,11 +1,14 @@
 /*
  * worker_status.c
- *	  Owns the shared-memory array of archive worker status slots and the
- *	  SQL function stocks_stream.worker_status_internal() that reads it.
+ *	  Owns the shared-memory array of worker status slots and the SQL
+ *	  function stocks_stream.worker_status_internal() that reads it.
  *
- * Each worker claims one slot at start and releases it at exit.  A single
- * spinlock guards the array: every critical section is a few memcpys, and
- * nothing inside can raise an error.
+ * Each archive or ingest worker claims one slot at start and releases it
+ * at exit.  A slot holds a state, a detail text (assigned partitions,
+ * symbols), a few kind-specific counters, the time of the last activity
+ * (flush or message) and the last error.  The SQL views name the counters
+ * per kind.  A single spinlock guards the array: every critical section is
+ * a few stores or a memcpy, and nothing inside can raise an error.
  */
 #include "postgres.h"
 
@@ -16,6 +19,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -23,23 +27,22 @@
 #include "worker_status.h"
 
 #define STATE_LEN 32
-#define PARTITIONS_LEN 256
+#define DETAIL_LEN 256
 #define ERROR_LEN 512
 
 struct WorkerStatus
 {
 	bool		in_use;
+	WorkerKind	kind;
 	int			pid;
-	int			pipeline_id;
-	char		pipeline[NAMEDATALEN];
+	int			owner_id;
+	char		owner_name[NAMEDATALEN];
 	int			worker_no;
 	char		state[STATE_LEN];
-	char		partitions[PARTITIONS_LEN];
-	uint64		messages;
-	uint64		bytes;
-	uint64		objects;
+	char		detail[DETAIL_LEN];
+	int64		counters[STATUS_COUNTERS];
 	TimestampTz started_at;
-	TimestampTz last_flush;
+	TimestampTz last_activity;
 	char		last_error[ERROR_LEN];
 	TimestampTz last_error_at;
 };
@@ -53,11 +56,18 @@ typedef struct StatusArray
 
 static StatusArray *status_array = NULL;
 
+/* archive workers plus one slot per ingest source */
+static int
+status_slots(void)
+{
+	return ss_max_workers * 2;
+}
+
 static Size
 status_array_size(void)
 {
 	return add_size(offsetof(StatusArray, slots),
-					mul_size(ss_max_workers, sizeof(WorkerStatus)));
+					mul_size(status_slots(), sizeof(WorkerStatus)));
 }
 
 void
@@ -78,13 +88,13 @@ ss_status_shmem_startup(void)
 	{
 		memset(status_array, 0, status_array_size());
 		SpinLockInit(&status_array->mutex);
-		status_array->nslots = ss_max_workers;
+		status_array->nslots = status_slots();
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
 
 WorkerStatus *
-ss_status_claim(int pipeline_id, const char *pipeline, int worker_no)
+ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worker_no)
 {
 	WorkerStatus *slot = NULL;
 
@@ -94,7 +104,8 @@ ss_status_claim(int pipeline_id, const char *pipeline, int worker_no)
 		WorkerStatus *s = &status_array->slots[i];
 
 		/* a slot left behind by a crashed worker of the same key is reused */
-		if (!s->in_use || (s->pipeline_id == pipeline_id && s->worker_no == worker_no))
+		if (!s->in_use ||
+			(s->kind == kind && s->owner_id == owner_id && s->worker_no == worker_no))
 		{
 			slot = s;
 			break;
@@ -104,9 +115,10 @@ ss_status_claim(int pipeline_id, const char *pipeline, int worker_no)
 	{
 		memset(slot, 0, sizeof(WorkerStatus));
 		slot->in_use = true;
+		slot->kind = kind;
 		slot->pid = MyProcPid;
-		slot->pipeline_id = pipeline_id;
-		strlcpy(slot->pipeline, pipeline, NAMEDATALEN);
+		slot->owner_id = owner_id;
+		strlcpy(slot->owner_name, owner_name, NAMEDATALEN);
 		slot->worker_no = worker_no;
 		strlcpy(slot->state, "starting", STATE_LEN);
 		slot->started_at = GetCurrentTimestamp();
@@ -116,7 +128,7 @@ ss_status_claim(int pipeline_id, const char *pipeline, int worker_no)
 	if (slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free stocks_stream worker slot"),
+				 errmsg("no free stocks_stream worker status slot"),
 				 errhint("Raise stocks_stream.max_workers (currently %d) and restart the server.",
 						 ss_max_workers)));
 	return slot;
@@ -142,23 +154,34 @@ ss_status_set_state(WorkerStatus *slot, const char *state)
 }
 
 void
-ss_status_set_partitions(WorkerStatus *slot, const char *partitions)
+ss_status_set_detail(WorkerStatus *slot, const char *detail)
 {
 	SpinLockAcquire(&status_array->mutex);
-	strlcpy(slot->partitions, partitions, PARTITIONS_LEN);
+	strlcpy(slot->detail, detail, DETAIL_LEN);
 	SpinLockRelease(&status_array->mutex);
 }
 
 void
-ss_status_count_flush(WorkerStatus *slot, uint64 messages, uint64 bytes)
+ss_status_add(WorkerStatus *slot, int counter, int64 delta)
+{
+	SpinLockAcquire(&status_array->mutex);
+	slot->counters[counter] += delta;
+	SpinLockRelease(&status_array->mutex);
+}
+
+/*
+ * Add a batch of counter deltas and mark activity now (a flush, or
+ * messages delivered).
+ */
+void
+ss_status_add_activity(WorkerStatus *slot, const int64 *deltas)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	SpinLockAcquire(&status_array->mutex);
-	slot->messages += messages;
-	slot->bytes += bytes;
-	slot->objects++;
-	slot->last_flush = now;
+	for (int i = 0; i < STATUS_COUNTERS; i++)
+		slot->counters[i] += deltas[i];
+	slot->last_activity = now;
 	SpinLockRelease(&status_array->mutex);
 }
 
@@ -180,20 +203,43 @@ timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
+static Datum
+counters_array(const int64 *counters)
+{
+	Datum		elems[STATUS_COUNTERS];
+
+	for (int i = 0; i < STATUS_COUNTERS; i++)
+		elems[i] = Int64GetDatum(counters[i]);
+	return PointerGetDatum(construct_array(elems, STATUS_COUNTERS, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 PG_FUNCTION_INFO_V1(ss_worker_status);
 
 /*
- * worker_status_internal() returns one row per live worker slot.
+ * worker_status_internal(kind) returns one row per live slot of that kind
+ * ('archive' or 'ingest').
  */
 Datum
 ss_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *kind_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	WorkerKind	kind;
 	WorkerStatus *copy;
 	int			nslots;
 
-	InitMaterializedSRF(fcinfo, 0);
+	if (strcmp(kind_name, "archive") == 0)
+		kind = WORKER_ARCHIVE;
+	else if (strcmp(kind_name, "ingest") == 0)
+		kind = WORKER_INGEST;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown worker kind \"%s\"", kind_name),
+				 errhint("Use 'archive' or 'ingest'.")));
 
+	InitMaterializedSRF(fcinfo, 0);
 	if (status_array == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -208,25 +254,23 @@ ss_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < nslots; i++)
 	{
 		WorkerStatus *s = &copy[i];
-		Datum		values[13];
-		bool		nulls[13] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 
-		if (!s->in_use)
+		if (!s->in_use || s->kind != kind)
 			continue;
-		values[0] = CStringGetTextDatum(s->pipeline);
+		values[0] = CStringGetTextDatum(s->owner_name);
 		values[1] = Int32GetDatum(s->worker_no);
 		values[2] = Int32GetDatum(s->pid);
 		values[3] = CStringGetTextDatum(s->state);
-		values[4] = CStringGetTextDatum(s->partitions);
-		values[5] = Int64GetDatum((int64) s->messages);
-		values[6] = Int64GetDatum((int64) s->bytes);
-		values[7] = Int64GetDatum((int64) s->objects);
-		values[8] = timestamp_or_null(s->started_at, &nulls[8]);
-		values[9] = timestamp_or_null(s->last_flush, &nulls[9]);
-		values[10] = CStringGetTextDatum(s->last_error);
-		nulls[10] = (s->last_error[0] == '\0');
-		values[11] = timestamp_or_null(s->last_error_at, &nulls[11]);
-		values[12] = Int32GetDatum(s->pipeline_id);
+		values[4] = CStringGetTextDatum(s->detail);
+		values[5] = counters_array(s->counters);
+		values[6] = timestamp_or_null(s->started_at, &nulls[6]);
+		values[7] = timestamp_or_null(s->last_activity, &nulls[7]);
+		values[8] = CStringGetTextDatum(s->last_error);
+		nulls[8] = (s->last_error[0] == '\0');
+		values[9] = timestamp_or_null(s->last_error_at, &nulls[9]);
+		values[10] = Int32GetDatum(s->owner_id);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

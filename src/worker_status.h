@@ -1,7 +1,7 @@
 /*
  * worker_status.h
- *	  Shared-memory status of the archive workers, read by
- *	  stocks_stream.worker_status.
+ *	  Shared-memory status slots of the background workers (archive and
+ *	  ingest), read by stocks_stream.worker_status and .source_status.
  */
 #ifndef STOCKS_STREAM_WORKER_STATUS_H
 #define STOCKS_STREAM_WORKER_STATUS_H
@@ -10,16 +10,38 @@
 
 typedef struct WorkerStatus WorkerStatus;
 
+typedef enum WorkerKind
+{
+	WORKER_ARCHIVE = 1,
+	WORKER_INGEST = 2
+} WorkerKind;
+
+/* counters of an archive worker */
+#define ARCHIVE_MESSAGES 0
+#define ARCHIVE_BYTES 1
+#define ARCHIVE_OBJECTS 2
+
+/* counters of an ingest worker */
+#define INGEST_PRODUCED 0
+#define INGEST_DELIVERY_FAILURES 1
+#define INGEST_API_CALLS 2
+#define INGEST_HTTP_429 3
+#define INGEST_ZERO_QUOTES 4
+#define INGEST_UNCHANGED_QUOTES 5
+#define INGEST_RECONNECTS 6
+
+#define STATUS_COUNTERS 8
+
 extern void ss_status_shmem_request(void);
 extern void ss_status_shmem_startup(void);
 
-extern WorkerStatus *ss_status_claim(int pipeline_id, const char *pipeline,
-									 int worker_no);
+extern WorkerStatus *ss_status_claim(WorkerKind kind, int owner_id,
+									 const char *owner_name, int worker_no);
 extern void ss_status_release(WorkerStatus *slot);
 extern void ss_status_set_state(WorkerStatus *slot, const char *state);
-extern void ss_status_set_partitions(WorkerStatus *slot, const char *partitions);
-extern void ss_status_count_flush(WorkerStatus *slot, uint64 messages,
-								  uint64 bytes);
+extern void ss_status_set_detail(WorkerStatus *slot, const char *detail);
+extern void ss_status_add(WorkerStatus *slot, int counter, int64 delta);
+extern void ss_status_add_activity(WorkerStatus *slot, const int64 *deltas);
 extern void ss_status_set_error(WorkerStatus *slot, const char *message);
 
 #endif

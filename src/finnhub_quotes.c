@@ -1,0 +1,254 @@
+/*
+ * finnhub_quotes.c
+ *	  The finnhub_quotes source: polls GET /quote for each symbol within a
+ *	  call budget and produces each new quote.
+ *
+ * Calls are spread evenly: one every max(poll_interval / symbols,
+ * 60 s / calls_per_minute, 1/30 s).  The API key travels in the
+ * X-Finnhub-Token header, never in the URL, so no log line can carry it.
+ * On 429 the worker backs off (doubling, up to a minute) and retries the
+ * same symbol, so no symbol's turn is lost; on 401/403 it records the error
+ * and waits a minute (or for a SIGHUP with a new key) instead of hammering;
+ * on network errors it retries with bounded backoff.  A quote of all zeros
+ * (c = 0 and pc = 0: unknown symbol or no data) is counted and skipped, and
+ * so is, when skip_unchanged is on, a quote whose t did not move.
+ * Produced quotes are Finnhub's JSON plus "symbol" and "fetched_time" (unix
+ * seconds), as the Python pipeline this replaces wrote them.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+#include "ingest_worker.h"
+#include "settings.h"
+#include "worker_status.h"
+
+#define MIN_CALL_SPACING_MS 34	/* never more than 30 calls a second */
+#define AUTH_RETRY_MS 60000
+#define MAX_BACKOFF_MS 60000
+#define HTTP_TIMEOUT_MS 10000
+
+typedef struct QuoteCall
+{
+	long		http_status;	/* 0: no answer */
+	StringInfoData body;
+	char		error[256];
+} QuoteCall;
+
+static CURL *curl = NULL;
+
+static size_t
+collect_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	StringInfo	body = userdata;
+
+	if (body->len + size * nmemb > 1024 * 1024)
+		return 0;				/* no quote is this large */
+	appendBinaryStringInfo(body, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+static int
+abort_on_die_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+				curl_off_t ultotal, curl_off_t ulnow)
+{
+	return ProcDiePending ? 1 : 0;
+}
+
+static void
+call_quote(const char *symbol, const char *api_key, QuoteCall *call)
+{
+	char	   *escaped;
+	char	   *url;
+	char	   *auth;
+	struct curl_slist *headers = NULL;
+	char		curl_error[CURL_ERROR_SIZE] = "";
+	CURLcode	rc;
+
+	if (curl == NULL && (curl = curl_easy_init()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+	curl_easy_reset(curl);
+	escaped = curl_easy_escape(curl, symbol, 0);
+	url = psprintf("%s/quote?symbol=%s", ss_finnhub_url, escaped);
+	curl_free(escaped);
+	auth = psprintf("X-Finnhub-Token: %s", api_key);
+	headers = curl_slist_append(headers, auth);
+	headers = curl_slist_append(headers, "Accept: application/json");
+
+	resetStringInfo(&call->body);
+	call->http_status = 0;
+	call->error[0] = '\0';
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) HTTP_TIMEOUT_MS);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_cb);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &call->body);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_die_cb);
+	rc = curl_easy_perform(curl);
+	curl_slist_free_all(headers);
+	/* the header held the key: wipe it */
+	memset(auth, 0, strlen(auth));
+	pfree(auth);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &call->http_status);
+	else
+		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s failed: %s",
+				 symbol, curl_error[0] ? curl_error : curl_easy_strerror(rc));
+	pfree(url);
+}
+
+static bool
+get_number(json_object *obj, const char *field, double *value)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, field, &v))
+		return false;
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return false;
+	*value = json_object_get_double(v);
+	return true;
+}
+
+/*
+ * Produce one quote unless it is all zeros or unchanged.  `last_t` holds the
+ * previous t of this symbol.
+ */
+static void
+handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body,
+			 int64 *last_t)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *obj = json_tokener_parse_ex(tok, body->data, body->len);
+	double		c,
+				pc,
+				t;
+	const char *out;
+
+	json_tokener_free(tok);
+	if (obj == NULL || !json_object_is_type(obj, json_type_object) ||
+		!get_number(obj, "c", &c) || !get_number(obj, "pc", &pc) || !get_number(obj, "t", &t))
+	{
+		char		msg[300];
+
+		snprintf(msg, sizeof(msg), "Finnhub quote for %s is not a quote object: %.200s",
+				 symbol, body->data);
+		ingest_error(msg);
+		if (obj)
+			json_object_put(obj);
+		return;
+	}
+	if (c == 0 && pc == 0)
+		ingest_count(INGEST_ZERO_QUOTES, 1);
+	else if (src->skip_unchanged && (int64) t == *last_t)
+		ingest_count(INGEST_UNCHANGED_QUOTES, 1);
+	else
+	{
+		*last_t = (int64) t;
+		json_object_object_add(obj, "symbol", json_object_new_string(symbol));
+		json_object_object_add(obj, "fetched_time", json_object_new_int64((int64) time(NULL)));
+		out = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		ingest_send(symbol, out, strlen(out), "quote");
+	}
+	json_object_put(obj);
+}
+
+/* Milliseconds from now until `when`, at least 0. */
+static long
+ms_until(TimestampTz when)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	return when <= now ? 0 : (long) ((when - now + 999) / 1000);
+}
+
+void
+ss_run_finnhub_quotes(const SourceConfig *src)
+{
+	long		spacing = Max(Max(src->poll_interval_ms / src->nsymbols,
+								  (60000 + src->calls_per_minute - 1) / src->calls_per_minute),
+							  MIN_CALL_SPACING_MS);
+	int64	   *last_t = palloc0(sizeof(int64) * src->nsymbols);
+	QuoteCall	call;
+	TimestampTz next_call = GetCurrentTimestamp();
+	long		backoff = 0;
+	int			i = 0;
+
+	initStringInfo(&call.body);
+	ingest_set_state("running");
+	for (;;)
+	{
+		char	   *key;
+		TimestampTz started;
+
+		while (ms_until(next_call) > 0)
+			ingest_wait(ms_until(next_call));
+		ingest_wait(0);
+
+		key = ss_finnhub_key();
+		if (key[0] == '\0')
+		{
+			ingest_set_state("no API key");
+			ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or stocks_stream.finnhub_api_key_file");
+			next_call = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AUTH_RETRY_MS);
+			continue;
+		}
+
+		started = GetCurrentTimestamp();
+		call_quote(src->symbols[i], key, &call);
+		memset(key, 0, strlen(key));
+		pfree(key);
+		ingest_count(INGEST_API_CALLS, 1);
+
+		if (call.http_status == 200)
+		{
+			backoff = 0;
+			ingest_set_state("running");
+			handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
+			i = (i + 1) % src->nsymbols;
+			next_call = TimestampTzPlusMilliseconds(started, spacing);
+			continue;
+		}
+
+		/* a failed call: the same symbol is tried again */
+		if (call.http_status == 401 || call.http_status == 403)
+		{
+			ingest_set_state("API key rejected");
+			snprintf(call.error, sizeof(call.error),
+					 "Finnhub rejected the API key (HTTP %ld); check stocks_stream.finnhub_api_key",
+					 call.http_status);
+			ingest_error(call.error);
+			next_call = TimestampTzPlusMilliseconds(started, AUTH_RETRY_MS);
+			continue;
+		}
+		if (call.http_status == 429)
+		{
+			ingest_count(INGEST_HTTP_429, 1);
+			ingest_set_state("rate limited");
+			snprintf(call.error, sizeof(call.error),
+					 "Finnhub answered 429 (API limit reached) for %s", src->symbols[i]);
+		}
+		else if (call.http_status != 0)
+		{
+			ingest_set_state("Finnhub error");
+			snprintf(call.error, sizeof(call.error), "Finnhub quote for %s returned HTTP %ld",
+					 src->symbols[i], call.http_status);
+		}
+		else
+			ingest_set_state("network error");
+		ingest_error(call.error);
+		backoff = Min(Max(Max(backoff * 2, 1000), spacing), MAX_BACKOFF_MS);
+		next_call = TimestampTzPlusMilliseconds(started, backoff);
+	}
+}

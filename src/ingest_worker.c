@@ -1,0 +1,233 @@
+/*
+ * ingest_worker.c
+ *	  The ingest worker: runs one source (simulator, finnhub_quotes or
+ *	  finnhub_trades) and produces what it yields to Kafka.
+ *
+ * This file owns the worker's life cycle (signals, settings reload, the
+ * status slot, the producer) and the simulator's pacing loop; the Finnhub
+ * sources live in finnhub_quotes.c and finnhub_trades.c and call back in
+ * through ingest_wait() and ingest_send().  Producing never buffers without
+ * bound: when librdkafka's queue is full, ingest_send() waits, which stops
+ * the source from fetching or generating more.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "ingest_worker.h"
+#include "producer.h"
+#include "settings.h"
+#include "simulator.h"
+#include "worker_args.h"
+#include "worker_status.h"
+
+#define SIM_MAX_BATCH 5000
+
+static WorkerStatus *status = NULL;
+static int64 pending[STATUS_COUNTERS];
+
+static void
+release_status(int code, Datum arg)
+{
+	ss_status_release(status);
+}
+
+/* Move producer and source counters to shared memory. */
+static void
+publish_counts(void)
+{
+	ProducerCounts pc;
+	bool		any = false;
+
+	ss_producer_take_counts(&pc);
+	pending[INGEST_PRODUCED] += pc.delivered;
+	pending[INGEST_DELIVERY_FAILURES] += pc.failed;
+	if (pc.last_error[0] != '\0')
+		ss_status_set_error(status, pc.last_error);
+	for (int i = 0; i < STATUS_COUNTERS; i++)
+		any |= (pending[i] != 0);
+	if (!any)
+		return;
+	if (pc.delivered > 0)
+		ss_status_add_activity(status, pending);
+	else
+		for (int i = 0; i < STATUS_COUNTERS; i++)
+			if (pending[i] != 0)
+				ss_status_add(status, i, pending[i]);
+	memset(pending, 0, sizeof(pending));
+}
+
+void
+ingest_count(int counter, int64 delta)
+{
+	pending[counter] += delta;
+}
+
+void
+ingest_set_state(const char *state)
+{
+	ss_status_set_state(status, state);
+}
+
+void
+ingest_error(const char *message)
+{
+	ss_status_set_error(status, message);
+}
+
+/*
+ * Sleep up to timeout_ms (0: just check), serving signals, settings
+ * reloads and Kafka delivery reports.
+ */
+void
+ingest_wait(long timeout_ms)
+{
+	if (timeout_ms > 0)
+		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				  timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	ss_producer_poll(0);
+	publish_counts();
+}
+
+/* Queue one message, waiting while Kafka cannot take more. */
+void
+ingest_send(const char *key, const char *payload, size_t len, const char *record_type)
+{
+	bool		waited = false;
+
+	while (!ss_producer_send(key, payload, len, record_type))
+	{
+		if (!waited)
+			ingest_set_state("waiting for Kafka");
+		waited = true;
+		ss_producer_poll(100);
+		ingest_wait(0);
+	}
+	if (waited)
+		ingest_set_state("running");
+}
+
+static int64
+now_ms(void)
+{
+	return (int64) (GetCurrentTimestamp() / 1000) + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
+}
+
+/*
+ * Produce simulated messages at `rate` per second (0: as fast as Kafka
+ * takes them), up to max_messages when that is set.
+ */
+static void
+run_simulator(const SourceConfig *src)
+{
+	Simulator  *sim = sim_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
+	StringInfoData buf;
+	TimestampTz started = GetCurrentTimestamp();
+	int64		generated = 0;
+
+	initStringInfo(&buf);
+	ingest_set_state("running");
+	for (;;)
+	{
+		int64		due = SIM_MAX_BATCH;
+		long		sleep_ms = 0;
+
+		if (src->rate > 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+			due = (int64) ((secs + usecs / 1e6) * src->rate) + 1 - generated;
+			due = Min(due, SIM_MAX_BATCH);
+		}
+		if (src->max_messages > 0)
+			due = Min(due, src->max_messages - generated);
+
+		for (int64 i = 0; i < due; i++)
+		{
+			const char *symbol;
+			const char *type;
+
+			resetStringInfo(&buf);
+			sim_next(sim, now_ms(), &buf, &symbol, &type);
+			ingest_send(symbol, buf.data, buf.len, type);
+			generated++;
+		}
+
+		if (src->max_messages > 0 && generated >= src->max_messages)
+		{
+			ingest_set_state(ss_producer_in_flight() > 0 ? "flushing" : "done");
+			sleep_ms = 100;
+		}
+		else if (src->rate > 0 && due <= 0)
+			sleep_ms = Max(1, (long) (1000.0 / src->rate));
+		ingest_wait(sleep_ms);
+	}
+}
+
+void
+ss_ingest_worker_main(Datum main_arg)
+{
+	WorkerArgs	args;
+	SourceConfig *src;
+	MemoryContext cxt;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream ingest", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+	src = ss_catalog_load_source(args.owner_id);
+	if (src == NULL || !src->running || src->generation != args.generation)
+	{
+		ereport(LOG, (errmsg("stocks_stream: source %d changed before its worker started; exiting",
+							 args.owner_id)));
+		proc_exit(0);
+	}
+	status = ss_status_claim(WORKER_INGEST, src->source_id, src->name, 0);
+	before_shmem_exit(release_status, (Datum) 0);
+	{
+		StringInfoData detail;
+
+		initStringInfo(&detail);
+		appendStringInfo(&detail, "%s -> %s:", src->kind, src->topic);
+		for (int i = 0; i < src->nsymbols; i++)
+			appendStringInfo(&detail, "%s%s", i ? "," : " ", src->symbols[i]);
+		ss_status_set_detail(status, detail.data);
+	}
+	pgstat_report_appname(psprintf("stocks_stream ingest %s", src->name));
+	ss_producer_open(src->name, src->topic);
+	ereport(LOG, (errmsg("stocks_stream source \"%s\" (%s) started", src->name, src->kind)));
+
+	if (strcmp(src->kind, "simulator") == 0)
+		run_simulator(src);
+	else if (strcmp(src->kind, "finnhub_quotes") == 0)
+		ss_run_finnhub_quotes(src);
+	else if (strcmp(src->kind, "finnhub_trades") == 0)
+		ss_run_finnhub_trades(src);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown source kind \"%s\"", src->kind)));
+	proc_exit(0);
+}
