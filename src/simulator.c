@@ -143,7 +143,9 @@ write_quote(const SymbolState *s, int64 now_ms, StringInfo out)
 static void
 write_trade(Simulator *sim, const SymbolState *s, int64 now_ms, StringInfo out)
 {
-	double		volume = Max(1.0, round(exp(3.5 + 1.2 * std_normal(sim))));
+	/* computed apart: Max() evaluates its arguments twice */
+	double		draw = round(exp(3.5 + 1.2 * std_normal(sim)));
+	double		volume = Max(1.0, draw);
 
 	appendStringInfo(out,
 					 "{\"s\":\"%s\",\"p\":%.2f,\"t\":" INT64_FORMAT ",\"v\":%.0f,\"c\":[\"1\"]}",
