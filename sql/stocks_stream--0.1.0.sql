@@ -280,14 +280,15 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ss_worker_status' LANGUAGE C STRICT VOLATILE;
 
 CREATE VIEW stocks_stream.worker_status AS
-    SELECT owner AS pipeline, worker, pid, state, detail AS assigned_partitions,
-           counters[1] AS messages_archived, counters[2] AS bytes_archived,
-           counters[3] AS objects_written, started_at,
-           last_activity AS last_flush, last_error, last_error_at
-      FROM stocks_stream.worker_status_internal('archive')
-     ORDER BY pipeline, worker;
+    SELECT w.owner AS pipeline, w.worker, w.pid, w.state, w.detail AS assigned_partitions,
+           w.counters[1] AS messages_archived, w.counters[2] AS bytes_archived,
+           w.counters[3] AS objects_written, w.started_at,
+           w.last_activity AS last_flush, w.last_error, w.last_error_at
+      FROM stocks_stream.worker_status_internal('archive') w
+      JOIN stocks_stream.pipelines p ON p.pipeline_id = w.owner_id AND p.name = w.owner
+     ORDER BY w.owner, w.worker;
 COMMENT ON VIEW stocks_stream.worker_status IS
-    'One row per running archive worker: state, assigned Kafka partitions, what it archived, and its last error.';
+    'One row per running archive worker of this database''s pipelines: state, assigned Kafka partitions, what it archived, and its last error.';
 
 CREATE FUNCTION stocks_stream.consumer_lag_internal(
     OUT pipeline text, OUT topic text, OUT partition integer, OUT stored_next_offset bigint,
@@ -529,7 +530,7 @@ CREATE VIEW stocks_stream.source_status AS
            w.counters[7] AS reconnects, w.started_at,
            w.last_activity AS last_message_at, w.last_error, w.last_error_at
       FROM stocks_stream.worker_status_internal('ingest') w
-      LEFT JOIN stocks_stream.sources s ON s.source_id = w.owner_id
+      JOIN stocks_stream.sources s ON s.source_id = w.owner_id AND s.name = w.owner
      ORDER BY w.owner;
 COMMENT ON VIEW stocks_stream.source_status IS
     'One row per running ingest source: state, messages produced (acknowledged by Kafka), delivery failures, Finnhub API calls, 429s, zero and unchanged quotes skipped, WebSocket reconnects, last message time, last error.';
