@@ -51,20 +51,20 @@
 #define INITIAL_BACKOFF_MS 500
 
 static PipelineConfig *pipeline = NULL;
-static int	worker_no = 0;
+static int worker_no = 0;
 static WorkerStatus *status = NULL;
 static rd_kafka_t *consumer = NULL;
-static int	wake_pipe[2] = {-1, -1};
+static int wake_pipe[2] = {-1, -1};
 static char *kafka_fingerprint = NULL;
 
 /* batches indexed by partition number */
 static PartitionBatch *batches = NULL;
-static int	nbatches = 0;
+static int nbatches = 0;
 static int64 buffered_bytes = 0;
 
 /* S3 failure state: partitions paused, next retry time */
 static bool paused = false;
-static int	backoff_ms = INITIAL_BACKOFF_MS;
+static int backoff_ms = INITIAL_BACKOFF_MS;
 static TimestampTz retry_at = 0;
 
 /* error raised inside the rebalance callback, re-raised after poll returns */
@@ -91,7 +91,7 @@ batch_for(int32 partition)
 {
 	if (partition >= nbatches)
 	{
-		int			n = Max(partition + 1, nbatches * 2);
+		int n = Max(partition + 1, nbatches * 2);
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		if (batches == NULL)
@@ -131,7 +131,7 @@ static void
 seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 {
 	StoredOffset *stored;
-	int			n = ss_catalog_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
+	int n = ss_catalog_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
 
 	for (int i = 0; i < parts->cnt; i++)
 	{
@@ -156,8 +156,8 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
  * main loop.
  */
 static void
-rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+			 void *opaque)
 {
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
@@ -169,7 +169,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData *edata;
 
 			MemoryContextSwitchTo(old);
 			edata = CopyErrorData();
@@ -183,9 +183,10 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		rd_kafka_assign(rk, parts);
 		if (paused)
 			rd_kafka_pause_partitions(rk, parts);
-		ereport(LOG,
-				(errmsg("stocks_stream pipeline \"%s\" worker %d: assigned %d partition(s) of \"%s\"",
-						pipeline->name, worker_no, parts->cnt, pipeline->topic)));
+		ereport(
+			LOG,
+			(errmsg("stocks_stream pipeline \"%s\" worker %d: assigned %d partition(s) of \"%s\"",
+					pipeline->name, worker_no, parts->cnt, pipeline->topic)));
 	}
 	else
 	{
@@ -225,9 +226,8 @@ static void
 schedule_retry(const char *error)
 {
 	ss_status_set_error(status, error);
-	ereport(LOG,
-			(errmsg("stocks_stream pipeline \"%s\": %s; retrying in %d ms",
-					pipeline->name, error, backoff_ms)));
+	ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": %s; retrying in %d ms", pipeline->name,
+						 error, backoff_ms)));
 	retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 	backoff_ms = Min(backoff_ms * 2, ss_retry_max_backoff_ms);
 	if (!paused)
@@ -238,11 +238,11 @@ static S3Result
 put_object(const char *key, const char *body, size_t len)
 {
 	const char *ctype = pipeline->gzip ? "application/gzip" : "application/x-ndjson";
-	S3Result	res = s3_put_object(pipeline->bucket, key, body, len, ctype);
+	S3Result res = s3_put_object(pipeline->bucket, key, body, len, ctype);
 
 	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
 	{
-		S3Result	created = s3_create_bucket(pipeline->bucket);
+		S3Result created = s3_create_bucket(pipeline->bucket);
 
 		if (!created.ok)
 			return created;
@@ -270,10 +270,10 @@ static bool
 flush_batch(PartitionBatch *b)
 {
 	MemoryContext old = MemoryContextSwitchTo(flush_context);
-	char	   *key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
+	char *key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
 	const char *body = b->data;
-	size_t		len = b->len;
-	S3Result	res;
+	size_t len = b->len;
+	S3Result res;
 	FlushRecord rec;
 
 	if (pipeline->gzip)
@@ -296,15 +296,15 @@ flush_batch(PartitionBatch *b)
 	rec.bytes = len;
 	rec.etag = res.etag;
 	if (!ss_catalog_record_flush(&rec))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past offset %lld by another consumer",
-						pipeline->name, b->partition, (long long) b->first_offset),
-				 errdetail("The worker restarts and resumes from the stored offset.")));
+		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
+							   "offset %lld by another consumer",
+							   pipeline->name, b->partition, (long long) b->first_offset),
+						errdetail("The worker restarts and resumes from the stored offset.")));
 
 	commit_to_kafka(b->partition, b->last_offset + 1);
 	{
-		int64		deltas[STATUS_COUNTERS] = {0};
+		int64 deltas[STATUS_COUNTERS] = {0};
 
 		deltas[ARCHIVE_MESSAGES] = b->count;
 		deltas[ARCHIVE_BYTES] = b->len;
@@ -339,13 +339,13 @@ static void
 handle_message(rd_kafka_message_t *msg)
 {
 	PartitionBatch *b;
-	size_t		need = msg->len + 1;
+	size_t need = msg->len + 1;
 
 	if (msg->err)
 	{
 		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{
-			char		buf[600];
+			char buf[600];
 
 			snprintf(buf, sizeof(buf), "Kafka: %s", rd_kafka_message_errstr(msg));
 			record_kafka_error(buf);
@@ -367,11 +367,10 @@ handle_message(rd_kafka_message_t *msg)
 		if (!paused)
 			make_room(need);
 	}
-	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL),
-				 msg->payload, msg->len);
+	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
 	buffered_bytes += need;
-	if (!paused && (b->count >= pipeline->batch_max_messages ||
-					b->len >= (size_t) pipeline->batch_max_bytes))
+	if (!paused &&
+		(b->count >= pipeline->batch_max_messages || b->len >= (size_t) pipeline->batch_max_bytes))
 		flush_batch(b);
 }
 
@@ -397,7 +396,8 @@ flush_due_batches(void)
 	}
 	if (paused)
 	{
-		ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": S3 is back, resuming", pipeline->name)));
+		ereport(LOG,
+				(errmsg("stocks_stream pipeline \"%s\": S3 is back, resuming", pipeline->name)));
 		backoff_ms = INITIAL_BACKOFF_MS;
 		set_paused(false);
 	}
@@ -425,7 +425,7 @@ next_timeout_ms(void)
 static void
 drain_wake_pipe(void)
 {
-	char		buf[256];
+	char buf[256];
 
 	while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
 		;
@@ -456,7 +456,7 @@ static void
 create_consumer(void)
 {
 	rd_kafka_conf_t *conf = ss_kafka_conf_new(record_kafka_error);
-	char	   *group = psprintf("stocks_stream.%s", pipeline->name);
+	char *group = psprintf("stocks_stream.%s", pipeline->name);
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t err;
 
@@ -472,12 +472,9 @@ create_consumer(void)
 	consumer = ss_kafka_new(RD_KAFKA_CONSUMER, conf);
 	rd_kafka_poll_set_consumer(consumer);
 
-	if (pipe(wake_pipe) != 0 ||
-		fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+	if (pipe(wake_pipe) != 0 || fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
 		fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create wake-up pipe: %m")));
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not create wake-up pipe: %m")));
 	rd_kafka_queue_io_event_enable(rd_kafka_queue_get_consumer(consumer), wake_pipe[1], "1", 1);
 
 	topics = rd_kafka_topic_partition_list_new(1);
@@ -485,17 +482,16 @@ create_consumer(void)
 	err = rd_kafka_subscribe(consumer, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (err)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not subscribe to Kafka topic \"%s\": %s",
-						pipeline->topic, rd_kafka_err2str(err))));
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not subscribe to Kafka topic \"%s\": %s", pipeline->topic,
+							   rd_kafka_err2str(err))));
 }
 
 /* Reload settings; a change of Kafka settings needs a new consumer. */
 static void
 reload_settings(void)
 {
-	char	   *fingerprint;
+	char *fingerprint;
 
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
@@ -515,7 +511,7 @@ reload_settings(void)
 void
 ss_archive_worker_main(Datum main_arg)
 {
-	WorkerArgs	args;
+	WorkerArgs args;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	worker_no = args.worker_no;
@@ -525,11 +521,12 @@ ss_archive_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
 
 	pipeline = ss_catalog_load_pipeline(args.owner_id);
-	if (pipeline == NULL || !pipeline->running ||
-		pipeline->generation != args.generation || args.worker_no >= pipeline->workers)
+	if (pipeline == NULL || !pipeline->running || pipeline->generation != args.generation ||
+		args.worker_no >= pipeline->workers)
 	{
-		ereport(LOG, (errmsg("stocks_stream: pipeline %d changed before its worker started; exiting",
-							 args.owner_id)));
+		ereport(LOG,
+				(errmsg("stocks_stream: pipeline %d changed before its worker started; exiting",
+						args.owner_id)));
 		proc_exit(0);
 	}
 
@@ -538,8 +535,8 @@ ss_archive_worker_main(Datum main_arg)
 	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
 
 	batch_init_context();
-	flush_context = AllocSetContextCreate(TopMemoryContext, "stocks_stream flush",
-										  ALLOCSET_DEFAULT_SIZES);
+	flush_context =
+		AllocSetContextCreate(TopMemoryContext, "stocks_stream flush", ALLOCSET_DEFAULT_SIZES);
 	kafka_fingerprint = ss_kafka_settings_fingerprint();
 	create_consumer();
 	ss_status_set_state(status, "running");

@@ -28,16 +28,15 @@ static MemoryContext batch_context = NULL;
 void
 batch_init_context(void)
 {
-	batch_context = AllocSetContextCreate(TopMemoryContext,
-										  "stocks_stream batches",
-										  ALLOCSET_DEFAULT_SIZES);
+	batch_context =
+		AllocSetContextCreate(TopMemoryContext, "stocks_stream batches", ALLOCSET_DEFAULT_SIZES);
 }
 
 static void
 batch_reserve(PartitionBatch *batch, size_t extra)
 {
-	size_t		need = batch->len + extra;
-	size_t		cap;
+	size_t need = batch->len + extra;
+	size_t cap;
 
 	if (need <= batch->cap)
 		return;
@@ -52,17 +51,16 @@ batch_reserve(PartitionBatch *batch, size_t extra)
 }
 
 void
-batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms,
-			 const char *value, size_t len)
+batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char *value, size_t len)
 {
-	char	   *dst;
+	char *dst;
 
 	batch_reserve(batch, len + 1);
 	dst = batch->data + batch->len;
 	if (len > 0)
 	{
-		char	   *p = dst;
-		char	   *end = dst + len;
+		char *p = dst;
+		char *end = dst + len;
 
 		memcpy(dst, value, len);
 		while ((p = memchr(p, '\n', end - p)) != NULL)
@@ -103,19 +101,17 @@ batch_clear(PartitionBatch *batch)
  * with the date and hour (UTC) of the first message's timestamp.
  */
 char *
-batch_object_key(const PartitionBatch *batch, const char *prefix,
-				 const char *topic, bool gzip)
+batch_object_key(const PartitionBatch *batch, const char *prefix, const char *topic, bool gzip)
 {
-	time_t		secs = (time_t) (batch->first_timestamp_ms / 1000);
-	struct tm	tm;
+	time_t secs = (time_t) (batch->first_timestamp_ms / 1000);
+	struct tm tm;
 
 	if (batch->first_timestamp_ms < 0)
 		secs = time(NULL);
 	gmtime_r(&secs, &tm);
-	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%020lld.ndjson%s",
-					prefix, prefix[0] ? "/" : "", topic,
-					tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-					batch->partition, (long long) batch->first_offset,
+	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%020lld.ndjson%s", prefix,
+					prefix[0] ? "/" : "", topic, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+					tm.tm_hour, batch->partition, (long long) batch->first_offset,
 					gzip ? ".gz" : "");
 }
 
@@ -123,16 +119,15 @@ batch_object_key(const PartitionBatch *batch, const char *prefix,
 char *
 batch_gzip(const PartitionBatch *batch, size_t *out_len)
 {
-	z_stream	zs = {0};
-	size_t		bound;
-	char	   *out;
-	int			rc;
+	z_stream zs = {0};
+	size_t bound;
+	char *out;
+	int rc;
 
 	/* windowBits 15 + 16 selects the gzip wrapper; level 1 favours speed */
 	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not initialise gzip compression")));
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise gzip compression")));
 	bound = deflateBound(&zs, batch->len) + 64;
 	out = MemoryContextAllocHuge(CurrentMemoryContext, bound);
 	zs.next_in = (Bytef *) batch->data;
@@ -143,8 +138,7 @@ batch_gzip(const PartitionBatch *batch, size_t *out_len)
 	*out_len = zs.total_out;
 	deflateEnd(&zs);
 	if (rc != Z_STREAM_END)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("gzip compression of a batch failed (zlib code %d)", rc)));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("gzip compression of a batch failed (zlib code %d)", rc)));
 	return out;
 }

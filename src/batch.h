@@ -10,25 +10,25 @@
 
 typedef struct PartitionBatch
 {
-	int32		partition;
-	bool		assigned;
-	int64		next_offset;	/* next offset expected; -1 when unknown */
-	int64		first_offset;
-	int64		last_offset;
-	int64		first_timestamp_ms;
-	int64		count;
-	char	   *data;			/* NDJSON, one message per line */
-	size_t		len;
-	size_t		cap;
-	TimestampTz opened_at;		/* when the first message arrived */
+	int32 partition;
+	bool assigned;
+	int64 next_offset; /* next offset expected; -1 when unknown */
+	int64 first_offset;
+	int64 last_offset;
+	int64 first_timestamp_ms;
+	int64 count;
+	char *data; /* NDJSON, one message per line */
+	size_t len;
+	size_t cap;
+	TimestampTz opened_at; /* when the first message arrived */
 } PartitionBatch;
 
 extern void batch_init_context(void);
-extern void batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms,
-						 const char *value, size_t len);
+extern void batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char *value,
+						 size_t len);
 extern void batch_clear(PartitionBatch *batch);
-extern char *batch_object_key(const PartitionBatch *batch, const char *prefix,
-							  const char *topic, bool gzip);
+extern char *batch_object_key(const PartitionBatch *batch, const char *prefix, const char *topic,
+							  bool gzip);
 extern char *batch_gzip(const PartitionBatch *batch, size_t *out_len);
 
 #endif

@@ -25,8 +25,7 @@ begin_tx(const char *activity)
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("stocks_stream: SPI_connect failed")));
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("stocks_stream: SPI_connect failed")));
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
@@ -43,8 +42,8 @@ end_tx(void)
 static char *
 text_column(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	return isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
 }
@@ -52,13 +51,12 @@ text_column(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 static Datum
 column(HeapTuple tup, TupleDesc desc, int col)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bool isnull;
+	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("unexpected NULL in column %d of a stocks_stream table", col)));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("unexpected NULL in column %d of a stocks_stream table", col)));
 	return d;
 }
 
@@ -67,21 +65,21 @@ ss_catalog_load_pipeline(int pipeline_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	PipelineConfig *cfg = NULL;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(pipeline_id)};
+	Oid argtypes[1] = {INT4OID};
+	Datum args[1] = {Int32GetDatum(pipeline_id)};
 
 	begin_tx("stocks_stream: load pipeline");
-	if (SPI_execute_with_args("SELECT name, topic, bucket, key_prefix, batch_max_messages, "
-							  "batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running "
-							  "FROM stocks_stream.pipelines WHERE pipeline_id = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read stocks_stream.pipelines")));
+	if (SPI_execute_with_args(
+			"SELECT name, topic, bucket, key_prefix, batch_max_messages, "
+			"batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running "
+			"FROM stocks_stream.pipelines WHERE pipeline_id = $1",
+			1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not read stocks_stream.pipelines")));
 	if (SPI_processed == 1)
 	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
+		HeapTuple t = SPI_tuptable->vals[0];
+		TupleDesc d = SPI_tuptable->tupdesc;
 
 		cfg = MemoryContextAllocZero(caller, sizeof(PipelineConfig));
 		cfg->pipeline_id = pipeline_id;
@@ -105,23 +103,22 @@ int
 ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	Oid			argtypes[2] = {INT4OID, TEXTOID};
-	Datum		args[2] = {Int32GetDatum(pipeline_id), CStringGetTextDatum(topic)};
-	int			n;
+	Oid argtypes[2] = {INT4OID, TEXTOID};
+	Datum args[2] = {Int32GetDatum(pipeline_id), CStringGetTextDatum(topic)};
+	int n;
 
 	begin_tx("stocks_stream: load offsets");
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM stocks_stream.offsets "
 							  "WHERE pipeline_id = $1 AND topic = $2",
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read stocks_stream.offsets")));
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read stocks_stream.offsets")));
 	n = (int) SPI_processed;
 	*offsets = MemoryContextAlloc(caller, sizeof(StoredOffset) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
+		HeapTuple t = SPI_tuptable->vals[i];
+		TupleDesc d = SPI_tuptable->tupdesc;
 
 		(*offsets)[i].partition = DatumGetInt32(column(t, d, 1));
 		(*offsets)[i].next_offset = DatumGetInt64(column(t, d, 2));
@@ -141,49 +138,51 @@ bool
 ss_catalog_record_flush(const FlushRecord *r)
 {
 	const PipelineConfig *p = r->pipeline;
-	Oid			otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
-	Datum		oargs[5] = {
-		Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
-		Int32GetDatum(r->partition), Int64GetDatum(r->last_offset + 1),
-		Int64GetDatum(r->first_offset)
-	};
-	Oid			mtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID,
-	INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID};
-	Datum		margs[11] = {
-		CStringGetTextDatum(p->name), CStringGetTextDatum(p->bucket),
-		CStringGetTextDatum(r->object_key), CStringGetTextDatum(p->topic),
-		Int32GetDatum(r->partition), Int64GetDatum(r->first_offset),
-		Int64GetDatum(r->last_offset), Int64GetDatum(r->message_count),
-		Int64GetDatum(r->bytes), CStringGetTextDatum(r->etag), BoolGetDatum(p->gzip)
-	};
-	bool		advanced;
+	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
+					  Int32GetDatum(r->partition), Int64GetDatum(r->last_offset + 1),
+					  Int64GetDatum(r->first_offset)};
+	Oid mtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID,
+					  INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID};
+	Datum margs[11] = {CStringGetTextDatum(p->name),
+					   CStringGetTextDatum(p->bucket),
+					   CStringGetTextDatum(r->object_key),
+					   CStringGetTextDatum(p->topic),
+					   Int32GetDatum(r->partition),
+					   Int64GetDatum(r->first_offset),
+					   Int64GetDatum(r->last_offset),
+					   Int64GetDatum(r->message_count),
+					   Int64GetDatum(r->bytes),
+					   CStringGetTextDatum(r->etag),
+					   BoolGetDatum(p->gzip)};
+	bool advanced;
 
 	begin_tx("stocks_stream: record archived object");
-	if (SPI_execute_with_args("INSERT INTO stocks_stream.offsets AS o "
-							  "(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
-							  "ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
-							  "SET next_offset = EXCLUDED.next_offset, updated_at = now() "
-							  "WHERE o.next_offset <= $5",
-							  5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not update stocks_stream.offsets")));
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.offsets AS o "
+			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
+			"ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
+			"SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+			"WHERE o.next_offset <= $5",
+			5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not update stocks_stream.offsets")));
 	advanced = (SPI_processed == 1);
 	if (advanced &&
-		SPI_execute_with_args("INSERT INTO stocks_stream.manifest "
-							  "(pipeline, bucket, object_key, topic, partition, first_offset, "
-							  " last_offset, message_count, bytes, etag, compressed) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-							  "ON CONFLICT (bucket, object_key) DO UPDATE SET "
-							  "pipeline = EXCLUDED.pipeline, topic = EXCLUDED.topic, "
-							  "partition = EXCLUDED.partition, first_offset = EXCLUDED.first_offset, "
-							  "last_offset = EXCLUDED.last_offset, message_count = EXCLUDED.message_count, "
-							  "bytes = EXCLUDED.bytes, etag = EXCLUDED.etag, "
-							  "compressed = EXCLUDED.compressed, archived_at = now()",
-							  11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not insert into stocks_stream.manifest")));
+		SPI_execute_with_args(
+			"INSERT INTO stocks_stream.manifest "
+			"(pipeline, bucket, object_key, topic, partition, first_offset, "
+			" last_offset, message_count, bytes, etag, compressed) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+			"ON CONFLICT (bucket, object_key) DO UPDATE SET "
+			"pipeline = EXCLUDED.pipeline, topic = EXCLUDED.topic, "
+			"partition = EXCLUDED.partition, first_offset = EXCLUDED.first_offset, "
+			"last_offset = EXCLUDED.last_offset, message_count = EXCLUDED.message_count, "
+			"bytes = EXCLUDED.bytes, etag = EXCLUDED.etag, "
+			"compressed = EXCLUDED.compressed, archived_at = now()",
+			11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not insert into stocks_stream.manifest")));
 	end_tx();
 	return advanced;
 }
@@ -196,7 +195,7 @@ List *
 ss_catalog_wanted_workers(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	List	   *result = NIL;
+	List *result = NIL;
 
 	begin_tx("stocks_stream launcher: read pipelines and sources");
 	if (OidIsValid(get_extension_oid("stocks_stream", true)))
@@ -207,13 +206,12 @@ ss_catalog_wanted_workers(void)
 						"SELECT true, source_id, name, 1, generation "
 						"FROM stocks_stream.sources WHERE running ORDER BY 1, 2",
 						true, 0) != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not read stocks_stream.pipelines and .sources")));
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not read stocks_stream.pipelines and .sources")));
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			HeapTuple	t = SPI_tuptable->vals[i];
-			TupleDesc	d = SPI_tuptable->tupdesc;
+			HeapTuple t = SPI_tuptable->vals[i];
+			TupleDesc d = SPI_tuptable->tupdesc;
 			WantedOwner *w = MemoryContextAlloc(caller, sizeof(WantedOwner));
 			MemoryContext old;
 
@@ -236,8 +234,8 @@ ss_catalog_load_source(int source_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	SourceConfig *cfg = NULL;
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(source_id)};
+	Oid argtypes[1] = {INT4OID};
+	Datum args[1] = {Int32GetDatum(source_id)};
 
 	begin_tx("stocks_stream: load source");
 	if (SPI_execute_with_args("SELECT name, kind, array_to_string(symbols, ','), poll_interval_ms, "
@@ -252,15 +250,14 @@ ss_catalog_load_source(int source_id)
 							  "FROM stocks_stream.sources WHERE source_id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read stocks_stream.sources")));
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read stocks_stream.sources")));
 	if (SPI_processed == 1)
 	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		char	   *list;
-		char	   *save = NULL;
-		int			n = 0;
+		HeapTuple t = SPI_tuptable->vals[0];
+		TupleDesc d = SPI_tuptable->tupdesc;
+		char *list;
+		char *save = NULL;
+		int n = 0;
 
 		cfg = MemoryContextAllocZero(caller, sizeof(SourceConfig));
 		cfg->source_id = source_id;
@@ -277,7 +274,8 @@ ss_catalog_load_source(int source_id)
 		cfg->max_messages = DatumGetInt64(column(t, d, 11));
 		cfg->calls_per_minute = DatumGetInt32(column(t, d, 12));
 		cfg->skip_unchanged = DatumGetBool(column(t, d, 13));
-		cfg->symbols = MemoryContextAlloc(caller, sizeof(char *) * (DatumGetInt32(column(t, d, 14)) + 1));
+		cfg->symbols =
+			MemoryContextAlloc(caller, sizeof(char *) * (DatumGetInt32(column(t, d, 14)) + 1));
 		for (char *sym = strtok_r(list, ",", &save); sym; sym = strtok_r(NULL, ",", &save))
 			cfg->symbols[n++] = sym;
 		cfg->nsymbols = n;

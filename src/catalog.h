@@ -10,71 +10,70 @@
 
 typedef struct PipelineConfig
 {
-	int			pipeline_id;
-	char	   *name;
-	char	   *topic;
-	char	   *bucket;
-	char	   *key_prefix;
-	int			batch_max_messages;
-	int64		batch_max_bytes;
-	int			batch_max_age_ms;
-	bool		gzip;
-	int			workers;
-	int			generation;
-	bool		running;
+	int pipeline_id;
+	char *name;
+	char *topic;
+	char *bucket;
+	char *key_prefix;
+	int batch_max_messages;
+	int64 batch_max_bytes;
+	int batch_max_age_ms;
+	bool gzip;
+	int workers;
+	int generation;
+	bool running;
 } PipelineConfig;
 
 typedef struct StoredOffset
 {
-	int32		partition;
-	int64		next_offset;
+	int32 partition;
+	int64 next_offset;
 } StoredOffset;
 
 typedef struct FlushRecord
 {
 	const PipelineConfig *pipeline;
 	const char *object_key;
-	int32		partition;
-	int64		first_offset;
-	int64		last_offset;
-	int64		message_count;
-	int64		bytes;
+	int32 partition;
+	int64 first_offset;
+	int64 last_offset;
+	int64 message_count;
+	int64 bytes;
 	const char *etag;
 } FlushRecord;
 
 /* A pipeline or source the launcher should keep running. */
 typedef struct WantedOwner
 {
-	bool		is_source;		/* an ingest source, else an archive pipeline */
-	int			id;
-	char	   *name;
-	int			workers;
-	int			generation;
+	bool is_source; /* an ingest source, else an archive pipeline */
+	int id;
+	char *name;
+	int workers;
+	int generation;
 } WantedOwner;
 
 typedef struct SourceConfig
 {
-	int			source_id;
-	char	   *name;
-	char	   *kind;
-	char	  **symbols;
-	int			nsymbols;
-	int			poll_interval_ms;
-	char	   *topic;
-	int			generation;
-	bool		running;
+	int source_id;
+	char *name;
+	char *kind;
+	char **symbols;
+	int nsymbols;
+	int poll_interval_ms;
+	char *topic;
+	int generation;
+	bool running;
 	/* options, with their defaults applied */
-	int64		seed;
-	double		rate;
-	int			quote_every;
-	int64		max_messages;
-	int			calls_per_minute;
-	bool		skip_unchanged;
+	int64 seed;
+	double rate;
+	int quote_every;
+	int64 max_messages;
+	int calls_per_minute;
+	bool skip_unchanged;
 } SourceConfig;
 
 extern PipelineConfig *ss_catalog_load_pipeline(int pipeline_id);
-extern int	ss_catalog_load_offsets(int pipeline_id, const char *topic,
-									StoredOffset **offsets);
+extern int ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
 extern bool ss_catalog_record_flush(const FlushRecord *rec);
 extern List *ss_catalog_wanted_workers(void);
 extern SourceConfig *ss_catalog_load_source(int source_id);

@@ -22,28 +22,28 @@
 
 typedef struct LagSource
 {
-	char	   *pipeline;
-	int			pipeline_id;
-	char	   *topic;
+	char *pipeline;
+	int pipeline_id;
+	char *topic;
 } LagSource;
 
 static List *
 read_pipelines(void)
 {
-	List	   *result = NIL;
+	List *result = NIL;
 
 	SPI_connect();
 	if (SPI_execute("SELECT pipeline_id, name, topic FROM stocks_stream.pipelines ORDER BY name",
 					true, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read stocks_stream.pipelines")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not read stocks_stream.pipelines")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		LagSource  *src = SPI_palloc(sizeof(LagSource));
-		bool		isnull;
+		LagSource *src = SPI_palloc(sizeof(LagSource));
+		bool isnull;
 
-		src->pipeline_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		src->pipeline_id =
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		src->pipeline = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		src->topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
 		result = lappend(result, src);
@@ -60,7 +60,7 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 	const struct rd_kafka_metadata *md = NULL;
-	int			n = -1;
+	int n = -1;
 	rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
 
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
@@ -69,7 +69,10 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not read Kafka metadata of topic \"%s\": %s", topic,
-						rd_kafka_err2str(err ? err : (md && md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)))));
+						rd_kafka_err2str(err ? err
+											 : (md && md->topic_cnt == 1
+													? md->topics[0].err
+													: RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)))));
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
@@ -79,17 +82,20 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 static bool
 stored_offset(int pipeline_id, const char *topic, int partition, int64 *next)
 {
-	Oid			types[3] = {INT4OID, TEXTOID, INT4OID};
-	Datum		args[3] = {Int32GetDatum(pipeline_id), CStringGetTextDatum(topic), Int32GetDatum(partition)};
-	bool		found = false;
-	bool		isnull;
+	Oid types[3] = {INT4OID, TEXTOID, INT4OID};
+	Datum args[3] = {Int32GetDatum(pipeline_id), CStringGetTextDatum(topic),
+					 Int32GetDatum(partition)};
+	bool found = false;
+	bool isnull;
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT next_offset FROM stocks_stream.offsets "
 							  "WHERE pipeline_id = $1 AND topic = $2 AND partition = $3",
-							  3, types, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+							  3, types, args, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
 	{
-		*next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*next =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		found = true;
 	}
 	SPI_finish();
@@ -102,8 +108,8 @@ Datum
 ss_consumer_lag(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	List	   *pipelines;
-	ListCell   *lc;
+	List *pipelines;
+	ListCell *lc;
 	rd_kafka_t *rk;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -114,21 +120,19 @@ ss_consumer_lag(PG_FUNCTION_ARGS)
 	rk = ss_kafka_new(RD_KAFKA_PRODUCER, ss_kafka_conf_new(NULL));
 	PG_TRY();
 	{
-		foreach(lc, pipelines)
+		foreach (lc, pipelines)
 		{
-			LagSource  *src = lfirst(lc);
-			int			nparts = topic_partitions(rk, src->topic);
+			LagSource *src = lfirst(lc);
+			int nparts = topic_partitions(rk, src->topic);
 
 			for (int p = 0; p < nparts; p++)
 			{
-				Datum		values[7];
-				bool		nulls[7] = {0};
-				int64		low = 0,
-							high = 0,
-							next = 0;
-				bool		have_next = stored_offset(src->pipeline_id, src->topic, p, &next);
-				rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, src->topic, p, &low, &high,
-																		   KAFKA_TIMEOUT_MS);
+				Datum values[7];
+				bool nulls[7] = {0};
+				int64 low = 0, high = 0, next = 0;
+				bool have_next = stored_offset(src->pipeline_id, src->topic, p, &next);
+				rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, src->topic, p, &low,
+																		   &high, KAFKA_TIMEOUT_MS);
 
 				values[0] = CStringGetTextDatum(src->pipeline);
 				values[1] = CStringGetTextDatum(src->topic);
@@ -142,10 +146,9 @@ ss_consumer_lag(PG_FUNCTION_ARGS)
 				if (err)
 				{
 					nulls[4] = nulls[5] = nulls[6] = true;
-					ereport(WARNING,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("could not read Kafka watermarks of %s[%d]: %s",
-									src->topic, p, rd_kafka_err2str(err))));
+					ereport(WARNING, (errcode(ERRCODE_CONNECTION_FAILURE),
+									  errmsg("could not read Kafka watermarks of %s[%d]: %s",
+											 src->topic, p, rd_kafka_err2str(err))));
 				}
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}

@@ -28,16 +28,16 @@
 #include "settings.h"
 #include "worker_status.h"
 
-#define MIN_CALL_SPACING_MS 34	/* never more than 30 calls a second */
-#define AUTH_RETRY_MS 60000
-#define MAX_BACKOFF_MS 60000
-#define HTTP_TIMEOUT_MS 10000
+#define MIN_CALL_SPACING_MS 34 /* never more than 30 calls a second */
+#define AUTH_RETRY_MS		60000
+#define MAX_BACKOFF_MS		60000
+#define HTTP_TIMEOUT_MS		10000
 
 typedef struct QuoteCall
 {
-	long		http_status;	/* 0: no answer */
+	long http_status; /* 0: no answer */
 	StringInfoData body;
-	char		error[256];
+	char error[256];
 } QuoteCall;
 
 static CURL *curl = NULL;
@@ -45,17 +45,17 @@ static CURL *curl = NULL;
 static size_t
 collect_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	StringInfo	body = userdata;
+	StringInfo body = userdata;
 
 	if (body->len + size * nmemb > 1024 * 1024)
-		return 0;				/* no quote is this large */
+		return 0; /* no quote is this large */
 	appendBinaryStringInfo(body, ptr, size * nmemb);
 	return size * nmemb;
 }
 
 static int
-abort_on_die_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-				curl_off_t ultotal, curl_off_t ulnow)
+abort_on_die_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+				curl_off_t ulnow)
 {
 	return ProcDiePending ? 1 : 0;
 }
@@ -63,17 +63,16 @@ abort_on_die_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 static void
 call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 {
-	char	   *escaped;
-	char	   *url;
-	char	   *auth;
+	char *escaped;
+	char *url;
+	char *auth;
 	struct curl_slist *headers = NULL;
-	char		curl_error[CURL_ERROR_SIZE] = "";
-	CURLcode	rc;
+	char curl_error[CURL_ERROR_SIZE] = "";
+	CURLcode rc;
 
 	if (curl == NULL && (curl = curl_easy_init()) == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl handle")));
+				(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
 	curl_easy_reset(curl);
 	escaped = curl_easy_escape(curl, symbol, 0);
 	url = psprintf("%s/quote?symbol=%s", ss_finnhub_url, escaped);
@@ -103,8 +102,8 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &call->http_status);
 	else
-		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s failed: %s",
-				 symbol, curl_error[0] ? curl_error : curl_easy_strerror(rc));
+		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s failed: %s", symbol,
+				 curl_error[0] ? curl_error : curl_easy_strerror(rc));
 	pfree(url);
 }
 
@@ -126,24 +125,21 @@ get_number(json_object *obj, const char *field, double *value)
  * previous t of this symbol.
  */
 static void
-handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body,
-			 int64 *last_t)
+handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body, int64 *last_t)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *obj = json_tokener_parse_ex(tok, body->data, body->len);
-	double		c,
-				pc,
-				t;
+	double c, pc, t;
 	const char *out;
 
 	json_tokener_free(tok);
-	if (obj == NULL || !json_object_is_type(obj, json_type_object) ||
-		!get_number(obj, "c", &c) || !get_number(obj, "pc", &pc) || !get_number(obj, "t", &t))
+	if (obj == NULL || !json_object_is_type(obj, json_type_object) || !get_number(obj, "c", &c) ||
+		!get_number(obj, "pc", &pc) || !get_number(obj, "t", &t))
 	{
-		char		msg[300];
+		char msg[300];
 
-		snprintf(msg, sizeof(msg), "Finnhub quote for %s is not a quote object: %.200s",
-				 symbol, body->data);
+		snprintf(msg, sizeof(msg), "Finnhub quote for %s is not a quote object: %.200s", symbol,
+				 body->data);
 		ingest_error(msg);
 		if (obj)
 			json_object_put(obj);
@@ -158,7 +154,8 @@ handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body,
 		*last_t = (int64) t;
 		json_object_object_add(obj, "symbol", json_object_new_string(symbol));
 		json_object_object_add(obj, "fetched_time", json_object_new_int64((int64) time(NULL)));
-		out = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		out = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+													  JSON_C_TO_STRING_NOSLASHESCAPE);
 		ingest_send(symbol, out, strlen(out), "quote");
 	}
 	json_object_put(obj);
@@ -176,20 +173,20 @@ ms_until(TimestampTz when)
 void
 ss_run_finnhub_quotes(const SourceConfig *src)
 {
-	long		spacing = Max(Max(src->poll_interval_ms / src->nsymbols,
-								  (60000 + src->calls_per_minute - 1) / src->calls_per_minute),
-							  MIN_CALL_SPACING_MS);
-	int64	   *last_t = palloc0(sizeof(int64) * src->nsymbols);
-	QuoteCall	call;
+	long spacing = Max(Max(src->poll_interval_ms / src->nsymbols,
+						   (60000 + src->calls_per_minute - 1) / src->calls_per_minute),
+					   MIN_CALL_SPACING_MS);
+	int64 *last_t = palloc0(sizeof(int64) * src->nsymbols);
+	QuoteCall call;
 	TimestampTz next_call = GetCurrentTimestamp();
-	long		backoff = 0;
-	int			i = 0;
+	long backoff = 0;
+	int i = 0;
 
 	initStringInfo(&call.body);
 	ingest_set_state("running");
 	for (;;)
 	{
-		char	   *key;
+		char *key;
 		TimestampTz started;
 
 		while (ms_until(next_call) > 0)
@@ -200,7 +197,8 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		if (key[0] == '\0')
 		{
 			ingest_set_state("no API key");
-			ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or stocks_stream.finnhub_api_key_file");
+			ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
+						 "stocks_stream.finnhub_api_key_file");
 			next_call = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AUTH_RETRY_MS);
 			continue;
 		}

@@ -32,15 +32,15 @@
 #include "settings.h"
 #include "worker_status.h"
 
-#define TICK_US (100 * LWS_US_PER_MS)
+#define TICK_US		   (100 * LWS_US_PER_MS)
 #define MIN_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS 60000
-#define MAX_PENDING 100000
+#define MAX_PENDING	   100000
 
 typedef struct PendingTrade
 {
-	char	   *symbol;
-	char	   *json;
+	char *symbol;
+	char *json;
 } PendingTrade;
 
 static const SourceConfig *source = NULL;
@@ -48,21 +48,21 @@ static struct lws_context *context = NULL;
 static struct lws *conn = NULL;
 static bool connecting = false;
 static bool ever_connected = false;
-static int	subscribe_next = 0;
+static int subscribe_next = 0;
 static bool pong_due = false;
 static StringInfoData rx;
 static lws_sorted_usec_list_t tick;
 static TimestampTz reconnect_at = 0;
-static int	backoff_ms = 0;
+static int backoff_ms = 0;
 
 static MemoryContext pending_cxt = NULL;
 static PendingTrade *pending = NULL;
-static int	npending = 0;
+static int npending = 0;
 
 static void
 schedule_reconnect(const char *why)
 {
-	char		msg[400];
+	char msg[400];
 
 	conn = NULL;
 	connecting = false;
@@ -85,8 +85,9 @@ queue_trade(json_object *trade)
 		return;
 	}
 	pending[npending].symbol = MemoryContextStrdup(pending_cxt, json_object_get_string(s));
-	pending[npending].json = MemoryContextStrdup(pending_cxt,
-												 json_object_to_json_string_ext(trade, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	pending[npending].json = MemoryContextStrdup(
+		pending_cxt, json_object_to_json_string_ext(trade, JSON_C_TO_STRING_PLAIN |
+															   JSON_C_TO_STRING_NOSLASHESCAPE));
 	npending++;
 }
 
@@ -100,7 +101,8 @@ handle_message(const char *text, size_t len)
 
 	json_tokener_free(tok);
 	if (msg == NULL || !json_object_object_get_ex(msg, "type", &type))
-		ingest_error("Finnhub trade stream: a message that is not JSON with a \"type\" was skipped");
+		ingest_error(
+			"Finnhub trade stream: a message that is not JSON with a \"type\" was skipped");
 	else if (strcmp(json_object_get_string(type), "ping") == 0)
 	{
 		pong_due = true;
@@ -110,14 +112,14 @@ handle_message(const char *text, size_t len)
 			 json_object_object_get_ex(msg, "data", &data) &&
 			 json_object_is_type(data, json_type_array))
 	{
-		size_t		n = json_object_array_length(data);
+		size_t n = json_object_array_length(data);
 
 		for (size_t i = 0; i < n && npending < MAX_PENDING; i++)
 			queue_trade(json_object_array_get_idx(data, i));
 	}
 	else if (strcmp(json_object_get_string(type), "error") == 0)
 	{
-		char		err[300];
+		char err[300];
 
 		snprintf(err, sizeof(err), "Finnhub trade stream error: %.250s", text);
 		ingest_error(err);
@@ -129,7 +131,7 @@ handle_message(const char *text, size_t len)
 static void
 write_text(struct lws *wsi, const char *text)
 {
-	size_t		len = strlen(text);
+	size_t len = strlen(text);
 	unsigned char *buf = palloc(LWS_PRE + len);
 
 	memcpy(buf + LWS_PRE, text, len);
@@ -139,8 +141,7 @@ write_text(struct lws *wsi, const char *text)
 }
 
 static int
-ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-			void *in, size_t len)
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	switch (reason)
 	{
@@ -160,8 +161,8 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			}
 			else if (subscribe_next < source->nsymbols)
 			{
-				char	   *sub = psprintf("{\"type\":\"subscribe\",\"symbol\":\"%s\"}",
-										   source->symbols[subscribe_next++]);
+				char *sub = psprintf("{\"type\":\"subscribe\",\"symbol\":\"%s\"}",
+									 source->symbols[subscribe_next++]);
 
 				write_text(wsi, sub);
 				pfree(sub);
@@ -178,14 +179,14 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			}
 			break;
 		case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-			{
-				char		why[200];
+		{
+			char why[200];
 
-				snprintf(why, sizeof(why), "connection failed: %s",
-						 in ? (const char *) in : "unknown error");
-				schedule_reconnect(why);
-				break;
-			}
+			snprintf(why, sizeof(why), "connection failed: %s",
+					 in ? (const char *) in : "unknown error");
+			schedule_reconnect(why);
+			break;
+		}
 		case LWS_CALLBACK_CLIENT_CLOSED:
 			schedule_reconnect("connection closed");
 			break;
@@ -196,9 +197,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols protocols[] = {
-	{"finnhub-trades", ws_callback, 0, 65536, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0}
-};
+	{"finnhub-trades", ws_callback, 0, 65536, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 /* Bounds how long lws_service() may block. */
 static void
@@ -211,8 +210,8 @@ tick_cb(lws_sorted_usec_list_t *sul)
 static void
 lws_log_cb(int level, const char *line)
 {
-	char		buf[512];
-	char	   *tok;
+	char buf[512];
+	char *tok;
 
 	strlcpy(buf, line, sizeof(buf));
 	if ((tok = strstr(buf, "token=")) != NULL)
@@ -238,9 +237,8 @@ create_context(void)
 		info.client_ssl_ca_filepath = "/etc/ssl/certs/ca-certificates.crt";
 	context = lws_create_context(&info);
 	if (context == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not create a libwebsockets context")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not create a libwebsockets context")));
 	lws_sul_schedule(context, 0, &tick, tick_cb, TICK_US);
 }
 
@@ -248,25 +246,23 @@ static void
 connect_stream(void)
 {
 	struct lws_client_connect_info ci;
-	char	   *url = pstrdup(ss_finnhub_ws_url);
-	const char *prot,
-			   *address,
-			   *path;
-	int			port;
-	char	   *key = ss_finnhub_key();
+	char *url = pstrdup(ss_finnhub_ws_url);
+	const char *prot, *address, *path;
+	int port;
+	char *key = ss_finnhub_key();
 
 	if (key[0] == '\0')
 	{
 		ingest_set_state("no API key");
-		ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or stocks_stream.finnhub_api_key_file");
+		ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
+					 "stocks_stream.finnhub_api_key_file");
 		reconnect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_BACKOFF_MS);
 		return;
 	}
 	if (lws_parse_uri(url, &prot, &address, &port, &path) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stocks_stream.finnhub_ws_url \"%s\" is not a ws:// or wss:// URL",
-						ss_finnhub_ws_url)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("stocks_stream.finnhub_ws_url \"%s\" is not a ws:// or wss:// URL",
+							   ss_finnhub_ws_url)));
 	if (ever_connected)
 		ingest_count(INGEST_RECONNECTS, 1);
 

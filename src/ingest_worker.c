@@ -46,7 +46,7 @@ static void
 publish_counts(void)
 {
 	ProducerCounts pc;
-	bool		any = false;
+	bool any = false;
 
 	ss_producer_take_counts(&pc);
 	pending[INGEST_PRODUCED] += pc.delivered;
@@ -92,8 +92,8 @@ void
 ingest_wait(long timeout_ms)
 {
 	if (timeout_ms > 0)
-		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-				  timeout_ms, PG_WAIT_EXTENSION);
+		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
+				  PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
@@ -109,7 +109,7 @@ ingest_wait(long timeout_ms)
 void
 ingest_send(const char *key, const char *payload, size_t len, const char *record_type)
 {
-	bool		waited = false;
+	bool waited = false;
 
 	while (!ss_producer_send(key, payload, len, record_type))
 	{
@@ -126,7 +126,8 @@ ingest_send(const char *key, const char *payload, size_t len, const char *record
 static int64
 now_ms(void)
 {
-	return (int64) (GetCurrentTimestamp() / 1000) + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
+	return (int64) (GetCurrentTimestamp() / 1000) +
+		   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
 }
 
 /*
@@ -136,22 +137,22 @@ now_ms(void)
 static void
 run_simulator(const SourceConfig *src)
 {
-	Simulator  *sim = sim_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
+	Simulator *sim = sim_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
 	StringInfoData buf;
 	TimestampTz started = GetCurrentTimestamp();
-	int64		generated = 0;
+	int64 generated = 0;
 
 	initStringInfo(&buf);
 	ingest_set_state("running");
 	for (;;)
 	{
-		int64		due = SIM_MAX_BATCH;
-		long		sleep_ms = 0;
+		int64 due = SIM_MAX_BATCH;
+		long sleep_ms = 0;
 
 		if (src->rate > 0)
 		{
-			long		secs;
-			int			usecs;
+			long secs;
+			int usecs;
 
 			TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
 			due = (int64) ((secs + usecs / 1e6) * src->rate) + 1 - generated;
@@ -185,7 +186,7 @@ run_simulator(const SourceConfig *src)
 void
 ss_ingest_worker_main(Datum main_arg)
 {
-	WorkerArgs	args;
+	WorkerArgs args;
 	SourceConfig *src;
 	MemoryContext cxt;
 
@@ -226,8 +227,7 @@ ss_ingest_worker_main(Datum main_arg)
 	else if (strcmp(src->kind, "finnhub_trades") == 0)
 		ss_run_finnhub_trades(src);
 	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown source kind \"%s\"", src->kind)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unknown source kind \"%s\"", src->kind)));
 	proc_exit(0);
 }

@@ -20,31 +20,29 @@ static KafkaErrorHook error_hook = NULL;
 void
 ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
-	char		errstr[512];
+	char errstr[512];
 
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka property \"%s\": %s", name, errstr),
-				 errhint("Check stocks_stream.kafka_properties.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid Kafka property \"%s\": %s", name, errstr),
+						errhint("Check stocks_stream.kafka_properties.")));
 }
 
 /* Runs on the main thread, from rd_kafka_*poll (log.queue is on). */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	ereport(level <= 4 ? LOG : DEBUG1,
-			(errmsg_internal("kafka %s: %s", fac, buf)));
+	ereport(level <= 4 ? LOG : DEBUG1, (errmsg_internal("kafka %s: %s", fac, buf)));
 }
 
 /* Runs on the main thread, from rd_kafka_*poll. */
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	char		msg[600];
+	char msg[600];
 
-	snprintf(msg, sizeof(msg), "Kafka: %s: %s",
-			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
+	snprintf(msg, sizeof(msg), "Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
+			 reason);
 	ereport(LOG, (errmsg_internal("%s", msg)));
 	if (error_hook != NULL)
 		error_hook(msg);
@@ -57,24 +55,23 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void
 apply_properties(rd_kafka_conf_t *conf, const char *properties)
 {
-	char	   *copy = pstrdup(properties);
-	char	   *save = NULL;
+	char *copy = pstrdup(properties);
+	char *save = NULL;
 
 	for (char *item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save))
 	{
-		char	   *eq = strchr(item, '=');
-		char	   *key = item;
-		char	   *value;
+		char *eq = strchr(item, '=');
+		char *key = item;
+		char *value;
 
 		while (*key == ' ' || *key == '\t' || *key == '\n')
 			key++;
 		if (*key == '\0')
 			continue;
 		if (eq == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("stocks_stream.kafka_properties entry \"%s\" has no '='", key),
-					 errhint("Write entries as key=value separated by ';'.")));
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("stocks_stream.kafka_properties entry \"%s\" has no '='", key),
+							errhint("Write entries as key=value separated by ';'.")));
 		*eq = '\0';
 		value = eq + 1;
 		for (char *end = eq - 1; end >= key && (*end == ' ' || *end == '\t'); end--)
@@ -104,15 +101,14 @@ ss_kafka_conf_new(KafkaErrorHook on_error)
 rd_kafka_t *
 ss_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 {
-	char		errstr[512];
+	char errstr[512];
 	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
 
 	if (rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create Kafka client: %s", errstr)));
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not create Kafka client: %s", errstr)));
 	}
 	/* route log lines to the main queue, served by our poll calls */
 	rd_kafka_set_log_queue(rk, NULL);

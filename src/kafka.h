@@ -7,11 +7,10 @@
 
 #include <librdkafka/rdkafka.h>
 
-typedef void (*KafkaErrorHook) (const char *message);
+typedef void (*KafkaErrorHook)(const char *message);
 
 extern rd_kafka_conf_t *ss_kafka_conf_new(KafkaErrorHook on_error);
-extern void ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
-							  const char *value);
+extern void ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
 extern rd_kafka_t *ss_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf);
 extern char *ss_kafka_settings_fingerprint(void);
 

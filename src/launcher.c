@@ -29,19 +29,19 @@
 
 #define MIN_RESTART_DELAY_MS 1000
 #define MAX_RESTART_DELAY_MS 30000
-#define HEALTHY_RUN_MS 30000
+#define HEALTHY_RUN_MS		 30000
 
 typedef struct ManagedWorker
 {
-	bool		is_source;
-	int			owner_id;
-	int			worker_no;
-	int			generation;
+	bool is_source;
+	int owner_id;
+	int worker_no;
+	int generation;
 	BackgroundWorkerHandle *handle; /* NULL while waiting to restart */
 	TimestampTz started_at;
 	TimestampTz restart_at;
-	int			restart_delay_ms;
-	bool		wanted;
+	int restart_delay_ms;
+	bool wanted;
 } ManagedWorker;
 
 static List *managed = NIL;
@@ -65,9 +65,9 @@ static bool
 start_worker(ManagedWorker *mw, const char *owner_name)
 {
 	BackgroundWorker worker = {0};
-	WorkerArgs	args = {mw->owner_id, mw->worker_no, mw->generation};
+	WorkerArgs args = {mw->owner_id, mw->worker_no, mw->generation};
 	MemoryContext old;
-	bool		ok;
+	bool ok;
 
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -82,8 +82,8 @@ start_worker(ManagedWorker *mw, const char *owner_name)
 	else
 	{
 		snprintf(worker.bgw_function_name, BGW_MAXLEN, "ss_archive_worker_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream archive %s/%d",
-				 owner_name, mw->worker_no);
+		snprintf(worker.bgw_name, BGW_MAXLEN, "stocks_stream archive %s/%d", owner_name,
+				 mw->worker_no);
 		snprintf(worker.bgw_type, BGW_MAXLEN, "stocks_stream archive worker");
 	}
 	worker.bgw_main_arg = Int32GetDatum(mw->owner_id);
@@ -96,11 +96,10 @@ start_worker(ManagedWorker *mw, const char *owner_name)
 	if (!ok)
 	{
 		mw->handle = NULL;
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("stocks_stream: could not start a worker for %s/%d",
-						owner_name, mw->worker_no),
-				 errhint("Raise max_worker_processes.")));
+		ereport(WARNING, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						  errmsg("stocks_stream: could not start a worker for %s/%d", owner_name,
+								 mw->worker_no),
+						  errhint("Raise max_worker_processes.")));
 		return false;
 	}
 	mw->started_at = GetCurrentTimestamp();
@@ -110,14 +109,13 @@ start_worker(ManagedWorker *mw, const char *owner_name)
 static ManagedWorker *
 find_managed(bool is_source, int owner_id, int worker_no)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
-	foreach(lc, managed)
+	foreach (lc, managed)
 	{
 		ManagedWorker *mw = lfirst(lc);
 
-		if (mw->is_source == is_source && mw->owner_id == owner_id &&
-			mw->worker_no == worker_no)
+		if (mw->is_source == is_source && mw->owner_id == owner_id && mw->worker_no == worker_no)
 			return mw;
 	}
 	return NULL;
@@ -127,15 +125,14 @@ find_managed(bool is_source, int owner_id, int worker_no)
 static void
 reap_exited(TimestampTz now)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
-	foreach(lc, managed)
+	foreach (lc, managed)
 	{
 		ManagedWorker *mw = lfirst(lc);
-		pid_t		pid;
+		pid_t pid;
 
-		if (mw->handle == NULL ||
-			GetBackgroundWorkerPid(mw->handle, &pid) != BGWH_STOPPED)
+		if (mw->handle == NULL || GetBackgroundWorkerPid(mw->handle, &pid) != BGWH_STOPPED)
 			continue;
 		pfree(mw->handle);
 		mw->handle = NULL;
@@ -151,18 +148,18 @@ static void
 reconcile(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "launcher round",
-											  ALLOCSET_SMALL_SIZES);
+	MemoryContext cxt =
+		AllocSetContextCreate(CurrentMemoryContext, "launcher round", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List	   *wanted = ss_catalog_wanted_workers();
-	ListCell   *lc;
-	List	   *keep = NIL;
+	List *wanted = ss_catalog_wanted_workers();
+	ListCell *lc;
+	List *keep = NIL;
 
 	reap_exited(now);
-	foreach(lc, managed)
+	foreach (lc, managed)
 		((ManagedWorker *) lfirst(lc))->wanted = false;
 
-	foreach(lc, wanted)
+	foreach (lc, wanted)
 	{
 		WantedOwner *wo = lfirst(lc);
 
@@ -171,7 +168,7 @@ reconcile(void)
 			ManagedWorker *mw = find_managed(wo->is_source, wo->id, w);
 
 			if (mw != NULL && mw->generation != wo->generation)
-				continue;		/* altered: the old one is stopped below first */
+				continue; /* altered: the old one is stopped below first */
 			if (mw == NULL)
 			{
 				mw = MemoryContextAllocZero(TopMemoryContext, sizeof(ManagedWorker));
@@ -191,7 +188,7 @@ reconcile(void)
 	}
 
 	/* stop what is no longer wanted; forget it once it has exited */
-	foreach(lc, managed)
+	foreach (lc, managed)
 	{
 		ManagedWorker *mw = lfirst(lc);
 
@@ -232,8 +229,8 @@ ss_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		reconcile();
-		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-				  ss_launcher_naptime_ms, PG_WAIT_EXTENSION);
+		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ss_launcher_naptime_ms,
+				  PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

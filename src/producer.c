@@ -36,8 +36,8 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	else
 	{
 		counts.failed++;
-		snprintf(counts.last_error, sizeof(counts.last_error),
-				 "Kafka delivery failed: %s", rd_kafka_err2str(msg->err));
+		snprintf(counts.last_error, sizeof(counts.last_error), "Kafka delivery failed: %s",
+				 rd_kafka_err2str(msg->err));
 	}
 }
 
@@ -64,10 +64,9 @@ ss_producer_open(const char *source_name, const char *topic)
 	producer = ss_kafka_new(RD_KAFKA_PRODUCER, conf);
 	topic_handle = rd_kafka_topic_new(producer, topic, NULL);
 	if (topic_handle == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not create Kafka topic handle for \"%s\": %s", topic,
-						rd_kafka_err2str(rd_kafka_last_error()))));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("could not create Kafka topic handle for \"%s\": %s", topic,
+							   rd_kafka_err2str(rd_kafka_last_error()))));
 	source_header = MemoryContextStrdup(TopMemoryContext, source_name);
 }
 
@@ -76,27 +75,23 @@ ss_producer_open(const char *source_name, const char *topic)
  * caller keeps the message and tries again after polling.
  */
 bool
-ss_producer_send(const char *key, const char *payload, size_t len,
-				 const char *record_type)
+ss_producer_send(const char *key, const char *payload, size_t len, const char *record_type)
 {
 	rd_kafka_resp_err_t err;
 
-	err = rd_kafka_producev(producer,
-							RD_KAFKA_V_RKT(topic_handle),
-							RD_KAFKA_V_KEY(key, strlen(key)),
-							RD_KAFKA_V_VALUE((void *) payload, len),
-							RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-							RD_KAFKA_V_HEADER("source", source_header, -1),
-							RD_KAFKA_V_HEADER("record_type", record_type, -1),
-							RD_KAFKA_V_HEADER("schema_version", SCHEMA_VERSION, -1),
-							RD_KAFKA_V_END);
+	err = rd_kafka_producev(
+		producer, RD_KAFKA_V_RKT(topic_handle), RD_KAFKA_V_KEY(key, strlen(key)),
+		RD_KAFKA_V_VALUE((void *) payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_HEADER("source", source_header, -1),
+		RD_KAFKA_V_HEADER("record_type", record_type, -1),
+		RD_KAFKA_V_HEADER("schema_version", SCHEMA_VERSION, -1), RD_KAFKA_V_END);
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return false;
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		counts.failed++;
-		snprintf(counts.last_error, sizeof(counts.last_error),
-				 "Kafka produce failed: %s", rd_kafka_err2str(err));
+		snprintf(counts.last_error, sizeof(counts.last_error), "Kafka produce failed: %s",
+				 rd_kafka_err2str(err));
 	}
 	return true;
 }

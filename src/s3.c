@@ -25,16 +25,16 @@
 typedef struct RequestBody
 {
 	const char *data;
-	size_t		len;
-	size_t		pos;
+	size_t len;
+	size_t pos;
 } RequestBody;
 
 typedef struct ResponseState
 {
-	StringInfo	body;			/* NULL: collect only the start, for errors */
-	char		error_body[400];
-	size_t		error_len;
-	char		etag[80];
+	StringInfo body; /* NULL: collect only the start, for errors */
+	char error_body[400];
+	size_t error_len;
+	char etag[80];
 } ResponseState;
 
 static CURL *curl_handle = NULL;
@@ -48,8 +48,7 @@ ensure_curl(void)
 	{
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not initialise libcurl")));
+					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libcurl")));
 		global_done = true;
 	}
 	if (curl_handle == NULL)
@@ -57,8 +56,7 @@ ensure_curl(void)
 		curl_handle = curl_easy_init();
 		if (curl_handle == NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("could not create a libcurl handle")));
+					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
 	}
 	else
 		curl_easy_reset(curl_handle);
@@ -83,7 +81,7 @@ sha256_hex(const char *data, size_t len, char *hex)
 	static ResourceOwner hash_owner = NULL;
 	ResourceOwner saved = CurrentResourceOwner;
 	pg_cryptohash_ctx *ctx;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	uint8 digest[PG_SHA256_DIGEST_LENGTH];
 
 	if (saved == NULL)
 	{
@@ -96,9 +94,8 @@ sha256_hex(const char *data, size_t len, char *hex)
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
 		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute SHA-256 of an S3 payload")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not compute SHA-256 of an S3 payload")));
 	pg_cryptohash_free(ctx);
 	CurrentResourceOwner = saved;
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
@@ -125,13 +122,12 @@ build_url(const char *bucket, const char *key)
 	StringInfoData url;
 	const char *endpoint = ss_s3_endpoint;
 	const char *scheme_end = strstr(endpoint, "://");
-	size_t		len = strlen(endpoint);
+	size_t len = strlen(endpoint);
 
 	if (scheme_end == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stocks_stream.s3_endpoint \"%s\" is not a URL", endpoint),
-				 errhint("Use a URL such as http://127.0.0.1:9000.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("stocks_stream.s3_endpoint \"%s\" is not a URL", endpoint),
+						errhint("Use a URL such as http://127.0.0.1:9000.")));
 	while (len > 0 && endpoint[len - 1] == '/')
 		len--;
 
@@ -140,7 +136,7 @@ build_url(const char *bucket, const char *key)
 		appendStringInfo(&url, "%.*s/%s", (int) len, endpoint, bucket);
 	else
 	{
-		int			scheme_len = scheme_end - endpoint + 3;
+		int scheme_len = scheme_end - endpoint + 3;
 
 		appendStringInfo(&url, "%.*s%s.%.*s", scheme_len, endpoint, bucket,
 						 (int) (len - scheme_len), endpoint + scheme_len);
@@ -159,7 +155,7 @@ static size_t
 read_body_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 {
 	RequestBody *body = userdata;
-	size_t		n = Min(size * nitems, body->len - body->pos);
+	size_t n = Min(size * nitems, body->len - body->pos);
 
 	memcpy(buffer, body->data + body->pos, n);
 	body->pos += n;
@@ -170,8 +166,8 @@ static size_t
 write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	ResponseState *st = userdata;
-	size_t		n = size * nmemb;
-	size_t		room = sizeof(st->error_body) - 1 - st->error_len;
+	size_t n = size * nmemb;
+	size_t room = sizeof(st->error_body) - 1 - st->error_len;
 
 	if (st->body != NULL)
 		appendBinaryStringInfo(st->body, ptr, n);
@@ -188,12 +184,12 @@ static size_t
 header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 {
 	ResponseState *st = userdata;
-	size_t		n = size * nitems;
+	size_t n = size * nitems;
 
 	if (n > 5 && pg_strncasecmp(buffer, "etag:", 5) == 0)
 	{
 		const char *v = buffer + 5;
-		size_t		vlen = n - 5;
+		size_t vlen = n - 5;
 
 		while (vlen > 0 && (*v == ' ' || *v == '"'))
 			v++, vlen--;
@@ -208,20 +204,19 @@ header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 
 /* Abort a transfer as soon as the backend is asked to terminate. */
 static int
-progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-			curl_off_t ultotal, curl_off_t ulnow)
+progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			curl_off_t ulnow)
 {
 	return ProcDiePending ? 1 : 0;
 }
 
 /* Pull the S3 error <Code> out of an XML error body, if any. */
 static void
-describe_failure(S3Result *res, const char *method, const char *bucket,
-				 const char *key, CURLcode rc, const char *curl_error,
-				 const ResponseState *st)
+describe_failure(S3Result *res, const char *method, const char *bucket, const char *key,
+				 CURLcode rc, const char *curl_error, const ResponseState *st)
 {
 	const char *code = strstr(st->error_body, "<Code>");
-	char		codebuf[64] = "";
+	char codebuf[64] = "";
 
 	if (code != NULL)
 	{
@@ -231,30 +226,27 @@ describe_failure(S3Result *res, const char *method, const char *bucket,
 			snprintf(codebuf, sizeof(codebuf), "%.*s", (int) (end - code - 6), code + 6);
 	}
 	if (rc != CURLE_OK)
-		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s failed: %s",
-				 method, bucket, key ? key : "",
-				 curl_error[0] ? curl_error : curl_easy_strerror(rc));
+		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s failed: %s", method, bucket,
+				 key ? key : "", curl_error[0] ? curl_error : curl_easy_strerror(rc));
 	else
-		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s returned HTTP %ld%s%s",
-				 method, bucket, key ? key : "", res->http_status,
-				 codebuf[0] ? " " : "", codebuf);
+		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s returned HTTP %ld%s%s", method,
+				 bucket, key ? key : "", res->http_status, codebuf[0] ? " " : "", codebuf);
 }
 
 static S3Result
-s3_request(const char *method, const char *bucket, const char *key,
-		   const char *data, size_t len, const char *content_type,
-		   StringInfo response)
+s3_request(const char *method, const char *bucket, const char *key, const char *data, size_t len,
+		   const char *content_type, StringInfo response)
 {
-	S3Result	res = {0};
+	S3Result res = {0};
 	ResponseState st = {0};
 	RequestBody body = {data, len, 0};
 	struct curl_slist *headers = NULL;
-	char		sigv4[128];
-	char		hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
-	char		hdr[160];
-	char		curl_error[CURL_ERROR_SIZE] = "";
-	char	   *url;
-	CURLcode	rc;
+	char sigv4[128];
+	char hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	char hdr[160];
+	char curl_error[CURL_ERROR_SIZE] = "";
+	char *url;
+	CURLcode rc;
 
 	ensure_curl();
 	url = build_url(bucket, key);
@@ -312,8 +304,8 @@ s3_request(const char *method, const char *bucket, const char *key,
 }
 
 S3Result
-s3_put_object(const char *bucket, const char *key, const char *data,
-			  size_t len, const char *content_type)
+s3_put_object(const char *bucket, const char *key, const char *data, size_t len,
+			  const char *content_type)
 {
 	return s3_request("PUT", bucket, key, data, len, content_type, NULL);
 }
@@ -327,11 +319,10 @@ s3_get_object(const char *bucket, const char *key, StringInfo body)
 S3Result
 s3_create_bucket(const char *bucket)
 {
-	S3Result	res = s3_request("PUT", bucket, NULL, NULL, 0, NULL, NULL);
+	S3Result res = s3_request("PUT", bucket, NULL, NULL, 0, NULL, NULL);
 
 	/* a bucket we already own is what we wanted */
-	if (!res.ok && res.http_status == 409 &&
-		strstr(res.error, "BucketAlreadyOwnedByYou") != NULL)
+	if (!res.ok && res.http_status == 409 && strstr(res.error, "BucketAlreadyOwnedByYou") != NULL)
 	{
 		res.ok = true;
 		res.error[0] = '\0';

@@ -10,18 +10,16 @@
 /* Outcome of one request; http_status is 0 when no HTTP answer came back. */
 typedef struct S3Result
 {
-	bool		ok;
-	long		http_status;
-	char		etag[80];
-	char		error[512];
+	bool ok;
+	long http_status;
+	char etag[80];
+	char error[512];
 } S3Result;
 
-extern S3Result s3_put_object(const char *bucket, const char *key,
-							  const char *data, size_t len,
+extern S3Result s3_put_object(const char *bucket, const char *key, const char *data, size_t len,
 							  const char *content_type);
 extern S3Result s3_create_bucket(const char *bucket);
-extern S3Result s3_get_object(const char *bucket, const char *key,
-							  StringInfo body);
+extern S3Result s3_get_object(const char *bucket, const char *key, StringInfo body);
 extern void s3_reset_connection(void);
 
 #endif

@@ -15,7 +15,7 @@ extern char *ss_s3_region;
 extern char *ss_s3_access_key;
 extern char *ss_s3_secret_key;
 extern bool ss_s3_path_style;
-extern int	ss_s3_timeout_ms;
+extern int ss_s3_timeout_ms;
 
 /* Finnhub */
 extern char *ss_finnhub_api_key;
@@ -25,9 +25,9 @@ extern char *ss_finnhub_ws_url;
 
 /* workers */
 extern char *ss_database;
-extern int	ss_max_workers;
-extern int	ss_launcher_naptime_ms;
-extern int	ss_retry_max_backoff_ms;
+extern int ss_max_workers;
+extern int ss_launcher_naptime_ms;
+extern int ss_retry_max_backoff_ms;
 
 extern void ss_define_settings(void);
 extern char *ss_finnhub_key(void);

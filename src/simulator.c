@@ -29,34 +29,32 @@
 typedef struct SymbolState
 {
 	const char *symbol;
-	double		price;
-	double		sigma;
-	double		mu;
-	double		day_open;
-	double		day_high;
-	double		day_low;
-	double		prev_close;
-	int64		day;
-	int64		turns;
+	double price;
+	double sigma;
+	double mu;
+	double day_open;
+	double day_high;
+	double day_low;
+	double prev_close;
+	int64 day;
+	int64 turns;
 } SymbolState;
 
 struct Simulator
 {
 	pg_prng_state rng;
-	bool		have_spare;
-	double		spare;
-	int			quote_every;
-	int			nsymbols;
-	int64		step;
+	bool have_spare;
+	double spare;
+	int quote_every;
+	int nsymbols;
+	int64 step;
 	SymbolState *symbols;
 };
 
 static double
 std_normal(Simulator *sim)
 {
-	double		u1,
-				u2,
-				r;
+	double u1, u2, r;
 
 	if (sim->have_spare)
 	{
@@ -83,7 +81,7 @@ cents(double price)
 Simulator *
 sim_create(char **symbols, int nsymbols, int64 seed, int quote_every)
 {
-	Simulator  *sim = palloc0(sizeof(Simulator));
+	Simulator *sim = palloc0(sizeof(Simulator));
 
 	pg_prng_seed(&sim->rng, (uint64) seed);
 	sim->quote_every = Max(quote_every, 1);
@@ -115,11 +113,11 @@ roll_day(SymbolState *s, int64 day)
 static void
 step_price(Simulator *sim, SymbolState *s)
 {
-	double		z = std_normal(sim);
-	double		p;
+	double z = std_normal(sim);
+	double p;
 
-	s->price *= exp((s->mu - 0.5 * s->sigma * s->sigma) * STEP_YEARS +
-					s->sigma * sqrt(STEP_YEARS) * z);
+	s->price *=
+		exp((s->mu - 0.5 * s->sigma * s->sigma) * STEP_YEARS + s->sigma * sqrt(STEP_YEARS) * z);
 	s->price = Max(s->price, 0.01);
 	p = cents(s->price);
 	s->day_high = Max(s->day_high, p);
@@ -129,23 +127,23 @@ step_price(Simulator *sim, SymbolState *s)
 static void
 write_quote(const SymbolState *s, int64 now_ms, StringInfo out)
 {
-	double		c = cents(s->price);
-	int64		secs = now_ms / 1000;
+	double c = cents(s->price);
+	int64 secs = now_ms / 1000;
 
 	appendStringInfo(out,
 					 "{\"c\":%.2f,\"d\":%.2f,\"dp\":%.4f,\"h\":%.2f,\"l\":%.2f,\"o\":%.2f,"
-					 "\"pc\":%.2f,\"t\":" INT64_FORMAT ",\"symbol\":\"%s\",\"fetched_time\":" INT64_FORMAT "}",
-					 c, c - s->prev_close, (c - s->prev_close) / s->prev_close * 100.0,
-					 s->day_high, s->day_low, s->day_open, s->prev_close, secs,
-					 s->symbol, secs);
+					 "\"pc\":%.2f,\"t\":" INT64_FORMAT
+					 ",\"symbol\":\"%s\",\"fetched_time\":" INT64_FORMAT "}",
+					 c, c - s->prev_close, (c - s->prev_close) / s->prev_close * 100.0, s->day_high,
+					 s->day_low, s->day_open, s->prev_close, secs, s->symbol, secs);
 }
 
 static void
 write_trade(Simulator *sim, const SymbolState *s, int64 now_ms, StringInfo out)
 {
 	/* computed apart: Max() evaluates its arguments twice */
-	double		draw = round(exp(3.5 + 1.2 * std_normal(sim)));
-	double		volume = Max(1.0, draw);
+	double draw = round(exp(3.5 + 1.2 * std_normal(sim)));
+	double volume = Max(1.0, draw);
 
 	appendStringInfo(out,
 					 "{\"s\":\"%s\",\"p\":%.2f,\"t\":" INT64_FORMAT ",\"v\":%.0f,\"c\":[\"1\"]}",
@@ -157,11 +155,11 @@ write_trade(Simulator *sim, const SymbolState *s, int64 now_ms, StringInfo out)
  * symbol it is and whether it is a "quote" or a "trade".
  */
 void
-sim_next(Simulator *sim, int64 now_ms, StringInfo out,
-		 const char **symbol, const char **record_type)
+sim_next(Simulator *sim, int64 now_ms, StringInfo out, const char **symbol,
+		 const char **record_type)
 {
 	SymbolState *s = &sim->symbols[sim->step % sim->nsymbols];
-	int64		day = now_ms / MS_PER_DAY;
+	int64 day = now_ms / MS_PER_DAY;
 
 	sim->step++;
 	if (day != s->day)

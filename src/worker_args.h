@@ -7,9 +7,9 @@
 
 typedef struct WorkerArgs
 {
-	int			owner_id;		/* pipeline_id or source_id */
-	int			worker_no;
-	int			generation;		/* of the pipeline/source when started */
+	int owner_id; /* pipeline_id or source_id */
+	int worker_no;
+	int generation; /* of the pipeline/source when started */
 } WorkerArgs;
 
 #endif

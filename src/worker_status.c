@@ -26,31 +26,31 @@
 #include "settings.h"
 #include "worker_status.h"
 
-#define STATE_LEN 32
+#define STATE_LEN  32
 #define DETAIL_LEN 256
-#define ERROR_LEN 512
+#define ERROR_LEN  512
 
 struct WorkerStatus
 {
-	bool		in_use;
-	WorkerKind	kind;
-	int			pid;
-	int			owner_id;
-	char		owner_name[NAMEDATALEN];
-	int			worker_no;
-	char		state[STATE_LEN];
-	char		detail[DETAIL_LEN];
-	int64		counters[STATUS_COUNTERS];
+	bool in_use;
+	WorkerKind kind;
+	int pid;
+	int owner_id;
+	char owner_name[NAMEDATALEN];
+	int worker_no;
+	char state[STATE_LEN];
+	char detail[DETAIL_LEN];
+	int64 counters[STATUS_COUNTERS];
 	TimestampTz started_at;
 	TimestampTz last_activity;
-	char		last_error[ERROR_LEN];
+	char last_error[ERROR_LEN];
 	TimestampTz last_error_at;
 };
 
 typedef struct StatusArray
 {
-	slock_t		mutex;
-	int			nslots;
+	slock_t mutex;
+	int nslots;
 	WorkerStatus slots[FLEXIBLE_ARRAY_MEMBER];
 } StatusArray;
 
@@ -66,8 +66,7 @@ status_slots(void)
 static Size
 status_array_size(void)
 {
-	return add_size(offsetof(StatusArray, slots),
-					mul_size(status_slots(), sizeof(WorkerStatus)));
+	return add_size(offsetof(StatusArray, slots), mul_size(status_slots(), sizeof(WorkerStatus)));
 }
 
 void
@@ -79,11 +78,10 @@ ss_status_shmem_request(void)
 void
 ss_status_shmem_startup(void)
 {
-	bool		found;
+	bool found;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	status_array = ShmemInitStruct("stocks_stream worker status",
-								   status_array_size(), &found);
+	status_array = ShmemInitStruct("stocks_stream worker status", status_array_size(), &found);
 	if (!found)
 	{
 		memset(status_array, 0, status_array_size());
@@ -104,8 +102,7 @@ ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worke
 		WorkerStatus *s = &status_array->slots[i];
 
 		/* a slot left behind by a crashed worker of the same key is reused */
-		if (!s->in_use ||
-			(s->kind == kind && s->owner_id == owner_id && s->worker_no == worker_no))
+		if (!s->in_use || (s->kind == kind && s->owner_id == owner_id && s->worker_no == worker_no))
 		{
 			slot = s;
 			break;
@@ -206,12 +203,12 @@ timestamp_or_null(TimestampTz ts, bool *isnull)
 static Datum
 counters_array(const int64 *counters)
 {
-	Datum		elems[STATUS_COUNTERS];
+	Datum elems[STATUS_COUNTERS];
 
 	for (int i = 0; i < STATUS_COUNTERS; i++)
 		elems[i] = Int64GetDatum(counters[i]);
-	return PointerGetDatum(construct_array(elems, STATUS_COUNTERS, INT8OID, 8,
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return PointerGetDatum(
+		construct_array(elems, STATUS_COUNTERS, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 PG_FUNCTION_INFO_V1(ss_worker_status);
@@ -224,26 +221,24 @@ Datum
 ss_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *kind_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	WorkerKind	kind;
+	char *kind_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	WorkerKind kind;
 	WorkerStatus *copy;
-	int			nslots;
+	int nslots;
 
 	if (strcmp(kind_name, "archive") == 0)
 		kind = WORKER_ARCHIVE;
 	else if (strcmp(kind_name, "ingest") == 0)
 		kind = WORKER_INGEST;
 	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown worker kind \"%s\"", kind_name),
-				 errhint("Use 'archive' or 'ingest'.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("unknown worker kind \"%s\"", kind_name),
+						errhint("Use 'archive' or 'ingest'.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (status_array == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("stocks_stream must be loaded via shared_preload_libraries")));
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("stocks_stream must be loaded via shared_preload_libraries")));
 
 	nslots = status_array->nslots;
 	copy = palloc(sizeof(WorkerStatus) * nslots);
@@ -254,8 +249,8 @@ ss_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < nslots; i++)
 	{
 		WorkerStatus *s = &copy[i];
-		Datum		values[11];
-		bool		nulls[11] = {0};
+		Datum values[11];
+		bool nulls[11] = {0};
 
 		if (!s->in_use || s->kind != kind)
 			continue;

@@ -18,25 +18,25 @@ typedef enum WorkerKind
 
 /* counters of an archive worker */
 #define ARCHIVE_MESSAGES 0
-#define ARCHIVE_BYTES 1
-#define ARCHIVE_OBJECTS 2
+#define ARCHIVE_BYTES	 1
+#define ARCHIVE_OBJECTS	 2
 
 /* counters of an ingest worker */
-#define INGEST_PRODUCED 0
+#define INGEST_PRODUCED			 0
 #define INGEST_DELIVERY_FAILURES 1
-#define INGEST_API_CALLS 2
-#define INGEST_HTTP_429 3
-#define INGEST_ZERO_QUOTES 4
-#define INGEST_UNCHANGED_QUOTES 5
-#define INGEST_RECONNECTS 6
+#define INGEST_API_CALLS		 2
+#define INGEST_HTTP_429			 3
+#define INGEST_ZERO_QUOTES		 4
+#define INGEST_UNCHANGED_QUOTES	 5
+#define INGEST_RECONNECTS		 6
 
 #define STATUS_COUNTERS 8
 
 extern void ss_status_shmem_request(void);
 extern void ss_status_shmem_startup(void);
 
-extern WorkerStatus *ss_status_claim(WorkerKind kind, int owner_id,
-									 const char *owner_name, int worker_no);
+extern WorkerStatus *ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name,
+									 int worker_no);
 extern void ss_status_release(WorkerStatus *slot);
 extern void ss_status_set_state(WorkerStatus *slot, const char *state);
 extern void ss_status_set_detail(WorkerStatus *slot, const char *detail);
