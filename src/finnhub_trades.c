@@ -288,7 +288,7 @@ static void
 produce_pending(void)
 {
 	for (int i = 0; i < npending; i++)
-		ingest_send(pending[i].symbol, pending[i].json, strlen(pending[i].json), "trade");
+		ingest_send(pending[i].symbol, pending[i].json, strlen(pending[i].json));
 	npending = 0;
 	MemoryContextReset(pending_cxt);
 }

@@ -107,11 +107,11 @@ ingest_wait(long timeout_ms)
 
 /* Queue one message, waiting while Kafka cannot take more. */
 void
-ingest_send(const char *key, const char *payload, size_t len, const char *record_type)
+ingest_send(const char *key, const char *payload, size_t len)
 {
 	bool waited = false;
 
-	while (!ss_producer_send(key, payload, len, record_type))
+	while (!ss_producer_send(key, payload, len))
 	{
 		if (!waited)
 			ingest_set_state("waiting for Kafka");
@@ -164,11 +164,10 @@ run_simulator(const SourceConfig *src)
 		for (int64 i = 0; i < due; i++)
 		{
 			const char *symbol;
-			const char *type;
 
 			resetStringInfo(&buf);
-			sim_next(sim, now_ms(), &buf, &symbol, &type);
-			ingest_send(symbol, buf.data, buf.len, type);
+			symbol = sim_next(sim, now_ms(), &buf);
+			ingest_send(symbol, buf.data, buf.len);
 			generated++;
 		}
 

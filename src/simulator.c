@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "common/pg_prng.h"
+#include "utils/builtins.h"
 
 #include "simulator.h"
 
@@ -124,18 +125,63 @@ step_price(Simulator *sim, SymbolState *s)
 	s->day_low = Min(s->day_low, p);
 }
 
+/*
+ * Append a fixed-point number with `decimals` digits after the point.  The
+ * simulator writes millions of numbers a second; this is several times
+ * faster than printf's %f and prints the same text.
+ */
+static void
+append_fixed(StringInfo out, double value, int decimals)
+{
+	static const int64 scale[] = {1, 10, 100, 1000, 10000};
+	int64 scaled = (int64) llround(value * scale[decimals]);
+	uint64 magnitude = scaled < 0 ? (uint64) -scaled : (uint64) scaled;
+	char digits[24];
+	int n;
+
+	if (scaled < 0)
+		appendStringInfoChar(out, '-');
+	n = pg_ulltoa_n(magnitude / scale[decimals], digits);
+	appendBinaryStringInfo(out, digits, n);
+	if (decimals > 0)
+	{
+		uint64 frac = magnitude % scale[decimals];
+
+		appendStringInfoChar(out, '.');
+		for (int d = decimals - 1; d >= 0; d--)
+		{
+			digits[d] = '0' + frac % 10;
+			frac /= 10;
+		}
+		appendBinaryStringInfo(out, digits, decimals);
+	}
+}
+
+static void
+append_field(StringInfo out, const char *name, double value, int decimals)
+{
+	appendStringInfoString(out, name);
+	append_fixed(out, value, decimals);
+}
+
 static void
 write_quote(const SymbolState *s, int64 now_ms, StringInfo out)
 {
 	double c = cents(s->price);
 	int64 secs = now_ms / 1000;
 
-	appendStringInfo(out,
-					 "{\"c\":%.2f,\"d\":%.2f,\"dp\":%.4f,\"h\":%.2f,\"l\":%.2f,\"o\":%.2f,"
-					 "\"pc\":%.2f,\"t\":" INT64_FORMAT
-					 ",\"symbol\":\"%s\",\"fetched_time\":" INT64_FORMAT "}",
-					 c, c - s->prev_close, (c - s->prev_close) / s->prev_close * 100.0, s->day_high,
-					 s->day_low, s->day_open, s->prev_close, secs, s->symbol, secs);
+	append_field(out, "{\"c\":", c, 2);
+	append_field(out, ",\"d\":", c - s->prev_close, 2);
+	append_field(out, ",\"dp\":", (c - s->prev_close) / s->prev_close * 100.0, 4);
+	append_field(out, ",\"h\":", s->day_high, 2);
+	append_field(out, ",\"l\":", s->day_low, 2);
+	append_field(out, ",\"o\":", s->day_open, 2);
+	append_field(out, ",\"pc\":", s->prev_close, 2);
+	append_field(out, ",\"t\":", (double) secs, 0);
+	appendStringInfoString(out, ",\"symbol\":\"");
+	appendStringInfoString(out, s->symbol);
+	append_field(out, "\",\"fetched_time\":", (double) secs, 0);
+	appendStringInfoChar(out, '}');
 }
 
 static void
@@ -145,18 +191,20 @@ write_trade(Simulator *sim, const SymbolState *s, int64 now_ms, StringInfo out)
 	double draw = round(exp(3.5 + 1.2 * std_normal(sim)));
 	double volume = Max(1.0, draw);
 
-	appendStringInfo(out,
-					 "{\"s\":\"%s\",\"p\":%.2f,\"t\":" INT64_FORMAT ",\"v\":%.0f,\"c\":[\"1\"]}",
-					 s->symbol, cents(s->price), now_ms, volume);
+	appendStringInfoString(out, "{\"s\":\"");
+	appendStringInfoString(out, s->symbol);
+	append_field(out, "\",\"p\":", cents(s->price), 2);
+	append_field(out, ",\"t\":", (double) now_ms, 0);
+	append_field(out, ",\"v\":", volume, 0);
+	appendStringInfoString(out, ",\"c\":[\"1\"]}");
 }
 
 /*
- * Append the next message to `out` (which the caller resets) and say whose
- * symbol it is and whether it is a "quote" or a "trade".
+ * Append the next message (a quote or a trade) to `out`, which the caller
+ * resets, and return its symbol.
  */
-void
-sim_next(Simulator *sim, int64 now_ms, StringInfo out, const char **symbol,
-		 const char **record_type)
+const char *
+sim_next(Simulator *sim, int64 now_ms, StringInfo out)
 {
 	SymbolState *s = &sim->symbols[sim->step % sim->nsymbols];
 	int64 day = now_ms / MS_PER_DAY;
@@ -166,15 +214,9 @@ sim_next(Simulator *sim, int64 now_ms, StringInfo out, const char **symbol,
 		roll_day(s, day);
 	step_price(sim, s);
 	s->turns++;
-	*symbol = s->symbol;
 	if (s->turns % sim->quote_every == 0)
-	{
 		write_quote(s, now_ms, out);
-		*record_type = "quote";
-	}
 	else
-	{
 		write_trade(sim, s, now_ms, out);
-		*record_type = "trade";
-	}
+	return s->symbol;
 }

@@ -11,7 +11,6 @@
 typedef struct Simulator Simulator;
 
 extern Simulator *sim_create(char **symbols, int nsymbols, int64 seed, int quote_every);
-extern void sim_next(Simulator *sim, int64 now_ms, StringInfo out, const char **symbol,
-					 const char **record_type);
+extern const char *sim_next(Simulator *sim, int64 now_ms, StringInfo out);
 
 #endif
