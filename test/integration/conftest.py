@@ -221,3 +221,53 @@ def high_watermarks(topic, partitions):
         return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1] for p in range(partitions)}
     finally:
         c.close()
+
+
+class Source:
+    def __init__(self, kind, symbols, topic, options=None, **kwargs):
+        self.name = "s_" + uuid.uuid4().hex[:10]
+        self.topic = topic
+        extra = "".join(f", {k} => %({k})s" for k in kwargs)
+        sql("SELECT stocks_stream.create_source(%(n)s, %(k)s, %(s)s, %(t)s, options => %(o)s::jsonb"
+            + extra + ")",
+            {"n": self.name, "k": kind, "s": symbols, "t": topic, "o": json.dumps(options or {}), **kwargs})
+
+    def start(self):
+        sql("SELECT stocks_stream.start_source(%s)", [self.name])
+
+    def stop(self):
+        sql("SELECT stocks_stream.stop_source(%s)", [self.name])
+
+    def drop(self):
+        sql("SELECT stocks_stream.drop_source(%s)", [self.name])
+
+    def status(self):
+        rows = sql("SELECT state, messages_produced, delivery_failures, api_calls, rate_limited_429, "
+                   "zero_quotes_skipped, unchanged_quotes_skipped, reconnects, last_error, pid "
+                   "FROM stocks_stream.source_status WHERE source = %s", [self.name])
+        if not rows:
+            return None
+        keys = ["state", "produced", "failures", "api_calls", "http_429", "zero", "unchanged",
+                "reconnects", "last_error", "pid"]
+        return dict(zip(keys, rows[0]))
+
+
+def read_topic(topic, partitions=4, timeout=30):
+    """Every message of a topic: list of (partition, offset, key, value, headers)."""
+    c = Consumer({"bootstrap.servers": BROKERS, "group.id": "read-" + uuid.uuid4().hex[:8],
+                  "enable.auto.commit": False})
+    try:
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1] for p in range(partitions)}
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out, done = [], {p for p, e in ends.items() if e == 0}
+        deadline = time.time() + timeout
+        while len(done) < partitions and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            out.append((m.partition(), m.offset(), m.key().decode(), m.value(), dict(m.headers() or [])))
+            if m.offset() + 1 >= ends[m.partition()]:
+                done.add(m.partition())
+        return out
+    finally:
+        c.close()
