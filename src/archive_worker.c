@@ -27,8 +27,7 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <malloc.h>
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -535,6 +534,12 @@ ss_archive_worker_main(Datum main_arg)
 	before_shmem_exit(release_status, (Datum) 0);
 	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
 
+	/*
+	 * Batch buffers are megabytes each and freed after every flush.  A
+	 * fixed mmap threshold keeps glibc from raising it dynamically and
+	 * serving them from the heap, where freed memory is not returned.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	batch_init_context();
 	flush_context =
 		AllocSetContextCreate(TopMemoryContext, "stocks_stream flush", ALLOCSET_DEFAULT_SIZES);
