@@ -538,3 +538,161 @@ COMMENT ON VIEW stocks_stream.source_status IS
 -- Only the owner (a superuser) manages pipelines and sources and reads their status.
 REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Silver: typed, validated, deduplicated records loaded from bronze
+-- ---------------------------------------------------------------------------
+-- Prices and volumes are double precision: Finnhub sends binary floating
+-- point numbers, the loader stores exactly the doubles it received (no
+-- rounding to a scale), and aggregates over millions of rows are far
+-- cheaper than numeric.  Times are timestamptz in UTC.
+
+ALTER TABLE stocks_stream.manifest
+    ADD COLUMN loaded_at timestamptz,
+    ADD COLUMN load_error text,
+    ADD COLUMN load_attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN last_load_attempt timestamptz;
+CREATE INDEX manifest_unloaded_idx ON stocks_stream.manifest (object_id) WHERE loaded_at IS NULL;
+COMMENT ON COLUMN stocks_stream.manifest.loaded_at IS 'When load_bronze() loaded the object into silver; NULL while pending.';
+COMMENT ON COLUMN stocks_stream.manifest.load_error IS 'Why the last load attempt failed (S3 error, corrupt gzip, ...); retried by the next load_bronze().';
+
+CREATE TABLE stocks_stream.quotes (
+    symbol           text NOT NULL,
+    quote_time       timestamptz NOT NULL,
+    price            double precision NOT NULL CHECK (price > 0),
+    change           double precision,
+    change_pct       double precision,
+    day_high         double precision NOT NULL,
+    day_low          double precision NOT NULL,
+    day_open         double precision NOT NULL,
+    prev_close       double precision NOT NULL,
+    fetched_at       timestamptz,
+    source_topic     text NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset    bigint NOT NULL,
+    loaded_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source_topic, source_partition, source_offset, quote_time),
+    CHECK (day_high >= day_low)
+) PARTITION BY RANGE (quote_time);
+CREATE INDEX quotes_symbol_time_idx ON stocks_stream.quotes (symbol, quote_time);
+COMMENT ON TABLE stocks_stream.quotes IS 'Silver: one row per Finnhub quote loaded from bronze, partitioned by day of quote_time. Unique on its Kafka source (with quote_time, the partition key).';
+COMMENT ON COLUMN stocks_stream.quotes.symbol IS 'Ticker symbol as Finnhub writes it.';
+COMMENT ON COLUMN stocks_stream.quotes.quote_time IS 'Finnhub t: time of the quote (UTC).';
+COMMENT ON COLUMN stocks_stream.quotes.price IS 'Finnhub c: current price.';
+COMMENT ON COLUMN stocks_stream.quotes.change IS 'Finnhub d: change from the previous close.';
+COMMENT ON COLUMN stocks_stream.quotes.change_pct IS 'Finnhub dp: percent change from the previous close.';
+COMMENT ON COLUMN stocks_stream.quotes.day_high IS 'Finnhub h: high of the day.';
+COMMENT ON COLUMN stocks_stream.quotes.day_low IS 'Finnhub l: low of the day.';
+COMMENT ON COLUMN stocks_stream.quotes.day_open IS 'Finnhub o: open of the day.';
+COMMENT ON COLUMN stocks_stream.quotes.prev_close IS 'Finnhub pc: previous close.';
+COMMENT ON COLUMN stocks_stream.quotes.fetched_at IS 'When the ingest side fetched the quote (fetched_time).';
+COMMENT ON COLUMN stocks_stream.quotes.source_topic IS 'Kafka topic the record came from.';
+COMMENT ON COLUMN stocks_stream.quotes.source_partition IS 'Kafka partition the record came from.';
+COMMENT ON COLUMN stocks_stream.quotes.source_offset IS 'Kafka offset of the record.';
+COMMENT ON COLUMN stocks_stream.quotes.loaded_at IS 'When load_bronze() loaded the row.';
+
+CREATE TABLE stocks_stream.trades (
+    symbol           text NOT NULL,
+    trade_time       timestamptz NOT NULL,
+    price            double precision NOT NULL CHECK (price > 0),
+    volume           double precision NOT NULL CHECK (volume >= 0),
+    conditions       text[] NOT NULL DEFAULT '{}',
+    source_topic     text NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset    bigint NOT NULL,
+    loaded_at        timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source_topic, source_partition, source_offset, trade_time)
+) PARTITION BY RANGE (trade_time);
+CREATE INDEX trades_symbol_time_idx ON stocks_stream.trades (symbol, trade_time);
+COMMENT ON TABLE stocks_stream.trades IS 'Silver: one row per trade loaded from bronze, partitioned by day of trade_time. Unique on its Kafka source (with trade_time, the partition key).';
+COMMENT ON COLUMN stocks_stream.trades.symbol IS 'Ticker symbol (Finnhub s).';
+COMMENT ON COLUMN stocks_stream.trades.trade_time IS 'Finnhub t: time of the trade, millisecond precision (UTC).';
+COMMENT ON COLUMN stocks_stream.trades.price IS 'Finnhub p: trade price.';
+COMMENT ON COLUMN stocks_stream.trades.volume IS 'Finnhub v: traded volume (fractional for crypto).';
+COMMENT ON COLUMN stocks_stream.trades.conditions IS 'Finnhub c: trade condition codes.';
+COMMENT ON COLUMN stocks_stream.trades.source_topic IS 'Kafka topic the record came from.';
+COMMENT ON COLUMN stocks_stream.trades.source_partition IS 'Kafka partition the record came from.';
+COMMENT ON COLUMN stocks_stream.trades.source_offset IS 'Kafka offset of the record.';
+COMMENT ON COLUMN stocks_stream.trades.loaded_at IS 'When load_bronze() loaded the row.';
+
+CREATE TABLE stocks_stream.quarantine (
+    quarantine_id  bigserial PRIMARY KEY,
+    bucket         text NOT NULL,
+    object_key     text NOT NULL,
+    line_number    bigint NOT NULL,
+    raw            bytea NOT NULL,
+    reason         text NOT NULL,
+    quarantined_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (bucket, object_key, line_number)
+);
+COMMENT ON TABLE stocks_stream.quarantine IS 'Bronze lines that failed validation, kept byte for byte with the reason; never loaded into silver.';
+COMMENT ON COLUMN stocks_stream.quarantine.bucket IS 'S3 bucket of the object.';
+COMMENT ON COLUMN stocks_stream.quarantine.object_key IS 'S3 key of the object holding the line.';
+COMMENT ON COLUMN stocks_stream.quarantine.line_number IS 'Line number in the object, from 0 (offset = first_offset + line_number).';
+COMMENT ON COLUMN stocks_stream.quarantine.raw IS 'The line exactly as archived.';
+COMMENT ON COLUMN stocks_stream.quarantine.reason IS 'Why the line was refused.';
+COMMENT ON COLUMN stocks_stream.quarantine.quarantined_at IS 'When it was quarantined.';
+
+CREATE FUNCTION stocks_stream.ensure_day_partition(day date)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    t text;
+BEGIN
+    IF day IS NULL THEN
+        RAISE EXCEPTION 'day must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- serialise concurrent loaders creating the same partition
+    PERFORM pg_advisory_xact_lock(hashtext('stocks_stream.ensure_day_partition'));
+    FOREACH t IN ARRAY ARRAY['quotes', 'trades'] LOOP
+        IF to_regclass(format('stocks_stream.%I', t || '_' || to_char(day, 'YYYYMMDD'))) IS NULL THEN
+            EXECUTE format('CREATE TABLE stocks_stream.%I PARTITION OF stocks_stream.%I FOR VALUES FROM (%L) TO (%L)',
+                           t || '_' || to_char(day, 'YYYYMMDD'), t,
+                           day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
+        END IF;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.ensure_day_partition IS 'Create the quotes and trades partitions of one UTC day if missing (load_bronze() calls it).';
+
+CREATE FUNCTION stocks_stream.drop_silver_before(day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    part record;
+    dropped integer := 0;
+BEGIN
+    IF day IS NULL THEN
+        RAISE EXCEPTION 'day must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass the first day to keep, e.g. current_date - 90.';
+    END IF;
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_class p ON p.oid = i.inhparent
+          JOIN pg_namespace n ON n.oid = p.relnamespace
+         WHERE n.nspname = 'stocks_stream' AND p.relname IN ('quotes', 'trades')
+           AND c.relname ~ '_[0-9]{8}$'
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < day
+    LOOP
+        EXECUTE format('DROP TABLE stocks_stream.%I', part.relname);
+        dropped := dropped + 1;
+    END LOOP;
+    RETURN dropped;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.drop_silver_before IS 'Retention: drop the daily silver partitions (quotes and trades) of days before the given day; returns how many were dropped.';
+
+CREATE FUNCTION stocks_stream.load_bronze(
+    pipeline text DEFAULT NULL, max_objects integer DEFAULT NULL,
+    OUT objects_loaded bigint, OUT rows_loaded bigint, OUT rows_duplicate bigint,
+    OUT rows_quarantined bigint, OUT objects_failed bigint)
+AS 'MODULE_PATHNAME', 'ss_load_bronze' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION stocks_stream.load_bronze IS
+    'Load archived objects not loaded yet (of one pipeline, or all) into silver quotes and trades; bad lines go to quarantine. Safe to call concurrently and repeatedly.';
+
+CREATE FUNCTION stocks_stream.check_bronze_line(line bytea, OUT kind text, OUT reason text)
+AS 'MODULE_PATHNAME', 'ss_check_bronze_line' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION stocks_stream.check_bronze_line IS
+    'How load_bronze() would take one bronze line: kind quote, trade or invalid, with the quarantine reason.';
+
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;

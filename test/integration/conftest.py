@@ -90,7 +90,7 @@ class Topic:
         self.failed = 0
 
     def producer(self):
-        return Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
+        return Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "message.max.bytes": 4194304,
                          "linger.ms": 5, "message.timeout.ms": 300000})
 
     def _on_delivery(self, err, msg):

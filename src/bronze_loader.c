@@ -1,0 +1,468 @@
+/*
+ * bronze_loader.c
+ *	  stocks_stream.load_bronze(): loads archived objects listed in the
+ *	  manifest into the silver tables, exactly once.
+ *
+ * The objects not loaded yet are locked (FOR UPDATE SKIP LOCKED, so two
+ * callers never take the same object), then each is loaded in a
+ * subtransaction of its own: GET from S3, gunzip when compressed, split
+ * into lines (line N is offset first_offset + N), check each line
+ * (bronze_record.c), drop the offsets silver already holds, COPY the good
+ * rows into stocks_stream.quotes / .trades with Postgres' own COPY FROM
+ * machinery (partition routing, indexes and constraints included), record
+ * the bad lines in stocks_stream.quarantine with their reason, and mark the
+ * manifest row loaded.  An object that cannot be read (S3 down, 404,
+ * corrupt gzip) is rolled back to its subtransaction, marked failed with
+ * the error and retried by a later call; the others go on.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <zlib.h>
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "bronze_record.h"
+#include "s3.h"
+
+typedef struct ObjectRef
+{
+	int64 object_id;
+	char *bucket;
+	char *key;
+	char *topic;
+	int32 partition;
+	int64 first_offset;
+	int64 last_offset;
+	bool compressed;
+} ObjectRef;
+
+typedef struct LoadCounts
+{
+	int64 objects_loaded;
+	int64 rows_loaded;
+	int64 rows_duplicate;
+	int64 rows_quarantined;
+	int64 objects_failed;
+} LoadCounts;
+
+/* what the COPY data source callback reads from */
+static StringInfo copy_source = NULL;
+static int copy_pos = 0;
+
+static int
+copy_from_buffer(void *outbuf, int minread, int maxread)
+{
+	int n = Min(maxread, copy_source->len - copy_pos);
+
+	memcpy(outbuf, copy_source->data + copy_pos, n);
+	copy_pos += n;
+	return n;
+}
+
+/* COPY rows (text format) into stocks_stream.<table>. */
+static uint64
+copy_rows(const char *table, StringInfo rows, List *columns)
+{
+	Oid relid = get_relname_relid(table, get_namespace_oid("stocks_stream", false));
+	Relation rel;
+	ParseState *pstate;
+	CopyFromState cstate;
+	uint64 n;
+
+	if (rows->len == 0)
+		return 0;
+	rel = table_open(relid, RowExclusiveLock);
+	pstate = make_parsestate(NULL);
+	/* CopyFrom builds its executor state from the range table, as DoCopy does */
+	addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false)
+		->p_rte->requiredPerms = ACL_INSERT;
+	copy_source = rows;
+	copy_pos = 0;
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_from_buffer, columns, NIL);
+	n = CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	free_parsestate(pstate);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	return n;
+}
+
+static List *
+column_list(const char *names)
+{
+	List *cols = NIL;
+	char *copy = pstrdup(names);
+
+	for (char *c = strtok(copy, " "); c; c = strtok(NULL, " "))
+		cols = lappend(cols, makeString(c));
+	return cols;
+}
+
+/* Gunzip into a new buffer; ERROR on corrupt data. */
+static StringInfo
+gunzip(StringInfo in, const char *key)
+{
+	StringInfo out = makeStringInfo();
+	z_stream zs = {0};
+	int rc;
+
+	if (inflateInit2(&zs, 15 + 32) != Z_OK)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start gunzip")));
+	zs.next_in = (Bytef *) in->data;
+	zs.avail_in = in->len;
+	do
+	{
+		enlargeStringInfo(out, 1024 * 1024);
+		zs.next_out = (Bytef *) out->data + out->len;
+		zs.avail_out = out->maxlen - out->len - 1;
+		rc = inflate(&zs, Z_NO_FLUSH);
+		out->len = (char *) zs.next_out - out->data;
+	} while (rc == Z_OK);
+	inflateEnd(&zs);
+	if (rc != Z_STREAM_END)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+						errmsg("object \"%s\" is not valid gzip (zlib code %d)", key, rc)));
+	out->data[out->len] = '\0';
+	return out;
+}
+
+/* Offsets of [first, last] that silver already holds for topic/partition. */
+static bool *
+loaded_offsets(const ObjectRef *o)
+{
+	int64 span = o->last_offset - o->first_offset + 1;
+	bool *seen = palloc0(sizeof(bool) * span);
+	Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum args[4] = {CStringGetTextDatum(o->topic), Int32GetDatum(o->partition),
+					 Int64GetDatum(o->first_offset), Int64GetDatum(o->last_offset)};
+
+	if (SPI_execute_with_args("SELECT source_offset FROM stocks_stream.quotes "
+							  " WHERE source_topic = $1 AND source_partition = $2 "
+							  "   AND source_offset BETWEEN $3 AND $4 "
+							  "UNION ALL "
+							  "SELECT source_offset FROM stocks_stream.trades "
+							  " WHERE source_topic = $1 AND source_partition = $2 "
+							  "   AND source_offset BETWEEN $3 AND $4",
+							  4, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+		int64 off =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		seen[off - o->first_offset] = true;
+	}
+	return seen;
+}
+
+static void
+quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, const char *reason)
+{
+	Oid types[5] = {TEXTOID, TEXTOID, INT8OID, BYTEAOID, TEXTOID};
+	bytea *raw = palloc(VARHDRSZ + len);
+	Datum args[5];
+
+	SET_VARSIZE(raw, VARHDRSZ + len);
+	memcpy(VARDATA(raw), line, len);
+	args[0] = CStringGetTextDatum(o->bucket);
+	args[1] = CStringGetTextDatum(o->key);
+	args[2] = Int64GetDatum(line_no);
+	args[3] = PointerGetDatum(raw);
+	args[4] = CStringGetTextDatum(reason);
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.quarantine "
+			"(bucket, object_key, line_number, raw, reason) VALUES ($1, $2, $3, $4, $5) "
+			"ON CONFLICT (bucket, object_key, line_number) DO NOTHING",
+			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not write to quarantine")));
+}
+
+static void
+mark_object(const ObjectRef *o, const char *error)
+{
+	Oid types[2] = {INT8OID, TEXTOID};
+	Datum args[2] = {Int64GetDatum(o->object_id), error ? CStringGetTextDatum(error) : (Datum) 0};
+	char nulls[2] = {' ', error ? ' ' : 'n'};
+
+	if (SPI_execute_with_args(
+			error ? "UPDATE stocks_stream.manifest SET load_error = $2, load_attempts = "
+					"load_attempts + 1, "
+					"       last_load_attempt = now() WHERE object_id = $1"
+				  : "UPDATE stocks_stream.manifest SET loaded_at = now(), load_error = NULL, "
+					"       load_attempts = load_attempts + 1, last_load_attempt = now() WHERE "
+					"object_id = $1",
+			2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not update the manifest")));
+}
+
+/* Remember the UTC day of an event time (days since 1970) once. */
+static List *
+note_day(List *days, double secs)
+{
+	int day = (int) floor(secs / 86400.0);
+
+	return list_append_unique_int(days, day);
+}
+
+/* Create the daily partitions of quotes and trades the rows will need. */
+static void
+ensure_partitions(List *days)
+{
+	ListCell *lc;
+
+	foreach (lc, days)
+	{
+		Oid types[1] = {INT4OID};
+		Datum args[1] = {Int32GetDatum(lfirst_int(lc))};
+
+		if (SPI_execute_with_args(
+				"SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)", 1, types, args,
+				NULL, false, 0) != SPI_OK_SELECT)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not create a daily partition")));
+	}
+}
+
+/* Load one object; ERROR (caught by the caller) when it cannot be read. */
+static void
+load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols)
+{
+	StringInfoData body;
+	StringInfo text;
+	StringInfoData quotes, trades;
+	S3Result res;
+	bool *seen;
+	char reason[200];
+	int64 line_no = 0;
+	char *p, *end;
+	List *days = NIL;
+
+	initStringInfo(&body);
+	res = s3_get_object(o->bucket, o->key, &body);
+	if (!res.ok)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
+	text = o->compressed ? gunzip(&body, o->key) : &body;
+	seen = loaded_offsets(o);
+	initStringInfo(&quotes);
+	initStringInfo(&trades);
+
+	for (p = text->data, end = text->data + text->len; p < end; line_no++)
+	{
+		char *nl = memchr(p, '\n', end - p);
+		size_t len = (nl ? nl : end) - p;
+		BronzeSource src = {o->topic, o->partition, o->first_offset + line_no};
+		int64 idx = line_no;
+
+		if (idx > o->last_offset - o->first_offset)
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("object \"%s\" has more lines than its manifest row's offsets %lld..%lld",
+						o->key, (long long) o->first_offset, (long long) o->last_offset)));
+		if (seen[idx])
+			counts->rows_duplicate++;
+		else
+		{
+			StringInfoData row;
+			BronzeKind kind;
+			double event;
+
+			initStringInfo(&row);
+			kind = bronze_check_line(p, len, &src, &row, &event, reason, sizeof(reason));
+			if (kind != BRONZE_INVALID)
+				days = note_day(days, event);
+			if (kind == BRONZE_QUOTE)
+				appendBinaryStringInfo(&quotes, row.data, row.len);
+			else if (kind == BRONZE_TRADE)
+				appendBinaryStringInfo(&trades, row.data, row.len);
+			else
+			{
+				quarantine(o, line_no, p, len, reason);
+				counts->rows_quarantined++;
+			}
+			pfree(row.data);
+		}
+		p = nl ? nl + 1 : end;
+	}
+	ensure_partitions(days);
+	counts->rows_loaded += copy_rows("quotes", &quotes, quote_cols);
+	counts->rows_loaded += copy_rows("trades", &trades, trade_cols);
+	mark_object(o, NULL);
+	counts->objects_loaded++;
+}
+
+static pg_noinline List *
+pending_objects(text *pipeline, int max_objects)
+{
+	Oid types[2] = {TEXTOID, INT4OID};
+	Datum args[2] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0, Int32GetDatum(max_objects)};
+	char nulls[2] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n'};
+	List *objs = NIL;
+
+	if (SPI_execute_with_args(
+			"SELECT object_id, bucket, object_key, topic, partition, first_offset, "
+			"       last_offset, compressed FROM stocks_stream.manifest "
+			" WHERE loaded_at IS NULL AND ($1 IS NULL OR pipeline = $1) "
+			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+			2, types, args, nulls, false, 0) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple t = SPI_tuptable->vals[i];
+		TupleDesc d = SPI_tuptable->tupdesc;
+		ObjectRef *o = SPI_palloc(sizeof(ObjectRef));
+		bool isnull;
+
+		o->object_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		o->bucket = SPI_getvalue(t, d, 2);
+		o->key = SPI_getvalue(t, d, 3);
+		o->topic = SPI_getvalue(t, d, 4);
+		o->partition = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
+		o->first_offset = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
+		o->last_offset = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
+		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
+		objs = lappend(objs, o);
+	}
+	return objs;
+}
+
+PG_FUNCTION_INFO_V1(ss_load_bronze);
+
+Datum
+ss_load_bronze(PG_FUNCTION_ARGS)
+{
+	text *pipeline = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	int max_objects = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	LoadCounts counts = {0};
+	List *objects;
+	ListCell *lc;
+	List *quote_cols;
+	List *trade_cols;
+	TupleDesc tupdesc;
+	Datum values[5];
+	bool nulls[5] = {0};
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (!PG_ARGISNULL(1) && max_objects <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("max_objects must be greater than 0, got %d", max_objects),
+						errhint("Pass NULL to load every object that is not loaded yet.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("load_bronze must return a row")));
+
+	SPI_connect();
+	if (pipeline != NULL)
+	{
+		Oid types[1] = {TEXTOID};
+		Datum args[1] = {PointerGetDatum(pipeline)};
+
+		SPI_execute_with_args("SELECT 1 FROM stocks_stream.pipelines WHERE name = $1", 1, types,
+							  args, NULL, true, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+							errmsg("pipeline \"%s\" does not exist", text_to_cstring(pipeline)),
+							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
+									"NULL loads all.")));
+	}
+	objects = pending_objects(pipeline, max_objects);
+	quote_cols = column_list("symbol quote_time price change change_pct day_high day_low day_open "
+							 "prev_close fetched_at source_topic source_partition source_offset");
+	trade_cols =
+		column_list("symbol trade_time price volume conditions source_topic source_partition "
+					"source_offset");
+
+	foreach (lc, objects)
+	{
+		ObjectRef *o = lfirst(lc);
+		MemoryContext oldcxt = CurrentMemoryContext;
+
+		LoadCounts one = {0};
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			load_object(o, &one, quote_cols, trade_cols);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = owner;
+			counts.objects_loaded += one.objects_loaded;
+			counts.rows_loaded += one.rows_loaded;
+			counts.rows_duplicate += one.rows_duplicate;
+			counts.rows_quarantined += one.rows_quarantined;
+		}
+		PG_CATCH();
+		{
+			ErrorData *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = owner;
+			/* SPI's connection survives; its state was reset by the rollback */
+			mark_object(o, edata->message);
+			counts.objects_failed++;
+			ereport(WARNING,
+					(errmsg("could not load object \"%s\": %s", o->key, edata->message),
+					 errhint("It stays in the manifest and is retried by the next call.")));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	SPI_finish();
+
+	MemoryContextSwitchTo(caller);
+	values[0] = Int64GetDatum(counts.objects_loaded);
+	values[1] = Int64GetDatum(counts.rows_loaded);
+	values[2] = Int64GetDatum(counts.rows_duplicate);
+	values[3] = Int64GetDatum(counts.rows_quarantined);
+	values[4] = Int64GetDatum(counts.objects_failed);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(ss_check_bronze_line);
+
+/* check_bronze_line(line bytea) -> (kind, reason): the loader's verdict. */
+Datum
+ss_check_bronze_line(PG_FUNCTION_ARGS)
+{
+	bytea *line = PG_GETARG_BYTEA_PP(0);
+	char reason[200] = "";
+	BronzeSource src = {"check", 0, 0};
+	double event;
+	BronzeKind kind = bronze_check_line(VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &src, NULL,
+										&event, reason, sizeof(reason));
+	TupleDesc tupdesc;
+	Datum values[2];
+	bool nulls[2] = {false, kind != BRONZE_INVALID};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("check_bronze_line must return a row")));
+	values[0] = CStringGetTextDatum(kind == BRONZE_QUOTE   ? "quote"
+									: kind == BRONZE_TRADE ? "trade"
+														   : "invalid");
+	values[1] = CStringGetTextDatum(reason);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

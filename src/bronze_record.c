@@ -1,0 +1,304 @@
+/*
+ * bronze_record.c
+ *	  Recognises a bronze line as a quote or a trade by its shape,
+ *	  validates it, and renders it as a COPY row of the silver table.
+ *
+ * Quote: the fields of Finnhub's /quote (c d dp h l o pc t) plus symbol and
+ * optional fetched_time.  Trade: {"s","p","t","v","c"}.  A line is refused
+ * (with a reason for the quarantine) when it is longer than
+ * BRONZE_MAX_LINE, not valid UTF-8, not a JSON object, of neither shape,
+ * missing a field or carrying one of the wrong type, has a number that is
+ * not finite, a price <= 0, a negative volume, a day high below the day
+ * low, a time of 0 or more than five minutes in the future, or a symbol
+ * that is not 1-32 of [A-Z0-9.:^_/-].  Numbers are written in their
+ * shortest exact decimal form, so silver holds the same doubles Finnhub
+ * sent.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common/shortest_dec.h"
+#include "mb/pg_wchar.h"
+
+#include "bronze_record.h"
+
+#define FUTURE_SKEW_SECS 300
+
+typedef struct Fields
+{
+	json_object *obj;
+	char *reason;
+	size_t reason_len;
+} Fields;
+
+static bool
+refuse(Fields *f, const char *fmt, const char *field)
+{
+	snprintf(f->reason, f->reason_len, fmt, field);
+	return false;
+}
+
+/* A finite number field; NULL allowed only when nullable. */
+static bool
+number_field(Fields *f, const char *name, bool nullable, double *value, bool *isnull)
+{
+	json_object *v;
+
+	*isnull = false;
+	if (!json_object_object_get_ex(f->obj, name, &v))
+		return refuse(f, "missing field \"%s\"", name);
+	if (v == NULL)
+	{
+		*isnull = true;
+		return nullable ? true : refuse(f, "field \"%s\" is null", name);
+	}
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return refuse(f, "field \"%s\" is not a number", name);
+	*value = json_object_get_double(v);
+	if (!isfinite(*value))
+		return refuse(f, "field \"%s\" is not a finite number", name);
+	return true;
+}
+
+static bool
+symbol_field(Fields *f, const char *name, const char **symbol)
+{
+	json_object *v;
+	size_t len;
+
+	if (!json_object_object_get_ex(f->obj, name, &v) || v == NULL)
+		return refuse(f, "missing field \"%s\"", name);
+	if (!json_object_is_type(v, json_type_string))
+		return refuse(f, "field \"%s\" is not a string", name);
+	*symbol = json_object_get_string(v);
+	len = strlen(*symbol);
+	if (len < 1 || len > 32 || strspn(*symbol, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_/-") != len)
+		return refuse(f, "field \"%s\" is not a symbol of 1 to 32 characters [A-Z0-9.:^_/-]", name);
+	return true;
+}
+
+static bool
+time_ok(Fields *f, const char *name, double secs)
+{
+	if (secs <= 0)
+		return refuse(f, "field \"%s\" is 0 or negative (no time)", name);
+	if (secs > (double) time(NULL) + FUTURE_SKEW_SECS)
+		return refuse(f, "field \"%s\" is more than five minutes in the future", name);
+	return true;
+}
+
+/* COPY text format helpers */
+static void
+put_sep(StringInfo row)
+{
+	appendStringInfoChar(row, '\t');
+}
+
+static void
+put_number(StringInfo row, double v, bool isnull)
+{
+	char buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+	if (isnull)
+		appendStringInfoString(row, "\\N");
+	else
+	{
+		double_to_shortest_decimal_buf(v, buf);
+		appendStringInfoString(row, buf);
+	}
+}
+
+/* A symbol holds no character that COPY would need escaped. */
+static void
+put_text(StringInfo row, const char *s)
+{
+	appendStringInfoString(row, s);
+}
+
+static void
+put_time(StringInfo row, double secs)
+{
+	time_t whole = (time_t) floor(secs);
+	int ms = (int) llround((secs - floor(secs)) * 1000.0);
+	struct tm tm;
+
+	if (ms == 1000)
+	{
+		whole++;
+		ms = 0;
+	}
+	gmtime_r(&whole, &tm);
+	appendStringInfo(row, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+					 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+static void
+put_source(StringInfo row, const BronzeSource *src)
+{
+	put_sep(row);
+	put_text(row, src->topic);
+	appendStringInfo(row, "\t%d\t" INT64_FORMAT "\n", src->partition, src->offset);
+}
+
+/* symbol quote_time price change change_pct day_high day_low day_open prev_close fetched_at topic
+ * partition offset */
+static bool
+check_quote(Fields *f, const BronzeSource *src, StringInfo row, double *event_secs)
+{
+	const char *symbol;
+	double c, d, dp, h, l, o, pc, t, fetched = 0;
+	bool n, d_null, dp_null, fetched_null = true;
+	json_object *ft;
+
+	if (!symbol_field(f, "symbol", &symbol) || !number_field(f, "c", false, &c, &n) ||
+		!number_field(f, "d", true, &d, &d_null) || !number_field(f, "dp", true, &dp, &dp_null) ||
+		!number_field(f, "h", false, &h, &n) || !number_field(f, "l", false, &l, &n) ||
+		!number_field(f, "o", false, &o, &n) || !number_field(f, "pc", false, &pc, &n) ||
+		!number_field(f, "t", false, &t, &n))
+		return false;
+	if (json_object_object_get_ex(f->obj, "fetched_time", &ft) &&
+		!number_field(f, "fetched_time", true, &fetched, &fetched_null))
+		return false;
+	if (c <= 0)
+		return refuse(f, "price (\"%s\") is not greater than 0", "c");
+	if (h < l)
+		return refuse(f, "day high (\"h\") is below day low (\"%s\")", "l");
+	if (!time_ok(f, "t", t))
+		return false;
+	*event_secs = t;
+	if (row == NULL)
+		return true;
+	put_text(row, symbol);
+	put_sep(row);
+	put_time(row, t);
+	put_sep(row);
+	put_number(row, c, false);
+	put_sep(row);
+	put_number(row, d, d_null);
+	put_sep(row);
+	put_number(row, dp, dp_null);
+	put_sep(row);
+	put_number(row, h, false);
+	put_sep(row);
+	put_number(row, l, false);
+	put_sep(row);
+	put_number(row, o, false);
+	put_sep(row);
+	put_number(row, pc, false);
+	put_sep(row);
+	if (fetched_null || fetched <= 0)
+		appendStringInfoString(row, "\\N");
+	else
+		put_time(row, fetched);
+	put_source(row, src);
+	return true;
+}
+
+/* symbol trade_time price volume conditions topic partition offset */
+static bool
+check_trade(Fields *f, const BronzeSource *src, StringInfo row, double *event_secs)
+{
+	const char *symbol;
+	double p, t, v;
+	bool n;
+	json_object *conds = NULL;
+	size_t nconds = 0;
+
+	if (!symbol_field(f, "s", &symbol) || !number_field(f, "p", false, &p, &n) ||
+		!number_field(f, "t", false, &t, &n) || !number_field(f, "v", false, &v, &n))
+		return false;
+	if (p <= 0)
+		return refuse(f, "price (\"%s\") is not greater than 0", "p");
+	if (v < 0)
+		return refuse(f, "volume (\"%s\") is negative", "v");
+	if (!time_ok(f, "t", t / 1000.0))
+		return false;
+	*event_secs = t / 1000.0;
+	if (json_object_object_get_ex(f->obj, "c", &conds) && conds != NULL)
+	{
+		if (!json_object_is_type(conds, json_type_array))
+			return refuse(f, "field \"%s\" is not an array of condition codes", "c");
+		nconds = json_object_array_length(conds);
+		for (size_t i = 0; i < nconds; i++)
+		{
+			json_object *e = json_object_array_get_idx(conds, i);
+			const char *s = json_object_get_string(e);
+
+			if (!json_object_is_type(e, json_type_string) || strlen(s) > 16 ||
+				strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+					strlen(s))
+				return refuse(
+					f, "field \"%s\" holds a condition code that is not 1-16 letters or digits",
+					"c");
+		}
+	}
+	if (row == NULL)
+		return true;
+	put_text(row, symbol);
+	put_sep(row);
+	put_time(row, t / 1000.0);
+	put_sep(row);
+	put_number(row, p, false);
+	put_sep(row);
+	put_number(row, v, false);
+	put_sep(row);
+	appendStringInfoChar(row, '{');
+	for (size_t i = 0; i < nconds; i++)
+		appendStringInfo(row, "%s%s", i ? "," : "",
+						 json_object_get_string(json_object_array_get_idx(conds, i)));
+	appendStringInfoChar(row, '}');
+	put_source(row, src);
+	return true;
+}
+
+BronzeKind
+bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo row,
+				  double *event_secs, char *reason, size_t reason_len)
+{
+	json_tokener *tok;
+	Fields f = {NULL, reason, reason_len};
+	BronzeKind kind = BRONZE_INVALID;
+	int keep = row ? row->len : 0;
+
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+		len--;
+	if (len > BRONZE_MAX_LINE)
+	{
+		snprintf(reason, reason_len, "line of %zu bytes is longer than the limit of %d", len,
+				 BRONZE_MAX_LINE);
+		return BRONZE_INVALID;
+	}
+	if (!pg_verify_mbstr(PG_UTF8, line, (int) len, true))
+	{
+		snprintf(reason, reason_len, "line is not valid UTF-8");
+		return BRONZE_INVALID;
+	}
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	f.obj = json_tokener_parse_ex(tok, line, (int) len);
+	if (f.obj == NULL || json_tokener_get_parse_end(tok) != len)
+		snprintf(reason, reason_len, "line is not valid JSON");
+	else if (!json_object_is_type(f.obj, json_type_object))
+		snprintf(reason, reason_len, "line is JSON but not an object");
+	else if (json_object_object_get_ex(f.obj, "symbol", NULL) ||
+			 json_object_object_get_ex(f.obj, "pc", NULL))
+		kind = check_quote(&f, src, row, event_secs) ? BRONZE_QUOTE : BRONZE_INVALID;
+	else if (json_object_object_get_ex(f.obj, "s", NULL) &&
+			 json_object_object_get_ex(f.obj, "p", NULL))
+		kind = check_trade(&f, src, row, event_secs) ? BRONZE_TRADE : BRONZE_INVALID;
+	else
+		snprintf(reason, reason_len, "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
+	json_tokener_free(tok);
+	if (f.obj)
+		json_object_put(f.obj);
+	if (kind == BRONZE_INVALID && row != NULL)
+	{
+		row->len = keep; /* drop a half-written row */
+		row->data[keep] = '\0';
+	}
+	return kind;
+}

@@ -1,0 +1,36 @@
+/*
+ * bronze_record.h
+ *	  Recognising, validating and rendering one bronze NDJSON line.
+ */
+#ifndef STOCKS_STREAM_BRONZE_RECORD_H
+#define STOCKS_STREAM_BRONZE_RECORD_H
+
+#include "lib/stringinfo.h"
+
+#define BRONZE_MAX_LINE 65536
+
+typedef enum BronzeKind
+{
+	BRONZE_INVALID = 0,
+	BRONZE_QUOTE,
+	BRONZE_TRADE
+} BronzeKind;
+
+typedef struct BronzeSource
+{
+	const char *topic;
+	int32 partition;
+	int64 offset;
+} BronzeSource;
+
+/*
+ * Checks one line.  A valid quote or trade is appended to `row` as a COPY
+ * text-format line of the silver table (row may be NULL to only check);
+ * and its event time (unix seconds) stored in *event_secs; otherwise
+ * `reason` gets a sentence a person can act on.
+ */
+extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSource *src,
+									StringInfo row, double *event_secs, char *reason,
+									size_t reason_len);
+
+#endif

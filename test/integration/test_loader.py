@@ -1,0 +1,146 @@
+"""load_bronze(): bronze objects into silver, exactly once, bad lines quarantined."""
+import json
+import threading
+import time
+
+import psycopg
+
+from conftest import quote_message, sql, stack, wait_until
+
+
+def trade_message(i, symbol="MSFT"):
+    return json.dumps({"s": symbol, "p": round(300 + i / 100, 2), "t": 1764000000000 + i, "v": i % 500,
+                       "c": ["1", "12"]}, separators=(",", ":"))
+
+
+POISON = {
+    b'{"c": 187.2, "d": 1.1,': "line is not valid JSON",
+    b'{"c":"abc","d":1,"dp":1,"h":2,"l":1,"o":1,"pc":1,"t":1764000000,"symbol":"AAPL"}':
+        'field "c" is not a number',
+    b'{"c":NaN,"d":1,"dp":1,"h":2,"l":1,"o":1,"pc":1,"t":1764000000,"symbol":"AAPL"}':
+        'field "c" is not a finite number',
+    b'{"c":-5,"d":1,"dp":1,"h":2,"l":1,"o":1,"pc":1,"t":1764000000,"symbol":"AAPL"}':
+        'price ("c") is not greater than 0',
+    b'{"c":5,"d":1,"dp":1,"h":1,"l":2,"o":1,"pc":1,"t":1764000000,"symbol":"AAPL"}':
+        'day high ("h") is below day low ("l")',
+    b'{"c":5,"d":1,"dp":1,"h":6,"l":2,"o":3,"pc":4,"t":0,"symbol":"AAPL"}':
+        'field "t" is 0 or negative (no time)',
+    b'{"blob":"' + b"x" * (1024 * 1024) + b'"}': "line of 1048587 bytes is longer than the limit of 65536",
+    b'{"s":"AAPL","p":1.5,"t":1764000000000,"v":1,"c":["\xff\xfe"]}': "line is not valid UTF-8",
+}
+
+
+def silver_sources(topic):
+    return {(r[0], r[1]) for r in sql(
+        "SELECT source_partition, source_offset FROM stocks_stream.quotes WHERE source_topic = %s "
+        "UNION ALL SELECT source_partition, source_offset FROM stocks_stream.trades WHERE source_topic = %s",
+        [topic, topic])}
+
+
+def silver_count(topic):
+    return sql("SELECT (SELECT count(*) FROM stocks_stream.quotes WHERE source_topic = %s) + "
+               "(SELECT count(*) FROM stocks_stream.trades WHERE source_topic = %s)", [topic, topic])[0][0]
+
+
+def load(pipeline):
+    return sql("SELECT * FROM stocks_stream.load_bronze(%s)", [pipeline.name])[0]
+
+
+def test_good_lines_reach_silver_and_each_poison_line_is_quarantined(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_age_ms=300, batch_max_bytes=2 * 1024 * 1024, gzip=True)
+    p.start()
+    good = [quote_message(i) for i in range(300)] + [trade_message(i) for i in range(300)]
+    topic.produce(good + list(POISON), partition=None)
+    p.wait_archived(len(good) + len(POISON))
+    poison_at = {k: v for k, v in topic.produced.items() if v in POISON}
+    assert len(poison_at) == len(POISON)
+
+    loaded, rows, dups, quarantined, failed = load(p)
+    assert (rows, dups, quarantined, failed) == (600, 0, len(POISON), 0)
+    assert loaded == len(p.manifest())
+    expected = set(topic.produced) - set(poison_at)
+    assert silver_sources(topic.name) == expected
+    # each bad line is kept byte for byte with its reason
+    q = sql("SELECT object_key, line_number, raw, reason FROM stocks_stream.quarantine "
+            "WHERE object_key LIKE %s", [f"%/{topic.name}/%"])
+    assert sorted(bytes(r[2]) for r in q) == sorted(POISON)
+    for _, _, raw, reason in q:
+        assert reason == POISON[bytes(raw)]
+    # typed values
+    row = sql("SELECT symbol, price, day_high, day_low, extract(epoch FROM quote_time) FROM stocks_stream.quotes "
+              "WHERE source_topic = %s ORDER BY source_partition, source_offset LIMIT 1", [topic.name])[0]
+    assert row[0] == "AAPL" and row[2] == 161.2 and row[3] == 149.8
+    # a second call finds nothing new
+    assert load(p) == (0, 0, 0, 0, 0)
+
+
+def test_two_concurrent_loaders_never_duplicate(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=25, batch_max_age_ms=300)
+    p.start()
+    topic.produce([quote_message(i) if i % 2 else trade_message(i) for i in range(2000)])
+    p.wait_archived(2000)
+    results = []
+
+    def run():
+        with psycopg.connect(autocommit=True) as conn:
+            results.append(conn.execute("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name]).fetchone())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(r[0] for r in results) == len(p.manifest())
+    assert sum(r[1] for r in results) == 2000 and sum(r[2] for r in results) == 0
+    assert silver_count(topic.name) == 2000 == len(silver_sources(topic.name))
+
+
+def test_a_killed_load_then_a_rerun_loses_and_duplicates_nothing(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=20, batch_max_age_ms=300)
+    p.start()
+    topic.produce([trade_message(i) for i in range(4000)])
+    p.wait_archived(4000)
+    box = {}
+
+    def run():
+        try:
+            with psycopg.connect(autocommit=True) as conn:
+                box["pid"] = conn.info.backend_pid
+                conn.execute("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])
+                box["done"] = True
+        except psycopg.Error as e:
+            box["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    wait_until(lambda: "pid" in box, 10, "the loader to start")
+    time.sleep(0.3)
+    sql("SELECT pg_terminate_backend(%s)", [box["pid"]])
+    t.join(60)
+    if "error" in box:
+        assert silver_count(topic.name) == 0       # the whole call rolled back
+    r = load(p)
+    assert silver_count(topic.name) == 4000 == len(silver_sources(topic.name))
+    assert r[2] == 0
+
+
+def test_objects_fail_while_s3_is_down_and_load_once_it_is_back(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=100, batch_max_age_ms=300)
+    p.start()
+    topic.produce([quote_message(i) for i in range(500)])
+    p.wait_archived(500)
+    p.stop()
+    n = len(p.manifest())
+    stack("stop-minio")
+    try:
+        loaded, rows, _, _, failed = load(p)
+        assert (loaded, rows, failed) == (0, 0, n)
+        errors = sql("SELECT load_error, load_attempts FROM stocks_stream.manifest WHERE pipeline = %s",
+                     [p.name])
+        assert all(e and "S3 GET" in e and a == 1 for e, a in errors)
+    finally:
+        stack("start-minio")
+    loaded, rows, _, _, failed = load(p)
+    assert (loaded, rows, failed) == (n, 500, 0)
+    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND load_error IS NOT NULL",
+               [p.name])[0][0] == 0
