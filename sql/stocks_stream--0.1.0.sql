@@ -696,3 +696,175 @@ COMMENT ON FUNCTION stocks_stream.check_bronze_line IS
 
 REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Gold: candles and daily summaries, refreshed incrementally
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE stocks_stream.gold_dirty (
+    symbol text NOT NULL,
+    minute timestamptz NOT NULL,
+    PRIMARY KEY (symbol, minute)
+);
+COMMENT ON TABLE stocks_stream.gold_dirty IS
+    'Minutes of silver data loaded since the last refresh_gold(): the watermark of the incremental refresh. load_bronze() adds to it in the same transaction as the rows; refresh_gold() consumes it.';
+
+CREATE TABLE stocks_stream.candles (
+    symbol       text NOT NULL,
+    interval     text NOT NULL CHECK (interval IN ('1m', '5m', '1h', '1d')),
+    bucket_start timestamptz NOT NULL,
+    open         double precision NOT NULL,
+    high         double precision NOT NULL,
+    low          double precision NOT NULL,
+    close        double precision NOT NULL,
+    volume       double precision,
+    vwap         double precision,
+    sample_count integer NOT NULL,
+    built_from   text NOT NULL CHECK (built_from IN ('trades', 'quotes')),
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, interval, bucket_start)
+);
+CREATE INDEX candles_interval_start_idx ON stocks_stream.candles (interval, bucket_start);
+COMMENT ON TABLE stocks_stream.candles IS
+    'Gold: OHLC candles per symbol and interval (1m, 5m, 1h, 1d, UTC buckets), from trades where the bucket has trades (volume and VWAP real), otherwise from quote prices (volume and VWAP NULL). Maintained by refresh_gold().';
+COMMENT ON COLUMN stocks_stream.candles.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN stocks_stream.candles.interval IS 'Candle width: 1m, 5m, 1h or 1d.';
+COMMENT ON COLUMN stocks_stream.candles.bucket_start IS 'Start of the bucket (UTC).';
+COMMENT ON COLUMN stocks_stream.candles.open IS 'Price of the earliest sample by event time.';
+COMMENT ON COLUMN stocks_stream.candles.high IS 'Highest price in the bucket.';
+COMMENT ON COLUMN stocks_stream.candles.low IS 'Lowest price in the bucket.';
+COMMENT ON COLUMN stocks_stream.candles.close IS 'Price of the latest sample by event time.';
+COMMENT ON COLUMN stocks_stream.candles.volume IS 'Traded volume; NULL for a candle built from quotes.';
+COMMENT ON COLUMN stocks_stream.candles.vwap IS 'Volume-weighted average price; NULL when built from quotes or with no volume.';
+COMMENT ON COLUMN stocks_stream.candles.sample_count IS 'Trades (or quotes) in the bucket.';
+COMMENT ON COLUMN stocks_stream.candles.built_from IS 'trades or quotes.';
+COMMENT ON COLUMN stocks_stream.candles.refreshed_at IS 'When refresh_gold() last computed the candle.';
+
+CREATE TABLE stocks_stream.daily_summary (
+    symbol       text NOT NULL,
+    day          date NOT NULL,
+    open         double precision NOT NULL,
+    close        double precision NOT NULL,
+    high         double precision NOT NULL,
+    low          double precision NOT NULL,
+    change       double precision NOT NULL,
+    change_pct   double precision,
+    volatility   double precision,
+    volume       double precision,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, day)
+);
+CREATE INDEX daily_summary_day_idx ON stocks_stream.daily_summary (day);
+COMMENT ON TABLE stocks_stream.daily_summary IS 'Gold: one row per symbol and UTC day, from the day''s candles. Maintained by refresh_gold().';
+COMMENT ON COLUMN stocks_stream.daily_summary.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN stocks_stream.daily_summary.day IS 'UTC day.';
+COMMENT ON COLUMN stocks_stream.daily_summary.open IS 'First price of the day by event time.';
+COMMENT ON COLUMN stocks_stream.daily_summary.close IS 'Last price of the day by event time.';
+COMMENT ON COLUMN stocks_stream.daily_summary.high IS 'Highest price of the day.';
+COMMENT ON COLUMN stocks_stream.daily_summary.low IS 'Lowest price of the day.';
+COMMENT ON COLUMN stocks_stream.daily_summary.change IS 'close - open.';
+COMMENT ON COLUMN stocks_stream.daily_summary.change_pct IS '(close - open) / open * 100.';
+COMMENT ON COLUMN stocks_stream.daily_summary.volatility IS 'Sample standard deviation of the day''s 1-minute log returns (close to close); NULL with fewer than two returns.';
+COMMENT ON COLUMN stocks_stream.daily_summary.volume IS 'Traded volume of the day; NULL when the day had only quotes.';
+COMMENT ON COLUMN stocks_stream.daily_summary.refreshed_at IS 'When refresh_gold() last computed the row.';
+
+CREATE FUNCTION stocks_stream._bucket(iv text, t timestamptz)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT CASE iv
+        WHEN '1m' THEN date_bin('1 minute', t, timestamptz '2000-01-01 00:00:00+00')
+        WHEN '5m' THEN date_bin('5 minutes', t, timestamptz '2000-01-01 00:00:00+00')
+        WHEN '1h' THEN date_bin('1 hour', t, timestamptz '2000-01-01 00:00:00+00')
+        WHEN '1d' THEN date_bin('1 day', t, timestamptz '2000-01-01 00:00:00+00')
+    END
+$$;
+
+CREATE FUNCTION stocks_stream._width(iv text)
+RETURNS interval LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT CASE iv WHEN '1m' THEN interval '1 minute' WHEN '5m' THEN interval '5 minutes'
+                   WHEN '1h' THEN interval '1 hour' WHEN '1d' THEN interval '1 day' END
+$$;
+
+CREATE FUNCTION stocks_stream.refresh_gold()
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    updated bigint := 0;
+    n bigint;
+BEGIN
+    -- take the dirty minutes; concurrent refreshes take disjoint sets
+    CREATE TEMP TABLE IF NOT EXISTS pg_temp.ss_dirty (symbol text, minute timestamptz) ON COMMIT DROP;
+    TRUNCATE pg_temp.ss_dirty;
+    WITH taken AS (
+        DELETE FROM stocks_stream.gold_dirty d
+         WHERE (d.symbol, d.minute) IN (SELECT symbol, minute FROM stocks_stream.gold_dirty
+                                          FOR UPDATE SKIP LOCKED)
+        RETURNING d.symbol, d.minute)
+    INSERT INTO pg_temp.ss_dirty SELECT symbol, minute FROM taken;
+
+    CREATE TEMP TABLE IF NOT EXISTS pg_temp.ss_buckets (symbol text, iv text, bucket_start timestamptz) ON COMMIT DROP;
+    TRUNCATE pg_temp.ss_buckets;
+    INSERT INTO pg_temp.ss_buckets
+    SELECT DISTINCT d.symbol, iv, stocks_stream._bucket(iv, d.minute)
+      FROM pg_temp.ss_dirty d, unnest(ARRAY['1m', '5m', '1h', '1d']) iv;
+
+    -- recompute every touched bucket from silver, open/close by event time
+    INSERT INTO stocks_stream.candles AS c
+        (symbol, interval, bucket_start, open, high, low, close, volume, vwap, sample_count, built_from)
+    SELECT b.symbol, b.iv, b.bucket_start, x.open, x.high, x.low, x.close, x.volume, x.vwap, x.n, x.built_from
+      FROM pg_temp.ss_buckets b
+      CROSS JOIN LATERAL (
+          SELECT (array_agg(t.price ORDER BY t.trade_time, t.source_partition, t.source_offset))[1] AS open,
+                 max(t.price) AS high, min(t.price) AS low,
+                 (array_agg(t.price ORDER BY t.trade_time DESC, t.source_partition DESC, t.source_offset DESC))[1] AS close,
+                 sum(t.volume) AS volume,
+                 sum(t.price * t.volume) / nullif(sum(t.volume), 0) AS vwap,
+                 count(*)::integer AS n, 'trades'::text AS built_from
+            FROM stocks_stream.trades t
+           WHERE t.symbol = b.symbol AND t.trade_time >= b.bucket_start
+             AND t.trade_time < b.bucket_start + stocks_stream._width(b.iv)
+          HAVING count(*) > 0
+          UNION ALL
+          SELECT (array_agg(q.price ORDER BY q.quote_time, q.source_partition, q.source_offset))[1],
+                 max(q.price), min(q.price),
+                 (array_agg(q.price ORDER BY q.quote_time DESC, q.source_partition DESC, q.source_offset DESC))[1],
+                 NULL, NULL, count(*)::integer, 'quotes'
+            FROM stocks_stream.quotes q
+           WHERE q.symbol = b.symbol AND q.quote_time >= b.bucket_start
+             AND q.quote_time < b.bucket_start + stocks_stream._width(b.iv)
+             AND NOT EXISTS (SELECT 1 FROM stocks_stream.trades t
+                              WHERE t.symbol = b.symbol AND t.trade_time >= b.bucket_start
+                                AND t.trade_time < b.bucket_start + stocks_stream._width(b.iv))
+          HAVING count(*) > 0
+      ) x
+    ON CONFLICT (symbol, interval, bucket_start) DO UPDATE
+       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+           volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, sample_count = EXCLUDED.sample_count,
+           built_from = EXCLUDED.built_from, refreshed_at = now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    updated := updated + n;
+
+    -- daily summaries of the touched days
+    INSERT INTO stocks_stream.daily_summary AS s
+        (symbol, day, open, close, high, low, change, change_pct, volatility, volume)
+    SELECT d.symbol, (d.bucket_start AT TIME ZONE 'UTC')::date, d.open, d.close, d.high, d.low,
+           d.close - d.open, (d.close - d.open) / nullif(d.open, 0) * 100,
+           (SELECT stddev_samp(r) FROM (
+                SELECT ln(m.close / lag(m.close) OVER (ORDER BY m.bucket_start)) AS r
+                  FROM stocks_stream.candles m
+                 WHERE m.symbol = d.symbol AND m.interval = '1m'
+                   AND m.bucket_start >= d.bucket_start AND m.bucket_start < d.bucket_start + interval '1 day') rr),
+           d.volume
+      FROM stocks_stream.candles d
+      JOIN pg_temp.ss_buckets b ON b.symbol = d.symbol AND b.iv = '1d' AND b.bucket_start = d.bucket_start
+     WHERE d.interval = '1d'
+    ON CONFLICT (symbol, day) DO UPDATE
+       SET open = EXCLUDED.open, close = EXCLUDED.close, high = EXCLUDED.high, low = EXCLUDED.low,
+           change = EXCLUDED.change, change_pct = EXCLUDED.change_pct, volatility = EXCLUDED.volatility,
+           volume = EXCLUDED.volume, refreshed_at = now();
+    RETURN updated;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.refresh_gold IS
+    'Recompute the candles (1m, 5m, 1h, 1d) and daily summaries touched by rows loaded since the last refresh; idempotent; returns how many candles it updated.';
+
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;

@@ -241,6 +241,29 @@ ensure_partitions(List *days)
 	}
 }
 
+/* Note the minutes this object's rows touched, for refresh_gold(). */
+static void
+mark_gold_dirty(const ObjectRef *o)
+{
+	Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum args[4] = {CStringGetTextDatum(o->topic), Int32GetDatum(o->partition),
+					 Int64GetDatum(o->first_offset), Int64GetDatum(o->last_offset)};
+
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
+			"SELECT DISTINCT symbol, date_trunc('minute', quote_time) FROM stocks_stream.quotes "
+			" WHERE source_topic = $1 AND source_partition = $2 AND source_offset BETWEEN $3 AND "
+			"$4 "
+			"UNION "
+			"SELECT DISTINCT symbol, date_trunc('minute', trade_time) FROM stocks_stream.trades "
+			" WHERE source_topic = $1 AND source_partition = $2 AND source_offset BETWEEN $3 AND "
+			"$4 "
+			"ON CONFLICT DO NOTHING",
+			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not record the minutes to refresh")));
+}
+
 /* Load one object; ERROR (caught by the caller) when it cannot be read. */
 static void
 load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols)
@@ -305,6 +328,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	ensure_partitions(days);
 	counts->rows_loaded += copy_rows("quotes", &quotes, quote_cols);
 	counts->rows_loaded += copy_rows("trades", &trades, trade_cols);
+	mark_gold_dirty(o);
 	mark_object(o, NULL);
 	counts->objects_loaded++;
 }

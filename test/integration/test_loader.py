@@ -72,6 +72,12 @@ def test_good_lines_reach_silver_and_each_poison_line_is_quarantined(topic, make
     assert row[0] == "AAPL" and row[2] == 161.2 and row[3] == 149.8
     # a second call finds nothing new
     assert load(p) == (0, 0, 0, 0, 0)
+    # gold follows: the loaded minutes are refreshed into candles
+    assert sql("SELECT stocks_stream.refresh_gold()")[0][0] > 0
+    c = sql("SELECT built_from, sample_count FROM stocks_stream.candles WHERE symbol = 'MSFT' AND interval = '1m' "
+            "AND bucket_start = to_timestamp(1764000000)")
+    assert c and c[0][0] == "trades" and c[0][1] >= 300
+    assert sql("SELECT stocks_stream.refresh_gold()")[0][0] == 0
 
 
 def test_two_concurrent_loaders_never_duplicate(topic, make_pipeline):
