@@ -868,3 +868,12 @@ COMMENT ON FUNCTION stocks_stream.refresh_gold IS
 
 REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;
+
+CREATE FUNCTION stocks_stream.load_bronze_prefix(
+    bucket text, prefix text,
+    OUT objects_loaded bigint, OUT rows_loaded bigint, OUT rows_duplicate bigint,
+    OUT rows_quarantined bigint, OUT objects_failed bigint)
+AS 'MODULE_PATHNAME', 'ss_load_bronze_prefix' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION stocks_stream.load_bronze_prefix IS
+    'Backfill silver from an S3 LIST of bucket/prefix, with or without manifest rows: archive objects keep their Kafka source; objects of the old Python pipeline (<symbol>/<unix_ts>.json, one quote each) are their own source. Found objects join the manifest, so a rerun loads nothing twice.';
+REVOKE ALL ON FUNCTION stocks_stream.load_bronze_prefix(text, text) FROM PUBLIC;

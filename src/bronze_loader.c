@@ -23,6 +23,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
@@ -51,6 +52,7 @@ typedef struct ObjectRef
 	int64 first_offset;
 	int64 last_offset;
 	bool compressed;
+	bool single_record; /* an object of the old Python pipeline: one JSON */
 } ObjectRef;
 
 typedef struct LoadCounts
@@ -61,6 +63,14 @@ typedef struct LoadCounts
 	int64 rows_quarantined;
 	int64 objects_failed;
 } LoadCounts;
+
+/* Does `s` match the POSIX regular expression `re`? */
+static bool
+pg_regexec_simple(const char *s, const char *re)
+{
+	return DatumGetBool(DirectFunctionCall2Coll(textregexeq, C_COLLATION_OID,
+												CStringGetTextDatum(s), CStringGetTextDatum(re)));
+}
 
 /* what the COPY data source callback reads from */
 static StringInfo copy_source = NULL;
@@ -283,6 +293,13 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
 	text = o->compressed ? gunzip(&body, o->key) : &body;
+	if (o->single_record)
+	{
+		/* one (possibly pretty-printed) JSON document: make it one line */
+		for (int i = 0; i < text->len; i++)
+			if (text->data[i] == '\n' || text->data[i] == '\r')
+				text->data[i] = ' ';
+	}
 	seen = loaded_offsets(o);
 	initStringInfo(&quotes);
 	initStringInfo(&trades);
@@ -333,20 +350,30 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	counts->objects_loaded++;
 }
 
+/*
+ * Lock the manifest rows not loaded yet: of one pipeline (or all), or, for
+ * load_bronze_prefix(), under a bucket and key prefix.
+ */
 static pg_noinline List *
-pending_objects(text *pipeline, int max_objects)
+pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix)
 {
-	Oid types[2] = {TEXTOID, INT4OID};
-	Datum args[2] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0, Int32GetDatum(max_objects)};
-	char nulls[2] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n'};
+	Oid types[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	Datum args[4] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0, Int32GetDatum(max_objects),
+					 bucket ? CStringGetTextDatum(bucket) : (Datum) 0,
+					 prefix ? CStringGetTextDatum(prefix) : (Datum) 0};
+	char nulls[4] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n', bucket ? ' ' : 'n',
+					 prefix ? ' ' : 'n'};
 	List *objs = NIL;
 
 	if (SPI_execute_with_args(
 			"SELECT object_id, bucket, object_key, topic, partition, first_offset, "
-			"       last_offset, compressed FROM stocks_stream.manifest "
+			"       last_offset, compressed, pipeline = 'load_bronze_prefix' AND object_key ~ "
+			"'[.]json$' "
+			"  FROM stocks_stream.manifest "
 			" WHERE loaded_at IS NULL AND ($1 IS NULL OR pipeline = $1) "
+			"   AND ($3 IS NULL OR (bucket = $3 AND starts_with(object_key, $4))) "
 			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-			2, types, args, nulls, false, 0) != SPI_OK_SELECT)
+			4, types, args, nulls, false, 0) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -363,9 +390,115 @@ pending_objects(text *pipeline, int max_objects)
 		o->first_offset = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
 		o->last_offset = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
 		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
+		o->single_record = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
 		objs = lappend(objs, o);
 	}
 	return objs;
+}
+
+/*
+ * Run `step` on `arg` in a subtransaction; on error roll it back, keep the
+ * message in `error` and return false.
+ */
+static bool
+in_subtransaction(void (*step)(void *arg), void *arg, char **error)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		step(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		*error = pstrdup(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+typedef struct LoadStep
+{
+	ObjectRef *object;
+	LoadCounts counts;
+	List *quote_cols;
+	List *trade_cols;
+} LoadStep;
+
+static void
+load_step(void *arg)
+{
+	LoadStep *st = arg;
+
+	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols);
+}
+
+/* Load each object in a subtransaction of its own; a failed one is marked. */
+static void
+load_objects(List *objects, LoadCounts *counts)
+{
+	ListCell *lc;
+	LoadStep st = {0};
+
+	st.quote_cols = column_list("symbol quote_time price change change_pct day_high day_low "
+								"day_open prev_close fetched_at source_topic source_partition "
+								"source_offset");
+	st.trade_cols = column_list("symbol trade_time price volume conditions source_topic "
+								"source_partition source_offset");
+	foreach (lc, objects)
+	{
+		char *error;
+
+		st.object = lfirst(lc);
+		memset(&st.counts, 0, sizeof(st.counts));
+		if (in_subtransaction(load_step, &st, &error))
+		{
+			counts->objects_loaded += st.counts.objects_loaded;
+			counts->rows_loaded += st.counts.rows_loaded;
+			counts->rows_duplicate += st.counts.rows_duplicate;
+			counts->rows_quarantined += st.counts.rows_quarantined;
+		}
+		else
+		{
+			mark_object(st.object, error);
+			counts->objects_failed++;
+			ereport(WARNING,
+					(errmsg("could not load object \"%s\": %s", st.object->key, error),
+					 errhint("It stays in the manifest and is retried by the next call.")));
+		}
+	}
+}
+
+static Datum
+counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
+{
+	TupleDesc tupdesc;
+	Datum values[5];
+	bool nulls[5] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("function must return a row")));
+	values[0] = Int64GetDatum(counts->objects_loaded);
+	values[1] = Int64GetDatum(counts->rows_loaded);
+	values[2] = Int64GetDatum(counts->rows_duplicate);
+	values[3] = Int64GetDatum(counts->rows_quarantined);
+	values[4] = Int64GetDatum(counts->objects_failed);
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
 }
 
 PG_FUNCTION_INFO_V1(ss_load_bronze);
@@ -376,22 +509,11 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 	text *pipeline = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	int max_objects = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 	LoadCounts counts = {0};
-	List *objects;
-	ListCell *lc;
-	List *quote_cols;
-	List *trade_cols;
-	TupleDesc tupdesc;
-	Datum values[5];
-	bool nulls[5] = {0};
-	MemoryContext caller = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 
 	if (!PG_ARGISNULL(1) && max_objects <= 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("max_objects must be greater than 0, got %d", max_objects),
 						errhint("Pass NULL to load every object that is not loaded yet.")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("load_bronze must return a row")));
 
 	SPI_connect();
 	if (pipeline != NULL)
@@ -407,62 +529,128 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
-	objects = pending_objects(pipeline, max_objects);
-	quote_cols = column_list("symbol quote_time price change change_pct day_high day_low day_open "
-							 "prev_close fetched_at source_topic source_partition source_offset");
-	trade_cols =
-		column_list("symbol trade_time price volume conditions source_topic source_partition "
-					"source_offset");
-
-	foreach (lc, objects)
-	{
-		ObjectRef *o = lfirst(lc);
-		MemoryContext oldcxt = CurrentMemoryContext;
-
-		LoadCounts one = {0};
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			load_object(o, &one, quote_cols, trade_cols);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = owner;
-			counts.objects_loaded += one.objects_loaded;
-			counts.rows_loaded += one.rows_loaded;
-			counts.rows_duplicate += one.rows_duplicate;
-			counts.rows_quarantined += one.rows_quarantined;
-		}
-		PG_CATCH();
-		{
-			ErrorData *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = owner;
-			/* SPI's connection survives; its state was reset by the rollback */
-			mark_object(o, edata->message);
-			counts.objects_failed++;
-			ereport(WARNING,
-					(errmsg("could not load object \"%s\": %s", o->key, edata->message),
-					 errhint("It stays in the manifest and is retried by the next call.")));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-	}
+	load_objects(pending_objects(pipeline, max_objects, NULL, NULL), &counts);
 	SPI_finish();
+	PG_RETURN_DATUM(counts_row(fcinfo, &counts));
+}
 
-	MemoryContextSwitchTo(caller);
-	values[0] = Int64GetDatum(counts.objects_loaded);
-	values[1] = Int64GetDatum(counts.rows_loaded);
-	values[2] = Int64GetDatum(counts.rows_duplicate);
-	values[3] = Int64GetDatum(counts.rows_quarantined);
-	values[4] = Int64GetDatum(counts.objects_failed);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+typedef struct RegisterStep
+{
+	const char *bucket;
+	const char *key;
+	bool registered;
+} RegisterStep;
+
+/*
+ * Add a manifest row for an object found by LIST: an archive object
+ * (<prefix>/<topic>/dt=.../hour=../<partition>-<offset>.ndjson[.gz]) keeps
+ * its Kafka source; an object of the old Python pipeline
+ * (<symbol>/<unix_ts>.json) becomes its own source (topic = its key).
+ * Other keys are skipped.
+ */
+static void
+register_step(void *arg)
+{
+	RegisterStep *st = arg;
+	Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum args[3] = {CStringGetTextDatum(st->bucket), CStringGetTextDatum(st->key), (Datum) 0};
+	StringInfoData body;
+	S3Result res;
+	bool compressed;
+	int64 lines = 0;
+
+	if (SPI_execute_with_args(
+			"SELECT 1 FROM stocks_stream.manifest WHERE bucket = $1 AND object_key = $2", 2, types,
+			args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+	if (SPI_processed > 0)
+		return;
+	if (!pg_regexec_simple(st->key, "/[0-9]+-[0-9]{20}[.]ndjson([.]gz)?$") &&
+		!pg_regexec_simple(st->key, "^[A-Z0-9.:^_-]{1,32}/[0-9]+[.]json$"))
+		return;
+	initStringInfo(&body);
+	res = s3_get_object(st->bucket, st->key, &body);
+	if (!res.ok)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
+	compressed = pg_regexec_simple(st->key, "[.]gz$");
+	if (compressed)
+	{
+		StringInfo plain = gunzip(&body, st->key);
+
+		for (int i = 0; i < plain->len; i++)
+			lines += plain->data[i] == '\n';
+	}
+	else if (pg_regexec_simple(st->key, "[.]ndjson$"))
+	{
+		for (int i = 0; i < body.len; i++)
+			lines += body.data[i] == '\n';
+	}
+	else
+		lines = 1;
+	if (lines == 0)
+		return;
+	args[2] = CStringGetTextDatum(res.etag);
+	if (SPI_execute_with_args(
+			psprintf(
+				"INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, "
+				"partition, "
+				" first_offset, last_offset, message_count, bytes, etag, compressed) "
+				"SELECT 'load_bronze_prefix', $1, $2, coalesce(m[1], $2), coalesce(m[2]::int, 0), "
+				"       coalesce(m[3]::bigint, 0), coalesce(m[3]::bigint, 0) + " INT64_FORMAT
+				" - 1, " INT64_FORMAT ", %d, $3, %s "
+				"  FROM (SELECT regexp_match($2, "
+				"'([A-Za-z0-9._-]+)/dt=[0-9-]+/hour=[0-9]+/([0-9]+)-([0-9]{20})[.]ndjson')) r(m) "
+				"ON CONFLICT (bucket, object_key) DO NOTHING",
+				lines, lines, body.len, compressed ? "true" : "false"),
+			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
+	st->registered = SPI_processed > 0;
+}
+
+PG_FUNCTION_INFO_V1(ss_load_bronze_prefix);
+
+/*
+ * load_bronze_prefix(bucket, prefix): backfill from an S3 LIST, without the
+ * archive workers' manifest rows.  Objects are added to the manifest as
+ * they are found, then loaded like any other, so a rerun loads nothing twice.
+ */
+Datum
+ss_load_bronze_prefix(PG_FUNCTION_ARGS)
+{
+	char *bucket = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *prefix = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	LoadCounts counts = {0};
+	List *keys;
+	ListCell *lc;
+	S3Result res;
+
+	if (bucket == NULL || bucket[0] == '\0')
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("bucket must be given"),
+						errhint("Name the S3 bucket to read, e.g. 'bronze'.")));
+	if (prefix == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("prefix must not be NULL"),
+						errhint("Use '' for the whole bucket.")));
+	res = s3_list_objects(bucket, prefix, &keys);
+	if (!res.ok)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not list s3://%s/%s: %s", bucket, prefix, res.error)));
+
+	SPI_connect();
+	foreach (lc, keys)
+	{
+		RegisterStep st = {bucket, lfirst(lc), false};
+		char *error;
+
+		if (!in_subtransaction(register_step, &st, &error))
+		{
+			counts.objects_failed++;
+			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
+							  errhint("A later call retries it.")));
+		}
+	}
+	load_objects(pending_objects(NULL, 0, bucket, prefix), &counts);
+	SPI_finish();
+	PG_RETURN_DATUM(counts_row(fcinfo, &counts));
 }
 
 PG_FUNCTION_INFO_V1(ss_check_bronze_line);

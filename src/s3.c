@@ -117,7 +117,7 @@ append_encoded_key(StringInfo url, const char *key)
 }
 
 static char *
-build_url(const char *bucket, const char *key)
+build_url(const char *bucket, const char *key, const char *query)
 {
 	StringInfoData url;
 	const char *endpoint = ss_s3_endpoint;
@@ -148,6 +148,8 @@ build_url(const char *bucket, const char *key)
 	}
 	else if (!ss_s3_path_style)
 		appendStringInfoChar(&url, '/');
+	if (query != NULL)
+		appendStringInfo(&url, "?%s", query);
 	return url.data;
 }
 
@@ -234,8 +236,8 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 }
 
 static S3Result
-s3_request(const char *method, const char *bucket, const char *key, const char *data, size_t len,
-		   const char *content_type, StringInfo response)
+s3_request(const char *method, const char *bucket, const char *key, const char *query,
+		   const char *data, size_t len, const char *content_type, StringInfo response)
 {
 	S3Result res = {0};
 	ResponseState st = {0};
@@ -249,7 +251,7 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	CURLcode rc;
 
 	ensure_curl();
-	url = build_url(bucket, key);
+	url = build_url(bucket, key, query);
 	st.body = response;
 
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_s3_region);
@@ -307,19 +309,19 @@ S3Result
 s3_put_object(const char *bucket, const char *key, const char *data, size_t len,
 			  const char *content_type)
 {
-	return s3_request("PUT", bucket, key, data, len, content_type, NULL);
+	return s3_request("PUT", bucket, key, NULL, data, len, content_type, NULL);
 }
 
 S3Result
 s3_get_object(const char *bucket, const char *key, StringInfo body)
 {
-	return s3_request("GET", bucket, key, NULL, 0, NULL, body);
+	return s3_request("GET", bucket, key, NULL, NULL, 0, NULL, body);
 }
 
 S3Result
 s3_create_bucket(const char *bucket)
 {
-	S3Result res = s3_request("PUT", bucket, NULL, NULL, 0, NULL, NULL);
+	S3Result res = s3_request("PUT", bucket, NULL, NULL, NULL, 0, NULL, NULL);
 
 	/* a bucket we already own is what we wanted */
 	if (!res.ok && res.http_status == 409 && strstr(res.error, "BucketAlreadyOwnedByYou") != NULL)
@@ -327,5 +329,98 @@ s3_create_bucket(const char *bucket)
 		res.ok = true;
 		res.error[0] = '\0';
 	}
+	return res;
+}
+
+/* Percent-encode a query value the way SigV4 canonicalises it. */
+static void
+append_query_value(StringInfo q, const char *value)
+{
+	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+	{
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			appendStringInfoChar(q, *p);
+		else
+			appendStringInfo(q, "%%%02X", *p);
+	}
+}
+
+/* Text of the first <tag>...</tag> at or after *pos, XML entities decoded. */
+static char *
+xml_next(const char *xml, const char *tag, const char **pos)
+{
+	char *open = psprintf("<%s>", tag);
+	char *close = psprintf("</%s>", tag);
+	const char *start = strstr(*pos, open);
+	const char *end;
+	StringInfoData out;
+
+	if (start == NULL || (end = strstr(start, close)) == NULL)
+		return NULL;
+	start += strlen(open);
+	*pos = end + strlen(close);
+	initStringInfo(&out);
+	for (const char *p = start; p < end; p++)
+	{
+		static const char *const ent[][2] = {
+			{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
+		bool done = false;
+
+		for (int i = 0; i < 5 && !done; i++)
+			if (strncmp(p, ent[i][0], strlen(ent[i][0])) == 0)
+			{
+				appendStringInfoString(&out, ent[i][1]);
+				p += strlen(ent[i][0]) - 1;
+				done = true;
+			}
+		if (!done)
+			appendStringInfoChar(&out, *p);
+	}
+	return out.data;
+}
+
+/*
+ * List the keys under a prefix (ListObjectsV2, following continuation
+ * tokens).  Query parameters are written in sorted order: libcurl 7.88
+ * signs the query string as given.
+ */
+S3Result
+s3_list_objects(const char *bucket, const char *prefix, List **keys)
+{
+	char *token = NULL;
+	S3Result res = {0};
+
+	*keys = NIL;
+	do
+	{
+		StringInfoData query;
+		StringInfoData body;
+		const char *pos;
+		char *key;
+		char *truncated;
+
+		initStringInfo(&query);
+		if (token != NULL)
+		{
+			appendStringInfoString(&query, "continuation-token=");
+			append_query_value(&query, token);
+			appendStringInfoChar(&query, '&');
+		}
+		appendStringInfoString(&query, "list-type=2&max-keys=1000&prefix=");
+		append_query_value(&query, prefix);
+		initStringInfo(&body);
+		res = s3_request("GET", bucket, NULL, query.data, NULL, 0, NULL, &body);
+		if (!res.ok)
+			return res;
+		pos = body.data;
+		while ((key = xml_next(body.data, "Key", &pos)) != NULL)
+			*keys = lappend(*keys, key);
+		pos = body.data;
+		truncated = xml_next(body.data, "IsTruncated", &pos);
+		pos = body.data;
+		token = (truncated && strcmp(truncated, "true") == 0)
+					? xml_next(body.data, "NextContinuationToken", &pos)
+					: NULL;
+	} while (token != NULL);
 	return res;
 }

@@ -6,6 +6,7 @@
 #define STOCKS_STREAM_S3_H
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 /* Outcome of one request; http_status is 0 when no HTTP answer came back. */
 typedef struct S3Result
@@ -20,6 +21,7 @@ extern S3Result s3_put_object(const char *bucket, const char *key, const char *d
 							  const char *content_type);
 extern S3Result s3_create_bucket(const char *bucket);
 extern S3Result s3_get_object(const char *bucket, const char *key, StringInfo body);
+extern S3Result s3_list_objects(const char *bucket, const char *prefix, List **keys);
 extern void s3_reset_connection(void);
 
 #endif

@@ -150,3 +150,51 @@ def test_objects_fail_while_s3_is_down_and_load_once_it_is_back(topic, make_pipe
     assert (loaded, rows, failed) == (n, 500, 0)
     assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND load_error IS NOT NULL",
                [p.name])[0][0] == 0
+
+
+def test_prefix_backfill_loads_old_pipeline_objects_once():
+    import uuid
+
+    from conftest import s3_client
+    bucket = "legacy-" + uuid.uuid4().hex[:8]
+    s3 = s3_client()
+    s3.create_bucket(Bucket=bucket)
+    objects = {}
+    for i, sym in enumerate(["AAPL", "MSFT", "NVDA"]):
+        q = {"c": 100.5 + i, "d": 1.5, "dp": 1.51, "h": 102.0 + i, "l": 99.0 + i, "o": 100.0 + i,
+             "pc": 99.0 + i, "t": 1764000000 + i, "symbol": sym, "fetched_time": 1764000005 + i}
+        key = f"{sym}/{1764000005 + i}.json"
+        # the Python pipeline wrote json.dumps(quote); one object pretty-printed
+        objects[key] = json.dumps(q, indent=2 if sym == "NVDA" else None)
+    objects["TSLA/1764000009.json"] = json.dumps({"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0,
+                                                  "t": 0, "symbol": "TSLA", "fetched_time": 1764000009})
+    for key, body in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    s3.put_object(Bucket=bucket, Key="README.txt", Body=b"not bronze")
+
+    loaded, rows, dups, quarantined, failed = sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')",
+                                                  [bucket])[0]
+    assert (loaded, rows, dups, quarantined, failed) == (4, 3, 0, 1, 0)
+    got = sql("SELECT source_topic, symbol, price, day_high, extract(epoch FROM quote_time)::bigint, "
+              "extract(epoch FROM fetched_at)::bigint FROM stocks_stream.quotes WHERE source_topic = ANY(%s) "
+              "ORDER BY symbol", [list(objects)])
+    assert [(r[0], r[1], r[2]) for r in got] == [("AAPL/1764000005.json", "AAPL", 100.5),
+                                                ("MSFT/1764000006.json", "MSFT", 101.5),
+                                                ("NVDA/1764000007.json", "NVDA", 102.5)]
+    assert [r[4:] for r in got] == [(1764000000, 1764000005), (1764000001, 1764000006), (1764000002, 1764000007)]
+    reason = sql("SELECT reason FROM stocks_stream.quarantine WHERE bucket = %s", [bucket])
+    assert reason == [('price ("c") is not greater than 0',)]
+    assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [bucket])[0] == (0, 0, 0, 0, 0)
+
+
+def test_prefix_backfill_rebuilds_without_a_manifest(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_messages=200, batch_max_age_ms=300, gzip=True)
+    p.start()
+    topic.produce([trade_message(i) for i in range(1000)])
+    p.wait_archived(1000)
+    p.stop()
+    sql("DELETE FROM stocks_stream.manifest WHERE pipeline = %s", [p.name])
+    r = sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, %s)", [p.bucket, "bronze/" + topic.name + "/"])[0]
+    assert r[1:] == (1000, 0, 0, 0) and r[0] >= 5
+    assert silver_sources(topic.name) == set(topic.produced)
+    assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [p.bucket])[0] == (0, 0, 0, 0, 0)
