@@ -160,14 +160,15 @@ def test_prefix_backfill_loads_old_pipeline_objects_once():
     s3 = s3_client()
     s3.create_bucket(Bucket=bucket)
     objects = {}
+    base = 1700000000 + int(uuid.uuid4().int % 50000000)   # keys name a quote: new ones per run
     for i, sym in enumerate(["AAPL", "MSFT", "NVDA"]):
         q = {"c": 100.5 + i, "d": 1.5, "dp": 1.51, "h": 102.0 + i, "l": 99.0 + i, "o": 100.0 + i,
-             "pc": 99.0 + i, "t": 1764000000 + i, "symbol": sym, "fetched_time": 1764000005 + i}
-        key = f"{sym}/{1764000005 + i}.json"
+             "pc": 99.0 + i, "t": base + i, "symbol": sym, "fetched_time": base + 5 + i}
+        key = f"{sym}/{base + 5 + i}.json"
         # the Python pipeline wrote json.dumps(quote); one object pretty-printed
         objects[key] = json.dumps(q, indent=2 if sym == "NVDA" else None)
-    objects["TSLA/1764000009.json"] = json.dumps({"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0,
-                                                  "t": 0, "symbol": "TSLA", "fetched_time": 1764000009})
+    objects[f"TSLA/{base + 9}.json"] = json.dumps({"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0,
+                                                   "t": 0, "symbol": "TSLA", "fetched_time": base + 9})
     for key, body in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
     s3.put_object(Bucket=bucket, Key="README.txt", Body=b"not bronze")
@@ -178,10 +179,10 @@ def test_prefix_backfill_loads_old_pipeline_objects_once():
     got = sql("SELECT source_topic, symbol, price, day_high, extract(epoch FROM quote_time)::bigint, "
               "extract(epoch FROM fetched_at)::bigint FROM stocks_stream.quotes WHERE source_topic = ANY(%s) "
               "ORDER BY symbol", [list(objects)])
-    assert [(r[0], r[1], r[2]) for r in got] == [("AAPL/1764000005.json", "AAPL", 100.5),
-                                                ("MSFT/1764000006.json", "MSFT", 101.5),
-                                                ("NVDA/1764000007.json", "NVDA", 102.5)]
-    assert [r[4:] for r in got] == [(1764000000, 1764000005), (1764000001, 1764000006), (1764000002, 1764000007)]
+    assert [(r[0], r[1], r[2]) for r in got] == [(f"AAPL/{base + 5}.json", "AAPL", 100.5),
+                                                (f"MSFT/{base + 6}.json", "MSFT", 101.5),
+                                                (f"NVDA/{base + 7}.json", "NVDA", 102.5)]
+    assert [r[4:] for r in got] == [(base, base + 5), (base + 1, base + 6), (base + 2, base + 7)]
     reason = sql("SELECT reason FROM stocks_stream.quarantine WHERE bucket = %s", [bucket])
     assert reason == [('price ("c") is not greater than 0',)]
     assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [bucket])[0] == (0, 0, 0, 0, 0)
