@@ -17,6 +17,7 @@ CREATE TABLE stocks_stream.pipelines (
     batch_max_age_ms   integer NOT NULL DEFAULT 10000,
     gzip               boolean NOT NULL DEFAULT false,
     workers            integer NOT NULL DEFAULT 1,
+    realtime           boolean NOT NULL DEFAULT false,
     running            boolean NOT NULL DEFAULT false,
     generation         integer NOT NULL DEFAULT 1,
     created_at         timestamptz NOT NULL DEFAULT now(),
@@ -33,6 +34,7 @@ COMMENT ON COLUMN stocks_stream.pipelines.batch_max_bytes IS 'An object is writt
 COMMENT ON COLUMN stocks_stream.pipelines.batch_max_age_ms IS 'An object is written once its oldest message has waited this long.';
 COMMENT ON COLUMN stocks_stream.pipelines.gzip IS 'Whether objects are gzip-compressed (.ndjson.gz).';
 COMMENT ON COLUMN stocks_stream.pipelines.workers IS 'Number of archive workers (Kafka consumers in the group) for this pipeline.';
+COMMENT ON COLUMN stocks_stream.pipelines.realtime IS 'Whether the worker loads each object into silver (load_bronze) right after archiving it.';
 COMMENT ON COLUMN stocks_stream.pipelines.running IS 'Whether the launcher keeps the workers running.';
 COMMENT ON COLUMN stocks_stream.pipelines.generation IS 'Bumped by alter_pipeline(); running workers of an older generation are restarted.';
 
@@ -168,7 +170,8 @@ CREATE FUNCTION stocks_stream.create_pipeline(
     batch_max_bytes bigint DEFAULT 16777216,
     batch_max_age_ms integer DEFAULT 10000,
     gzip boolean DEFAULT false,
-    workers integer DEFAULT 1)
+    workers integer DEFAULT 1,
+    realtime boolean DEFAULT false)
 RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
@@ -181,10 +184,13 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use alter_pipeline() to change it, or drop_pipeline() first.';
     END IF;
+    IF realtime IS NULL THEN
+        RAISE EXCEPTION 'realtime must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     INSERT INTO stocks_stream.pipelines AS pl (name, topic, bucket, key_prefix, batch_max_messages,
-        batch_max_bytes, batch_max_age_ms, gzip, workers)
+        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime)
     VALUES (name, topic, bucket, key_prefix, batch_max_messages,
-        batch_max_bytes, batch_max_age_ms, gzip, workers)
+        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime)
     RETURNING * INTO p;
     RETURN p;
 END;
@@ -197,7 +203,7 @@ CREATE FUNCTION stocks_stream.alter_pipeline(
     topic text DEFAULT NULL, bucket text DEFAULT NULL, key_prefix text DEFAULT NULL,
     batch_max_messages integer DEFAULT NULL, batch_max_bytes bigint DEFAULT NULL,
     batch_max_age_ms integer DEFAULT NULL, gzip boolean DEFAULT NULL,
-    workers integer DEFAULT NULL)
+    workers integer DEFAULT NULL, realtime boolean DEFAULT NULL)
 RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
@@ -211,13 +217,14 @@ BEGIN
     p.batch_max_age_ms := coalesce(batch_max_age_ms, p.batch_max_age_ms);
     p.gzip := coalesce(gzip, p.gzip);
     p.workers := coalesce(workers, p.workers);
+    p.realtime := coalesce(realtime, p.realtime);
     PERFORM stocks_stream._check_pipeline_args(p.name, p.topic, p.bucket, p.key_prefix,
         p.batch_max_messages, p.batch_max_bytes, p.batch_max_age_ms, p.gzip, p.workers);
     UPDATE stocks_stream.pipelines pl
        SET topic = p.topic, bucket = p.bucket, key_prefix = p.key_prefix,
            batch_max_messages = p.batch_max_messages, batch_max_bytes = p.batch_max_bytes,
            batch_max_age_ms = p.batch_max_age_ms, gzip = p.gzip, workers = p.workers,
-           generation = pl.generation + 1, updated_at = now()
+           realtime = p.realtime, generation = pl.generation + 1, updated_at = now()
      WHERE pl.pipeline_id = p.pipeline_id
     RETURNING * INTO p;
     RETURN p;

@@ -306,6 +306,8 @@ flush_batch(PartitionBatch *b)
 						errdetail("The worker restarts and resumes from the stored offset.")));
 
 	commit_to_kafka(b->partition, b->last_offset + 1);
+	if (pipeline->realtime)
+		ss_catalog_load_realtime(pipeline);
 	{
 		int64 deltas[STATUS_COUNTERS] = {0};
 

@@ -71,7 +71,7 @@ ss_catalog_load_pipeline(int pipeline_id)
 	begin_tx("stocks_stream: load pipeline");
 	if (SPI_execute_with_args(
 			"SELECT name, topic, bucket, key_prefix, batch_max_messages, "
-			"batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running "
+			"batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running, realtime "
 			"FROM stocks_stream.pipelines WHERE pipeline_id = $1",
 			1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
@@ -94,6 +94,7 @@ ss_catalog_load_pipeline(int pipeline_id)
 		cfg->workers = DatumGetInt32(column(t, d, 9));
 		cfg->generation = DatumGetInt32(column(t, d, 10));
 		cfg->running = DatumGetBool(column(t, d, 11));
+		cfg->realtime = DatumGetBool(column(t, d, 12));
 	}
 	end_tx();
 	return cfg;
@@ -185,6 +186,25 @@ ss_catalog_record_flush(const FlushRecord *r)
 						errmsg("could not insert into stocks_stream.manifest")));
 	end_tx();
 	return advanced;
+}
+
+/*
+ * Real-time mode: load what this pipeline archived into silver now, with
+ * load_bronze() and so its exactly-once rules, in a transaction of its own.
+ */
+void
+ss_catalog_load_realtime(const PipelineConfig *p)
+{
+	Oid types[1] = {TEXTOID};
+	Datum args[1] = {CStringGetTextDatum(p->name)};
+
+	begin_tx("stocks_stream: real-time load into silver");
+	if (SPI_execute_with_args("SELECT * FROM stocks_stream.load_bronze($1)", 1, types, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("stocks_stream: real-time load of pipeline \"%s\" failed", p->name)));
+	end_tx();
 }
 
 /*

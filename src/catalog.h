@@ -22,6 +22,7 @@ typedef struct PipelineConfig
 	int workers;
 	int generation;
 	bool running;
+	bool realtime;
 } PipelineConfig;
 
 typedef struct StoredOffset
@@ -75,6 +76,7 @@ typedef struct SourceConfig
 extern PipelineConfig *ss_catalog_load_pipeline(int pipeline_id);
 extern int ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
 extern bool ss_catalog_record_flush(const FlushRecord *rec);
+extern void ss_catalog_load_realtime(const PipelineConfig *pipeline);
 extern List *ss_catalog_wanted_workers(void);
 extern SourceConfig *ss_catalog_load_source(int source_id);
 

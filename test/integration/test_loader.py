@@ -199,3 +199,15 @@ def test_prefix_backfill_rebuilds_without_a_manifest(topic, make_pipeline):
     assert r[1:] == (1000, 0, 0, 0) and r[0] >= 5
     assert silver_sources(topic.name) == set(topic.produced)
     assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [p.bucket])[0] == (0, 0, 0, 0, 0)
+
+
+def test_realtime_pipeline_loads_silver_as_it_archives(topic, make_pipeline):
+    p = make_pipeline(topic, batch_max_age_ms=200, realtime=True)
+    p.start()
+    topic.produce([trade_message(i) for i in range(500)])
+    wait_until(lambda: silver_count(topic.name) == 500, 60, "500 trades in silver without a load_bronze call")
+    assert silver_sources(topic.name) == set(topic.produced)
+    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
+               [p.name])[0][0] == 0
+    # a later batch call finds nothing left
+    assert load(p)[:2] == (0, 0)
