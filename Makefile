@@ -6,7 +6,7 @@ EXTVERSION = 0.1.0
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 DATA = sql/stocks_stream--$(EXTVERSION).sql
 
-REGRESS = pipeline_api source_api loader gold settings
+REGRESS = pipeline_api source_api loader gold api settings
 REGRESS_OPTS = --load-extension=stocks_stream
 
 PG_CPPFLAGS = -Isrc $(shell pkg-config --cflags rdkafka libcurl json-c zlib libwebsockets) -Wall -Wextra -Wno-unused-parameter

@@ -884,3 +884,144 @@ AS 'MODULE_PATHNAME', 'ss_load_bronze_prefix' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION stocks_stream.load_bronze_prefix IS
     'Backfill silver from an S3 LIST of bucket/prefix, with or without manifest rows: archive objects keep their Kafka source; objects of the old Python pipeline (<symbol>/<unix_ts>.json, one quote each) are their own source. Found objects join the manifest, so a rerun loads nothing twice.';
 REVOKE ALL ON FUNCTION stocks_stream.load_bronze_prefix(text, text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The api schema served by PostgREST: read-only views over gold and silver
+-- ---------------------------------------------------------------------------
+-- Roles (cluster-wide, so created only when missing):
+--   stocks_stream_api_owner      owns the api views; may read what they show
+--   stocks_stream_anon           PostgREST's anonymous role: USAGE on api and
+--                                SELECT on its views, nothing else
+--   stocks_stream_authenticator  PostgREST logs in as it (set its password)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_api_owner') THEN
+        CREATE ROLE stocks_stream_api_owner NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_anon') THEN
+        CREATE ROLE stocks_stream_anon NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
+        CREATE ROLE stocks_stream_authenticator LOGIN NOINHERIT;
+    END IF;
+END;
+$$;
+GRANT stocks_stream_anon TO stocks_stream_authenticator;
+ALTER ROLE stocks_stream_anon SET statement_timeout = '5s';
+
+CREATE SCHEMA api;
+COMMENT ON SCHEMA api IS 'stocks_stream market data: gold candles and daily summaries, latest quotes, top movers, pipeline health. Read-only.';
+GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_api_owner;
+GRANT SELECT ON stocks_stream.candles, stocks_stream.daily_summary, stocks_stream.quotes,
+    stocks_stream.pipelines, stocks_stream.sources, stocks_stream.manifest TO stocks_stream_api_owner;
+GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_internal(text) TO stocks_stream_api_owner;
+
+-- Worker status for api.pipeline_health without the error texts.  Functions
+-- in a view run with the caller's rights, so this one is SECURITY DEFINER
+-- (owned by the api owner); the anonymous role may execute it but cannot
+-- reach anything else in the schema.
+CREATE FUNCTION stocks_stream.api_worker_status(kind text,
+    OUT owner text, OUT owner_id integer, OUT state text, OUT messages bigint,
+    OUT last_activity timestamptz, OUT last_error_at timestamptz)
+RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT owner, owner_id, state, counters[1], last_activity, last_error_at
+      FROM stocks_stream.worker_status_internal(kind)
+$$;
+ALTER FUNCTION stocks_stream.api_worker_status(text) OWNER TO stocks_stream_api_owner;
+
+CREATE VIEW api.candles AS
+    SELECT symbol, interval, bucket_start, open, high, low, close, volume, vwap, sample_count
+      FROM stocks_stream.candles;
+COMMENT ON VIEW api.candles IS 'OHLC candles per symbol and interval. Filter on symbol, interval and bucket_start (indexed), e.g. ?symbol=eq.AAPL&interval=eq.1m&bucket_start=gte.2025-11-24&order=bucket_start';
+COMMENT ON COLUMN api.candles.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN api.candles.interval IS 'Candle width: 1m, 5m, 1h or 1d.';
+COMMENT ON COLUMN api.candles.bucket_start IS 'Start of the candle (UTC).';
+COMMENT ON COLUMN api.candles.open IS 'First price in the bucket by event time.';
+COMMENT ON COLUMN api.candles.high IS 'Highest price.';
+COMMENT ON COLUMN api.candles.low IS 'Lowest price.';
+COMMENT ON COLUMN api.candles.close IS 'Last price by event time.';
+COMMENT ON COLUMN api.candles.volume IS 'Traded volume; null for candles built from quotes.';
+COMMENT ON COLUMN api.candles.vwap IS 'Volume-weighted average price; null without trades.';
+COMMENT ON COLUMN api.candles.sample_count IS 'Trades (or quotes) in the bucket.';
+
+CREATE VIEW api.daily_summary AS
+    SELECT symbol, day, open, close, high, low, change, change_pct, volatility, volume
+      FROM stocks_stream.daily_summary;
+COMMENT ON VIEW api.daily_summary IS 'One row per symbol and UTC day. Filter on symbol and day (indexed).';
+COMMENT ON COLUMN api.daily_summary.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN api.daily_summary.day IS 'UTC day.';
+COMMENT ON COLUMN api.daily_summary.open IS 'First price of the day.';
+COMMENT ON COLUMN api.daily_summary.close IS 'Last price of the day.';
+COMMENT ON COLUMN api.daily_summary.high IS 'Highest price of the day.';
+COMMENT ON COLUMN api.daily_summary.low IS 'Lowest price of the day.';
+COMMENT ON COLUMN api.daily_summary.change IS 'close - open.';
+COMMENT ON COLUMN api.daily_summary.change_pct IS 'Change in percent of the open.';
+COMMENT ON COLUMN api.daily_summary.volatility IS 'Standard deviation of the day''s 1-minute log returns.';
+COMMENT ON COLUMN api.daily_summary.volume IS 'Traded volume of the day.';
+
+CREATE VIEW api.top_movers AS
+    SELECT symbol, day, close, change, change_pct, volume,
+           rank() OVER (ORDER BY change_pct DESC NULLS LAST) AS gain_rank,
+           rank() OVER (ORDER BY change_pct ASC NULLS LAST) AS loss_rank
+      FROM stocks_stream.daily_summary
+     WHERE day = (SELECT max(day) FROM stocks_stream.daily_summary);
+COMMENT ON VIEW api.top_movers IS 'The symbols of the latest day with data, ranked by percent change: ?order=gain_rank&limit=5 for gainers, ?order=loss_rank&limit=5 for losers.';
+COMMENT ON COLUMN api.top_movers.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN api.top_movers.day IS 'The latest UTC day with data.';
+COMMENT ON COLUMN api.top_movers.close IS 'Last price of the day.';
+COMMENT ON COLUMN api.top_movers.change IS 'close - open.';
+COMMENT ON COLUMN api.top_movers.change_pct IS 'Change in percent of the open.';
+COMMENT ON COLUMN api.top_movers.volume IS 'Traded volume of the day.';
+COMMENT ON COLUMN api.top_movers.gain_rank IS '1 for the biggest gainer.';
+COMMENT ON COLUMN api.top_movers.loss_rank IS '1 for the biggest loser.';
+
+CREATE VIEW api.latest_quotes AS
+    SELECT DISTINCT ON (symbol) symbol, quote_time, price, change, change_pct, day_high, day_low,
+           day_open, prev_close
+      FROM stocks_stream.quotes
+     ORDER BY symbol, quote_time DESC;
+COMMENT ON VIEW api.latest_quotes IS 'The latest quote of each symbol. A filter on symbol is applied before the DISTINCT ON and uses the (symbol, quote_time) index.';
+COMMENT ON COLUMN api.latest_quotes.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN api.latest_quotes.quote_time IS 'Time of the quote (UTC).';
+COMMENT ON COLUMN api.latest_quotes.price IS 'Current price.';
+COMMENT ON COLUMN api.latest_quotes.change IS 'Change from the previous close.';
+COMMENT ON COLUMN api.latest_quotes.change_pct IS 'Percent change from the previous close.';
+COMMENT ON COLUMN api.latest_quotes.day_high IS 'High of the day.';
+COMMENT ON COLUMN api.latest_quotes.day_low IS 'Low of the day.';
+COMMENT ON COLUMN api.latest_quotes.day_open IS 'Open of the day.';
+COMMENT ON COLUMN api.latest_quotes.prev_close IS 'Previous close.';
+
+CREATE VIEW api.pipeline_health AS
+    SELECT 'archive'::text AS kind, p.name, p.running, w.state, w.messages,
+           w.last_activity, w.last_error_at,
+           (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.loaded_at IS NULL) AS objects_pending_load,
+           (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.load_error IS NOT NULL) AS objects_failed_load
+      FROM stocks_stream.pipelines p
+      LEFT JOIN stocks_stream.api_worker_status('archive') w ON w.owner_id = p.pipeline_id AND w.owner = p.name
+    UNION ALL
+    SELECT 'source', s.name, s.running, w.state, w.messages, w.last_activity, w.last_error_at, NULL, NULL
+      FROM stocks_stream.sources s
+      LEFT JOIN stocks_stream.api_worker_status('ingest') w ON w.owner_id = s.source_id AND w.owner = s.name;
+COMMENT ON VIEW api.pipeline_health IS 'Archive pipelines and ingest sources: running or not, worker state, messages handled, last activity and error time, objects waiting for or failing load. Error texts and settings are not exposed.';
+COMMENT ON COLUMN api.pipeline_health.kind IS 'archive (pipeline) or source.';
+COMMENT ON COLUMN api.pipeline_health.name IS 'Pipeline or source name.';
+COMMENT ON COLUMN api.pipeline_health.running IS 'Whether it is meant to run.';
+COMMENT ON COLUMN api.pipeline_health.state IS 'Worker state; null when no worker runs.';
+COMMENT ON COLUMN api.pipeline_health.messages IS 'Messages archived (pipeline) or produced (source) by the current worker.';
+COMMENT ON COLUMN api.pipeline_health.last_activity IS 'Last flush or message.';
+COMMENT ON COLUMN api.pipeline_health.last_error_at IS 'When the worker last hit an error.';
+COMMENT ON COLUMN api.pipeline_health.objects_pending_load IS 'Archived objects not loaded into silver yet.';
+COMMENT ON COLUMN api.pipeline_health.objects_failed_load IS 'Archived objects whose last load failed.';
+
+ALTER VIEW api.candles OWNER TO stocks_stream_api_owner;
+ALTER VIEW api.daily_summary OWNER TO stocks_stream_api_owner;
+ALTER VIEW api.top_movers OWNER TO stocks_stream_api_owner;
+ALTER VIEW api.latest_quotes OWNER TO stocks_stream_api_owner;
+ALTER VIEW api.pipeline_health OWNER TO stocks_stream_api_owner;
+GRANT USAGE ON SCHEMA api TO stocks_stream_anon;
+GRANT SELECT ON ALL TABLES IN SCHEMA api TO stocks_stream_anon;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stocks_stream.api_worker_status(text) TO stocks_stream_anon;
+NOTIFY pgrst, 'reload schema';

@@ -1,0 +1,8 @@
+-- Silver trades.
+select
+    symbol,
+    trade_time,
+    price,
+    volume,
+    conditions
+from {{ source('stocks_stream', 'trades') }}

@@ -1,0 +1,41 @@
+"""dbt build of dbt_stocks against the extension's tables, after the pipeline loaded data."""
+import os
+import subprocess
+
+from conftest import ROOT, Source, Topic, sql, wait_until
+
+
+def test_dbt_build_is_green_on_loaded_data(make_pipeline):
+    t = Topic()
+    p = make_pipeline(t, batch_max_age_ms=300)
+    src = Source("simulator", ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"], t.name,
+                 options={"seed": 5, "rate": 3000, "max_messages": 5000, "quote_every": 5})
+    try:
+        p.start()
+        src.start()
+        p.wait_archived(5000)
+    finally:
+        src.drop()
+    loaded = sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])[0]
+    assert loaded[1] == 5000
+    assert sql("SELECT stocks_stream.refresh_gold()")[0][0] > 0
+
+    project = os.path.join(ROOT, "dbt_stocks")
+    dbt = os.path.join(os.environ["STOCKS_STREAM_DBT_VENV"], "bin", "dbt")
+    run = subprocess.run([dbt, "build", "--project-dir", project, "--profiles-dir", project,
+                          "--target-path", os.path.join(os.environ["STOCKS_STREAM_STACK"], "dbt-target"),
+                          "--log-path", os.path.join(os.environ["STOCKS_STREAM_STACK"], "dbt-logs")],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "ERROR=0" in run.stdout and "moving_averages_on_known_closes" in run.stdout
+    symbols = {r[0] for r in sql("SELECT symbol FROM stocks_marts.daily_candles WHERE day = current_date")}
+    assert {"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"} <= symbols
+    assert sql("SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = current_date "
+               "AND direction = 'gainer' AND rank = 1")[0][0] >= 1
+    assert sql("SELECT count(*) FROM stocks_marts.symbol_volatility")[0][0] >= 5
+    # a second build is green too (incremental models)
+    again = subprocess.run([dbt, "build", "--project-dir", project, "--profiles-dir", project,
+                            "--target-path", os.path.join(os.environ["STOCKS_STREAM_STACK"], "dbt-target"),
+                            "--log-path", os.path.join(os.environ["STOCKS_STREAM_STACK"], "dbt-logs")],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-4000:]
