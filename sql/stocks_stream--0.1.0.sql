@@ -289,7 +289,7 @@ AS 'MODULE_PATHNAME', 'ss_worker_status' LANGUAGE C STRICT VOLATILE;
 CREATE VIEW stocks_stream.worker_status AS
     SELECT w.owner AS pipeline, w.worker, w.pid, w.state, w.detail AS assigned_partitions,
            w.counters[1] AS messages_archived, w.counters[2] AS bytes_archived,
-           w.counters[3] AS objects_written, w.started_at,
+           w.counters[3] AS objects_written, w.counters[4] AS lag, w.started_at,
            w.last_activity AS last_flush, w.last_error, w.last_error_at
       FROM stocks_stream.worker_status_internal('archive') w
       JOIN stocks_stream.pipelines p ON p.pipeline_id = w.owner_id AND p.name = w.owner
@@ -922,9 +922,10 @@ GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_internal(text) TO stocks_s
 -- reach anything else in the schema.
 CREATE FUNCTION stocks_stream.api_worker_status(kind text,
     OUT owner text, OUT owner_id integer, OUT state text, OUT messages bigint,
-    OUT last_activity timestamptz, OUT last_error_at timestamptz)
+    OUT lag bigint, OUT last_activity timestamptz, OUT last_error_at timestamptz)
 RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    SELECT owner, owner_id, state, counters[1], last_activity, last_error_at
+    SELECT owner, owner_id, state, counters[1], CASE WHEN kind = 'archive' THEN counters[4] END,
+           last_activity, last_error_at
       FROM stocks_stream.worker_status_internal(kind)
 $$;
 ALTER FUNCTION stocks_stream.api_worker_status(text) OWNER TO stocks_stream_api_owner;
@@ -993,21 +994,22 @@ COMMENT ON COLUMN api.latest_quotes.prev_close IS 'Previous close.';
 
 CREATE VIEW api.pipeline_health AS
     SELECT 'archive'::text AS kind, p.name, p.running, w.state, w.messages,
-           w.last_activity, w.last_error_at,
+           w.lag AS consumer_lag, w.last_activity, w.last_error_at,
            (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.loaded_at IS NULL) AS objects_pending_load,
            (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.load_error IS NOT NULL) AS objects_failed_load
       FROM stocks_stream.pipelines p
       LEFT JOIN stocks_stream.api_worker_status('archive') w ON w.owner_id = p.pipeline_id AND w.owner = p.name
     UNION ALL
-    SELECT 'source', s.name, s.running, w.state, w.messages, w.last_activity, w.last_error_at, NULL, NULL
+    SELECT 'source', s.name, s.running, w.state, w.messages, NULL, w.last_activity, w.last_error_at, NULL, NULL
       FROM stocks_stream.sources s
       LEFT JOIN stocks_stream.api_worker_status('ingest') w ON w.owner_id = s.source_id AND w.owner = s.name;
-COMMENT ON VIEW api.pipeline_health IS 'Archive pipelines and ingest sources: running or not, worker state, messages handled, last activity and error time, objects waiting for or failing load. Error texts and settings are not exposed.';
+COMMENT ON VIEW api.pipeline_health IS 'Archive pipelines (a row per worker) and ingest sources: running or not, worker state, messages handled, consumer lag, last activity and error time, objects waiting for or failing load. Error texts and settings are not exposed.';
 COMMENT ON COLUMN api.pipeline_health.kind IS 'archive (pipeline) or source.';
 COMMENT ON COLUMN api.pipeline_health.name IS 'Pipeline or source name.';
 COMMENT ON COLUMN api.pipeline_health.running IS 'Whether it is meant to run.';
 COMMENT ON COLUMN api.pipeline_health.state IS 'Worker state; null when no worker runs.';
 COMMENT ON COLUMN api.pipeline_health.messages IS 'Messages archived (pipeline) or produced (source) by the current worker.';
+COMMENT ON COLUMN api.pipeline_health.consumer_lag IS 'Archive pipelines: messages in Kafka not archived yet, from the high watermarks of the worker''s last fetches (one row per worker).';
 COMMENT ON COLUMN api.pipeline_health.last_activity IS 'Last flush or message.';
 COMMENT ON COLUMN api.pipeline_health.last_error_at IS 'When the worker last hit an error.';
 COMMENT ON COLUMN api.pipeline_health.objects_pending_load IS 'Archived objects not loaded into silver yet.';

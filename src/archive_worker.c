@@ -408,6 +408,37 @@ flush_due_batches(void)
 	}
 }
 
+/*
+ * Publish the lag: for each assigned partition, the high watermark librdkafka
+ * last saw in a fetch response (no broker call) less the first offset not
+ * yet in S3.
+ */
+static void
+publish_lag(void)
+{
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int64 lag = 0;
+
+	if (!TimestampDifferenceExceeds(last, now, 1000))
+		return;
+	last = now;
+	for (int i = 0; i < nbatches; i++)
+	{
+		PartitionBatch *b = &batches[i];
+		int64 low, high, next;
+
+		if (!b->assigned ||
+			rd_kafka_get_watermark_offsets(consumer, pipeline->topic, i, &low, &high) !=
+				RD_KAFKA_RESP_ERR_NO_ERROR ||
+			high < 0)
+			continue;
+		next = b->count > 0 ? b->first_offset : (b->next_offset >= 0 ? b->next_offset : low);
+		lag += Max(high - next, 0);
+	}
+	ss_status_set_counter(status, ARCHIVE_LAG, lag);
+}
+
 /* How long the main loop may sleep before a batch becomes due. */
 static long
 next_timeout_ms(void)
@@ -558,5 +589,6 @@ ss_archive_worker_main(Datum main_arg)
 			reload_settings();
 		consume_available(Min(next_timeout_ms(), MAX_WAIT_MS));
 		flush_due_batches();
+		publish_lag();
 	}
 }

@@ -166,6 +166,14 @@ ss_status_add(WorkerStatus *slot, int counter, int64 delta)
 	SpinLockRelease(&status_array->mutex);
 }
 
+void
+ss_status_set_counter(WorkerStatus *slot, int counter, int64 value)
+{
+	SpinLockAcquire(&status_array->mutex);
+	slot->counters[counter] = value;
+	SpinLockRelease(&status_array->mutex);
+}
+
 /*
  * Add a batch of counter deltas and mark activity now (a flush, or
  * messages delivered).

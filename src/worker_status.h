@@ -20,6 +20,7 @@ typedef enum WorkerKind
 #define ARCHIVE_MESSAGES 0
 #define ARCHIVE_BYTES	 1
 #define ARCHIVE_OBJECTS	 2
+#define ARCHIVE_LAG		 3 /* messages in Kafka not archived yet (a gauge) */
 
 /* counters of an ingest worker */
 #define INGEST_PRODUCED			 0
@@ -41,6 +42,7 @@ extern void ss_status_release(WorkerStatus *slot);
 extern void ss_status_set_state(WorkerStatus *slot, const char *state);
 extern void ss_status_set_detail(WorkerStatus *slot, const char *detail);
 extern void ss_status_add(WorkerStatus *slot, int counter, int64 delta);
+extern void ss_status_set_counter(WorkerStatus *slot, int counter, int64 value);
 extern void ss_status_add_activity(WorkerStatus *slot, const int64 *deltas);
 extern void ss_status_set_error(WorkerStatus *slot, const char *message);
 

@@ -62,6 +62,9 @@ def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_p
     status = p.workers()
     assert len(status) == 1 and status[0][2] == "running"
     assert status[0][3] == "0,1,2,3" and status[0][4] == 6000
+    # nothing left to archive: the published lag drops to 0
+    wait_until(lambda: sql("SELECT lag FROM stocks_stream.worker_status WHERE pipeline = %s",
+                           [p.name])[0][0] == 0, 15, "the lag to reach 0")
 
 
 def test_gzip_objects_decode(topic, make_pipeline):

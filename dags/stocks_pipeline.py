@@ -1,0 +1,86 @@
+"""Every five minutes: load new bronze objects into silver, refresh gold,
+build the dbt models, and fail the run if the quarantine grew too much.
+
+All the work happens in the database through stocks_stream's SQL functions,
+so every task is safe to rerun: load_bronze() never loads an object twice,
+refresh_gold() only recomputes what changed, dbt models are idempotent.
+
+Connection: AIRFLOW_CONN_STOCKS_PG (conn id ``stocks_pg``), e.g.
+``postgres://airflow:secret@db:5432/stocks``.  The dbt executable and
+project come from STOCKS_STREAM_DBT (default ``dbt``) and
+STOCKS_STREAM_DBT_PROJECT (default: ../dbt_stocks next to this file).  The
+quarantine threshold is the Airflow Variable ``stocks_quarantine_threshold``
+(default 100 lines an hour).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
+from airflow.providers.common.sql.sensors.sql import SqlSensor
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+
+CONN_ID = "stocks_pg"
+DBT = os.environ.get("STOCKS_STREAM_DBT", "dbt")
+DBT_PROJECT = os.environ.get(
+    "STOCKS_STREAM_DBT_PROJECT",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dbt_stocks"))
+
+with DAG(
+    dag_id="stocks_pipeline",
+    description="bronze -> silver -> gold -> dbt, with a quarantine check",
+    schedule="*/5 * * * *",
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=5),
+    },
+    tags=["stocks_stream"],
+) as dag:
+    wait_for_bronze = SqlSensor(
+        task_id="wait_for_bronze",
+        conn_id=CONN_ID,
+        sql="SELECT count(*) FROM stocks_stream.manifest WHERE loaded_at IS NULL",
+        poke_interval=20,
+        timeout=240,
+        mode="reschedule",
+        soft_fail=True,   # nothing new within the run's window: skip the rest
+    )
+    load_bronze = SQLExecuteQueryOperator(
+        task_id="load_bronze",
+        conn_id=CONN_ID,
+        sql="SELECT * FROM stocks_stream.load_bronze()",
+        show_return_value_in_logs=True,
+    )
+    refresh_gold = SQLExecuteQueryOperator(
+        task_id="refresh_gold",
+        conn_id=CONN_ID,
+        sql="SELECT stocks_stream.refresh_gold()",
+        show_return_value_in_logs=True,
+    )
+    dbt_build = BashOperator(
+        task_id="dbt_build",
+        bash_command=f'"{DBT}" build --project-dir "{DBT_PROJECT}" --profiles-dir "{DBT_PROJECT}"',
+        env={
+            "PGHOST": "{{ conn.stocks_pg.host }}",
+            "PGPORT": "{{ conn.stocks_pg.port or 5432 }}",
+            "PGUSER": "{{ conn.stocks_pg.login }}",
+            "PGPASSWORD": "{{ conn.stocks_pg.password or '' }}",
+            "PGDATABASE": "{{ conn.stocks_pg.schema }}",
+        },
+        append_env=True,
+    )
+    quarantine_check = SQLCheckOperator(
+        task_id="quarantine_check",
+        conn_id=CONN_ID,
+        sql="SELECT count(*) <= {{ var.value.get('stocks_quarantine_threshold', 100) }} "
+            "FROM stocks_stream.quarantine WHERE quarantined_at > now() - interval '1 hour'",
+    )
+
+    wait_for_bronze >> load_bronze >> refresh_gold >> dbt_build >> quarantine_check

@@ -1,0 +1,85 @@
+"""The Airflow DAG: imports cleanly with the expected tasks, and `airflow dags test`
+against the test stack moves archived data into silver and gold."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT, Source, Topic, sql
+
+EXPECTED = {
+    "wait_for_bronze": ["load_bronze"],
+    "load_bronze": ["refresh_gold"],
+    "refresh_gold": ["dbt_build"],
+    "dbt_build": ["quarantine_check"],
+    "quarantine_check": [],
+}
+
+
+@pytest.fixture(scope="module")
+def airflow_env():
+    home = os.path.join(os.environ["STOCKS_STREAM_STACK"], "airflow")
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ,
+               AIRFLOW_HOME=home,
+               AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               AIRFLOW__CORE__DAGS_FOLDER=os.path.join(ROOT, "dags"),
+               AIRFLOW_CONN_STOCKS_PG=f"postgres://{os.environ['PGUSER']}@{os.environ['PGHOST']}:"
+                                      f"{os.environ['PGPORT']}/{os.environ['PGDATABASE']}",
+               AIRFLOW_VAR_STOCKS_QUARANTINE_THRESHOLD="1000",
+               STOCKS_STREAM_DBT=os.path.join(os.environ["STOCKS_STREAM_DBT_VENV"], "bin", "dbt"))
+    venv = os.environ["STOCKS_STREAM_AIRFLOW_VENV"]
+    migrate = subprocess.run([os.path.join(venv, "bin", "airflow"), "db", "migrate"], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return env, venv
+
+
+def test_dag_imports_with_the_expected_tasks_and_order(airflow_env):
+    env, venv = airflow_env
+    script = ("import json; from airflow.models.dagbag import DagBag; "
+              f"b = DagBag(dag_folder={os.path.join(ROOT, 'dags')!r}, include_examples=False); "
+              "d = b.dags['stocks_pipeline']; "
+              "print(json.dumps({'errors': {k: str(v) for k, v in b.import_errors.items()}, "
+              "'tasks': {t.task_id: sorted(t.downstream_task_ids) for t in d.tasks}, "
+              "'schedule': str(d.schedule), 'catchup': d.catchup, "
+              "'retries': d.default_args.get('retries')}))")
+    run = subprocess.run([os.path.join(venv, "bin", "python"), "-c", script], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    info = json.loads(run.stdout.strip().splitlines()[-1])
+    assert info["errors"] == {}
+    assert info["tasks"] == EXPECTED
+    assert info["schedule"] == "*/5 * * * *" and info["catchup"] is False and info["retries"] == 3
+
+
+def test_dags_test_moves_archived_data_into_silver_and_gold(airflow_env, make_pipeline):
+    env, venv = airflow_env
+    t = Topic()
+    p = make_pipeline(t, batch_max_age_ms=300)
+    src = Source("simulator", ["AAPL", "MSFT", "NVDA"], t.name,
+                 options={"seed": 9, "rate": 3000, "max_messages": 3000, "quote_every": 3})
+    try:
+        p.start()
+        src.start()
+        p.wait_archived(3000)
+    finally:
+        src.drop()
+    p.stop()
+    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
+               [p.name])[0][0] > 0
+    run = subprocess.run([os.path.join(venv, "bin", "airflow"), "dags", "test", "stocks_pipeline"], env=env,
+                         capture_output=True, text=True, timeout=900)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-5000:]
+    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
+               [p.name])[0][0] == 0
+    # 1000 messages per symbol, every third a quote
+    assert sql("SELECT count(*) FROM stocks_stream.trades WHERE source_topic = %s", [t.name])[0][0] == 2001
+    assert sql("SELECT count(*) FROM stocks_stream.quotes WHERE source_topic = %s", [t.name])[0][0] == 999
+    assert sql("SELECT count(*) FROM stocks_stream.gold_dirty")[0][0] == 0
+    assert sql("SELECT count(DISTINCT symbol) FROM stocks_stream.candles WHERE interval = '1m' "
+               "AND symbol IN ('AAPL', 'MSFT', 'NVDA') AND bucket_start >= now() - interval '1 hour'")[0][0] == 3
+    assert sql("SELECT count(*) FROM stocks_marts.daily_candles WHERE day = current_date "
+               "AND symbol IN ('AAPL', 'MSFT', 'NVDA')")[0][0] == 3
