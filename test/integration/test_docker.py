@@ -44,11 +44,26 @@ def test_compose_is_in_step_with_the_local_stack():
     assert os.path.exists(os.path.join(ROOT, "docker", ".env.example"))
 
 
-def test_docker_compose_config_accepts_the_file():
+def compose_client():
+    """`docker compose` (v2 plugin) or Debian's `docker-compose`; no engine is needed for `config`."""
     docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    if shutil.which("docker-compose"):
+        return [shutil.which("docker-compose")]
+    return None
+
+
+def test_docker_compose_config_accepts_the_file():
+    client = compose_client()
+    if client is None:
         pytest.skip("no docker compose client on this machine")
     env = dict(os.environ, POSTGRES_PASSWORD="x", MINIO_ROOT_USER="x", MINIO_ROOT_PASSWORD="x",
                PGRST_AUTHENTICATOR_PASSWORD="x")
-    run = subprocess.run([docker, "compose", "-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True)
+    run = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+    # a file with a required variable missing is refused
+    env.pop("POSTGRES_PASSWORD")
+    bad = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True,
+                         cwd=os.path.dirname(COMPOSE))
+    assert bad.returncode != 0 and "POSTGRES_PASSWORD" in bad.stderr
