@@ -193,12 +193,9 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 			ingest_wait(ms_until(next_call));
 		ingest_wait(0);
 
-		key = ss_finnhub_key();
-		if (key[0] == '\0')
+		key = ingest_finnhub_key();
+		if (key == NULL)
 		{
-			ingest_set_state("no API key");
-			ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
-						 "stocks_stream.finnhub_api_key_file");
 			next_call = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AUTH_RETRY_MS);
 			continue;
 		}

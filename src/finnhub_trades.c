@@ -249,13 +249,10 @@ connect_stream(void)
 	char *url = pstrdup(ss_finnhub_ws_url);
 	const char *prot, *address, *path;
 	int port;
-	char *key = ss_finnhub_key();
+	char *key = ingest_finnhub_key();
 
-	if (key[0] == '\0')
+	if (key == NULL)
 	{
-		ingest_set_state("no API key");
-		ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
-					 "stocks_stream.finnhub_api_key_file");
 		reconnect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MAX_BACKOFF_MS);
 		return;
 	}

@@ -85,6 +85,24 @@ ingest_error(const char *message)
 }
 
 /*
+ * The Finnhub API key, or NULL (with the state and error set) when none is
+ * configured.
+ */
+char *
+ingest_finnhub_key(void)
+{
+	char *key = ss_finnhub_key();
+
+	if (key[0] != '\0')
+		return key;
+	ingest_set_state("no API key");
+	ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
+				 "stocks_stream.finnhub_api_key_file");
+	pfree(key);
+	return NULL;
+}
+
+/*
  * Sleep up to timeout_ms (0: just check), serving signals, settings
  * reloads and Kafka delivery reports.
  */

@@ -17,6 +17,7 @@ extern void ingest_send(const char *key, const char *payload, size_t len);
 extern void ingest_count(int counter, int64 delta);
 extern void ingest_set_state(const char *state);
 extern void ingest_error(const char *message);
+extern char *ingest_finnhub_key(void);
 
 extern void ss_run_finnhub_quotes(const SourceConfig *source);
 extern void ss_run_finnhub_trades(const SourceConfig *source);

@@ -184,6 +184,23 @@ class Pipeline:
         return seen
 
 
+def archive_simulated(make_pipeline, symbols, messages, quote_every, seed):
+    """A simulator source produces `messages` to a new topic that a new pipeline
+    archives; returns the topic and the (stopped) pipeline, nothing loaded yet."""
+    t = Topic()
+    p = make_pipeline(t, batch_max_age_ms=300)
+    src = Source("simulator", symbols, t.name,
+                 options={"seed": seed, "rate": 3000, "max_messages": messages, "quote_every": quote_every})
+    try:
+        p.start()
+        src.start()
+        p.wait_archived(messages)
+    finally:
+        src.drop()
+    p.stop()
+    return t, p
+
+
 @pytest.fixture
 def topic():
     return Topic()

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, Source, Topic, sql
+from conftest import ROOT, archive_simulated, sql
 
 EXPECTED = {
     "wait_for_bronze": ["load_bronze"],
@@ -56,17 +56,7 @@ def test_dag_imports_with_the_expected_tasks_and_order(airflow_env):
 
 def test_dags_test_moves_archived_data_into_silver_and_gold(airflow_env, make_pipeline):
     env, venv = airflow_env
-    t = Topic()
-    p = make_pipeline(t, batch_max_age_ms=300)
-    src = Source("simulator", ["AAPL", "MSFT", "NVDA"], t.name,
-                 options={"seed": 9, "rate": 3000, "max_messages": 3000, "quote_every": 3})
-    try:
-        p.start()
-        src.start()
-        p.wait_archived(3000)
-    finally:
-        src.drop()
-    p.stop()
+    t, p = archive_simulated(make_pipeline, ["AAPL", "MSFT", "NVDA"], 3000, 3, 9)
     assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
                [p.name])[0][0] > 0
     run = subprocess.run([os.path.join(venv, "bin", "airflow"), "dags", "test", "stocks_pipeline"], env=env,

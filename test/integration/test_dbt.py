@@ -2,20 +2,11 @@
 import os
 import subprocess
 
-from conftest import ROOT, Source, Topic, sql, wait_until
+from conftest import ROOT, archive_simulated, sql
 
 
 def test_dbt_build_is_green_on_loaded_data(make_pipeline):
-    t = Topic()
-    p = make_pipeline(t, batch_max_age_ms=300)
-    src = Source("simulator", ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"], t.name,
-                 options={"seed": 5, "rate": 3000, "max_messages": 5000, "quote_every": 5})
-    try:
-        p.start()
-        src.start()
-        p.wait_archived(5000)
-    finally:
-        src.drop()
+    t, p = archive_simulated(make_pipeline, ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"], 5000, 5, 5)
     loaded = sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])[0]
     assert loaded[1] == 5000
     assert sql("SELECT stocks_stream.refresh_gold()")[0][0] > 0
