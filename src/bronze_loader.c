@@ -280,7 +280,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 {
 	StringInfoData body;
 	StringInfo text;
-	StringInfoData quotes, trades;
+	StringInfoData quotes, trades, row;
 	S3Result res;
 	bool *seen;
 	char reason[200];
@@ -303,6 +303,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	seen = loaded_offsets(o);
 	initStringInfo(&quotes);
 	initStringInfo(&trades);
+	initStringInfo(&row);
 
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
 	{
@@ -321,11 +322,10 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 			counts->rows_duplicate++;
 		else
 		{
-			StringInfoData row;
 			BronzeKind kind;
 			double event;
 
-			initStringInfo(&row);
+			resetStringInfo(&row);
 			kind = bronze_check_line(p, len, &src, &row, &event, reason, sizeof(reason));
 			if (kind != BRONZE_INVALID)
 				days = note_day(days, event);
@@ -338,7 +338,6 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 				quarantine(o, line_no, p, len, reason);
 				counts->rows_quarantined++;
 			}
-			pfree(row.data);
 		}
 		p = nl ? nl + 1 : end;
 	}

@@ -259,7 +259,7 @@ BronzeKind
 bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo row,
 				  double *event_secs, char *reason, size_t reason_len)
 {
-	json_tokener *tok;
+	static json_tokener *tok = NULL;
 	Fields f = {NULL, reason, reason_len};
 	BronzeKind kind = BRONZE_INVALID;
 	int keep = row ? row->len : 0;
@@ -277,7 +277,10 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 		snprintf(reason, reason_len, "line is not valid UTF-8");
 		return BRONZE_INVALID;
 	}
-	tok = json_tokener_new();
+	/* one tokener serves every line: creating one costs more than a parse */
+	if (tok == NULL && (tok = json_tokener_new()) == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a JSON parser")));
+	json_tokener_reset(tok);
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	f.obj = json_tokener_parse_ex(tok, line, (int) len);
 	if (f.obj == NULL || json_tokener_get_parse_end(tok) != len)
@@ -292,7 +295,6 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 		kind = check_trade(&f, src, row, event_secs) ? BRONZE_TRADE : BRONZE_INVALID;
 	else
 		snprintf(reason, reason_len, "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
-	json_tokener_free(tok);
 	if (f.obj)
 		json_object_put(f.obj);
 	if (kind == BRONZE_INVALID && row != NULL)
