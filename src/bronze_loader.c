@@ -8,7 +8,7 @@
  * subtransaction of its own: GET from S3, gunzip when compressed, split
  * into lines (line N is offset first_offset + N), check each line
  * (bronze_record.c), drop the offsets silver already holds, COPY the good
- * rows into stocks_stream.quotes / .trades with Postgres' own COPY FROM
+ * rows into stocks_stream.quotes / .trades with Postgres' own binary COPY FROM
  * machinery (partition routing, indexes and constraints included), record
  * the bad lines in stocks_stream.quarantine with their reason, and mark the
  * manifest row loaded.  An object that cannot be read (S3 down, 404,
@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
@@ -86,7 +87,23 @@ copy_from_buffer(void *outbuf, int minread, int maxread)
 	return n;
 }
 
-/* COPY rows (text format) into stocks_stream.<table>. */
+/* Start a binary COPY stream: signature, flags, no header extension. */
+static void
+init_copy_stream(StringInfo rows)
+{
+	static const char signature[11] = "PGCOPY\n\377\r\n\0";
+
+	initStringInfo(rows);
+	appendBinaryStringInfo(rows, signature, sizeof(signature));
+	pq_sendint32(rows, 0);
+	pq_sendint32(rows, 0);
+}
+
+/*
+ * COPY the binary tuples in `rows` (a stream begun by init_copy_stream)
+ * into stocks_stream.<table>, through CopyFrom: partition routing,
+ * multi-insert, indexes and constraints as for a COPY statement.
+ */
 static uint64
 copy_rows(const char *table, StringInfo rows, List *columns)
 {
@@ -94,18 +111,18 @@ copy_rows(const char *table, StringInfo rows, List *columns)
 	Relation rel;
 	ParseState *pstate;
 	CopyFromState cstate;
+	List *options = list_make1(makeDefElem("format", (Node *) makeString("binary"), -1));
 	uint64 n;
 
-	if (rows->len == 0)
-		return 0;
 	rel = table_open(relid, RowExclusiveLock);
 	pstate = make_parsestate(NULL);
 	/* CopyFrom builds its executor state from the range table, as DoCopy does */
 	addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false)
 		->p_rte->requiredPerms = ACL_INSERT;
+	pq_sendint16(rows, -1); /* end of the stream */
 	copy_source = rows;
 	copy_pos = 0;
-	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_from_buffer, columns, NIL);
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_from_buffer, columns, options);
 	n = CopyFrom(cstate);
 	EndCopyFrom(cstate);
 	free_parsestate(pstate);
@@ -170,7 +187,7 @@ loaded_offsets(const ObjectRef *o)
 							  "SELECT source_offset FROM stocks_stream.trades "
 							  " WHERE source_topic = $1 AND source_partition = $2 "
 							  "   AND source_offset BETWEEN $3 AND $4",
-							  4, types, args, NULL, true, 0) != SPI_OK_SELECT)
+							  4, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -285,6 +302,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	bool *seen;
 	char reason[200];
 	int64 line_no = 0;
+	int64 nquotes = 0, ntrades = 0;
 	char *p, *end;
 	List *days = NIL;
 
@@ -301,8 +319,8 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 				text->data[i] = ' ';
 	}
 	seen = loaded_offsets(o);
-	initStringInfo(&quotes);
-	initStringInfo(&trades);
+	init_copy_stream(&quotes);
+	init_copy_stream(&trades);
 	initStringInfo(&row);
 
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
@@ -330,9 +348,15 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 			if (kind != BRONZE_INVALID)
 				days = note_day(days, event);
 			if (kind == BRONZE_QUOTE)
+			{
 				appendBinaryStringInfo(&quotes, row.data, row.len);
+				nquotes++;
+			}
 			else if (kind == BRONZE_TRADE)
+			{
 				appendBinaryStringInfo(&trades, row.data, row.len);
+				ntrades++;
+			}
 			else
 			{
 				quarantine(o, line_no, p, len, reason);
@@ -342,8 +366,10 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 		p = nl ? nl + 1 : end;
 	}
 	ensure_partitions(days);
-	counts->rows_loaded += copy_rows("quotes", &quotes, quote_cols);
-	counts->rows_loaded += copy_rows("trades", &trades, trade_cols);
+	if (nquotes > 0)
+		counts->rows_loaded += copy_rows("quotes", &quotes, quote_cols);
+	if (ntrades > 0)
+		counts->rows_loaded += copy_rows("trades", &trades, trade_cols);
 	mark_gold_dirty(o);
 	mark_object(o, NULL);
 	counts->objects_loaded++;

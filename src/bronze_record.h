@@ -23,9 +23,13 @@ typedef struct BronzeSource
 	int64 offset;
 } BronzeSource;
 
+/* fields of a rendered tuple: the silver columns but loaded_at */
+#define BRONZE_QUOTE_COLUMNS 13
+#define BRONZE_TRADE_COLUMNS 8
+
 /*
- * Checks one line.  A valid quote or trade is appended to `row` as a COPY
- * text-format line of the silver table (row may be NULL to only check);
+ * Checks one line.  A valid quote or trade is appended to `row` as a binary
+ * COPY tuple of the silver table (row may be NULL to only check);
  * and its event time (unix seconds) stored in *event_secs; otherwise
  * `reason` gets a sentence a person can act on.
  */

@@ -117,7 +117,7 @@ ss_consumer_lag(PG_FUNCTION_ARGS)
 	if (pipelines == NIL)
 		return (Datum) 0;
 
-	rk = ss_kafka_new(RD_KAFKA_PRODUCER, ss_kafka_conf_new(NULL));
+	rk = ss_kafka_new(RD_KAFKA_PRODUCER, ss_kafka_conf_new(NULL, NULL));
 	PG_TRY();
 	{
 		foreach (lc, pipelines)

@@ -83,18 +83,27 @@ apply_properties(rd_kafka_conf_t *conf, const char *properties)
 	pfree(copy);
 }
 
+/*
+ * A new client configuration: the stack's brokers, then the caller's tunable
+ * defaults, then the operator's
+ * stocks_stream.kafka_properties, which may override any of those.  What the
+ * caller sets afterwards (idempotence, group, manual commits) is not
+ * overridable: exactly-once depends on it.
+ */
 rd_kafka_conf_t *
-ss_kafka_conf_new(KafkaErrorHook on_error)
+ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
 	error_hook = on_error;
 	ss_kafka_conf_set(conf, "bootstrap.servers", ss_kafka_brokers);
 	ss_kafka_conf_set(conf, "client.id", "stocks_stream");
+	for (; defaults && defaults->name; defaults++)
+		ss_kafka_conf_set(conf, defaults->name, defaults->value);
+	apply_properties(conf, ss_kafka_properties);
 	ss_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	apply_properties(conf, ss_kafka_properties);
 	return conf;
 }
 

@@ -9,7 +9,14 @@
 
 typedef void (*KafkaErrorHook)(const char *message);
 
-extern rd_kafka_conf_t *ss_kafka_conf_new(KafkaErrorHook on_error);
+/* one librdkafka property; arrays of them end with {NULL, NULL} */
+typedef struct KafkaSetting
+{
+	const char *name;
+	const char *value;
+} KafkaSetting;
+
+extern rd_kafka_conf_t *ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults);
 extern void ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
 extern rd_kafka_t *ss_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf);
 extern char *ss_kafka_settings_fingerprint(void);

@@ -52,16 +52,19 @@ record_error(const char *message)
 void
 ss_producer_open(const char *source_name, const char *topic)
 {
-	rd_kafka_conf_t *conf = ss_kafka_conf_new(record_error);
+	static const KafkaSetting defaults[] = {
+		{"linger.ms", "20"},
+		{"batch.num.messages", "10000"},
+		{"queue.buffering.max.messages", "200000"},
+		{"queue.buffering.max.kbytes", "65536"},
+		/* a broker outage shorter than this loses nothing */
+		{"message.timeout.ms", "600000"},
+		{NULL, NULL},
+	};
+	rd_kafka_conf_t *conf = ss_kafka_conf_new(record_error, defaults);
 
 	ss_kafka_conf_set(conf, "enable.idempotence", "true");
 	ss_kafka_conf_set(conf, "acks", "all");
-	ss_kafka_conf_set(conf, "linger.ms", "20");
-	ss_kafka_conf_set(conf, "batch.num.messages", "10000");
-	ss_kafka_conf_set(conf, "queue.buffering.max.messages", "200000");
-	ss_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536");
-	/* a broker outage shorter than this loses nothing */
-	ss_kafka_conf_set(conf, "message.timeout.ms", "600000");
 	rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
 	producer = ss_kafka_new(RD_KAFKA_PRODUCER, conf);
 	topic_handle = rd_kafka_topic_new(producer, topic, NULL);

@@ -101,6 +101,23 @@ def test_two_concurrent_loaders_never_duplicate(topic, make_pipeline):
     assert silver_count(topic.name) == 2000 == len(silver_sources(topic.name))
 
 
+def test_one_call_over_two_pipelines_of_one_topic_loads_each_message_once(topic, make_pipeline):
+    """Two pipelines archive the same topic: one load_bronze() call meets every
+    message twice, loads it once and counts the second copy as a duplicate."""
+    sql("SELECT * FROM stocks_stream.load_bronze()")  # what earlier tests left
+    a = make_pipeline(topic, batch_max_messages=50, batch_max_age_ms=300)
+    b = make_pipeline(topic, batch_max_messages=70, batch_max_age_ms=300, gzip=True)
+    a.start()
+    b.start()
+    topic.produce([quote_message(i) if i % 3 else trade_message(i) for i in range(600)])
+    a.wait_archived(600)
+    b.wait_archived(600)
+    objects = len(a.manifest()) + len(b.manifest())
+    loaded, rows, dups, quarantined, failed = sql("SELECT * FROM stocks_stream.load_bronze()")[0]
+    assert (loaded, rows, dups, quarantined, failed) == (objects, 600, 600, 0, 0)
+    assert silver_count(topic.name) == 600 == len(silver_sources(topic.name))
+
+
 def test_a_killed_load_then_a_rerun_loses_and_duplicates_nothing(topic, make_pipeline):
     p = make_pipeline(topic, batch_max_messages=20, batch_max_age_ms=300)
     p.start()
