@@ -34,7 +34,9 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -87,20 +89,20 @@ copy_from_buffer(void *outbuf, int minread, int maxread)
 	return n;
 }
 
-/* Start a binary COPY stream: signature, flags, no header extension. */
+/* (Re)start a binary COPY stream: signature, flags, no header extension. */
 static void
-init_copy_stream(StringInfo rows)
+begin_copy_stream(StringInfo rows)
 {
 	static const char signature[11] = "PGCOPY\n\377\r\n\0";
 
-	initStringInfo(rows);
+	resetStringInfo(rows);
 	appendBinaryStringInfo(rows, signature, sizeof(signature));
 	pq_sendint32(rows, 0);
 	pq_sendint32(rows, 0);
 }
 
 /*
- * COPY the binary tuples in `rows` (a stream begun by init_copy_stream)
+ * COPY the binary tuples in `rows` (a stream begun by begin_copy_stream)
  * into stocks_stream.<table>, through CopyFrom: partition routing,
  * multi-insert, indexes and constraints as for a COPY statement.
  */
@@ -142,14 +144,14 @@ column_list(const char *names)
 	return cols;
 }
 
-/* Gunzip into a new buffer; ERROR on corrupt data. */
-static StringInfo
-gunzip(StringInfo in, const char *key)
+/* Gunzip `in` into `out` (reset first); ERROR on corrupt data. */
+static void
+gunzip(StringInfo in, StringInfo out, const char *key)
 {
-	StringInfo out = makeStringInfo();
 	z_stream zs = {0};
 	int rc;
 
+	resetStringInfo(out);
 	if (inflateInit2(&zs, 15 + 32) != Z_OK)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start gunzip")));
 	zs.next_in = (Bytef *) in->data;
@@ -167,7 +169,6 @@ gunzip(StringInfo in, const char *key)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 						errmsg("object \"%s\" is not valid gzip (zlib code %d)", key, rc)));
 	out->data[out->len] = '\0';
-	return out;
 }
 
 /* Offsets of [first, last] that silver already holds for topic/partition. */
@@ -240,13 +241,36 @@ mark_object(const ObjectRef *o, const char *error)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not update the manifest")));
 }
 
-/* Remember the UTC day of an event time (days since 1970) once. */
-static List *
-note_day(List *days, double secs)
+/* A minute of one symbol that loaded rows touched. */
+typedef struct DirtyMinute
 {
-	int day = (int) floor(secs / 86400.0);
+	char symbol[BRONZE_MAX_SYMBOL + 1]; /* zero-padded: the key is hashed as bytes */
+	int64 minute_ms;					/* unix milliseconds */
+} DirtyMinute;
 
-	return list_append_unique_int(days, day);
+static HTAB *
+new_dirty_minutes(void)
+{
+	HASHCTL ctl;
+
+	ctl.keysize = sizeof(DirtyMinute);
+	ctl.entrysize = sizeof(DirtyMinute);
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("stocks_stream dirty minutes", 256, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Note the UTC day and the symbol's minute of a row that will be loaded. */
+static List *
+note_event(List *days, HTAB *minutes, const BronzeEvent *event)
+{
+	DirtyMinute key;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.symbol, event->symbol, sizeof(key.symbol));
+	key.minute_ms = event->time_ms - event->time_ms % 60000;
+	hash_search(minutes, &key, HASH_ENTER, NULL);
+	return list_append_unique_int(days, (int) (event->time_ms / 86400000));
 }
 
 /* Create the daily partitions of quotes and trades the rows will need. */
@@ -268,36 +292,62 @@ ensure_partitions(List *days)
 	}
 }
 
-/* Note the minutes this object's rows touched, for refresh_gold(). */
+/*
+ * Record the minutes this object's rows touched, for refresh_gold(), in
+ * the transaction that loads them.
+ */
 static void
-mark_gold_dirty(const ObjectRef *o)
+mark_gold_dirty(HTAB *minutes)
 {
-	Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
-	Datum args[4] = {CStringGetTextDatum(o->topic), Int32GetDatum(o->partition),
-					 Int64GetDatum(o->first_offset), Int64GetDatum(o->last_offset)};
+	long n = hash_get_num_entries(minutes);
+	Datum *symbols, *times;
+	HASH_SEQ_STATUS seq;
+	DirtyMinute *m;
+	int i = 0;
+	Oid types[2] = {TEXTARRAYOID, INT8ARRAYOID};
+	Datum args[2];
 
-	if (SPI_execute_with_args(
-			"INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
-			"SELECT DISTINCT symbol, date_trunc('minute', quote_time) FROM stocks_stream.quotes "
-			" WHERE source_topic = $1 AND source_partition = $2 AND source_offset BETWEEN $3 AND "
-			"$4 "
-			"UNION "
-			"SELECT DISTINCT symbol, date_trunc('minute', trade_time) FROM stocks_stream.trades "
-			" WHERE source_topic = $1 AND source_partition = $2 AND source_offset BETWEEN $3 AND "
-			"$4 "
-			"ON CONFLICT DO NOTHING",
-			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (n == 0)
+		return;
+	symbols = palloc(sizeof(Datum) * n);
+	times = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, minutes);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		symbols[i] = CStringGetTextDatum(m->symbol);
+		times[i++] = Int64GetDatum(m->minute_ms);
+	}
+	args[0] = PointerGetDatum(construct_array(symbols, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(
+		construct_array(times, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
+							  "SELECT s, to_timestamp(m / 1000) FROM unnest($1, $2) AS u(s, m) "
+							  "ON CONFLICT DO NOTHING",
+							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not record the minutes to refresh")));
 }
 
 /* Load one object; ERROR (caught by the caller) when it cannot be read. */
-static void
-load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols)
+/*
+ * Buffers kept from one object to the next: allocated once per call, so
+ * objects of similar size are read and rendered without growing (and
+ * copying, and faulting in) a buffer each time.
+ */
+typedef struct LoadBuffers
 {
-	StringInfoData body;
+	StringInfoData body;   /* the object as stored */
+	StringInfoData plain;  /* gunzipped */
+	StringInfoData quotes; /* binary COPY streams */
+	StringInfoData trades;
+	StringInfoData row; /* one rendered tuple */
+} LoadBuffers;
+
+static void
+load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols,
+			LoadBuffers *buf)
+{
 	StringInfo text;
-	StringInfoData quotes, trades, row;
 	S3Result res;
 	bool *seen;
 	char reason[200];
@@ -305,12 +355,18 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	int64 nquotes = 0, ntrades = 0;
 	char *p, *end;
 	List *days = NIL;
+	HTAB *minutes = new_dirty_minutes();
 
-	initStringInfo(&body);
-	res = s3_get_object(o->bucket, o->key, &body);
+	resetStringInfo(&buf->body);
+	res = s3_get_object(o->bucket, o->key, &buf->body);
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
-	text = o->compressed ? gunzip(&body, o->key) : &body;
+	text = &buf->body;
+	if (o->compressed)
+	{
+		gunzip(&buf->body, &buf->plain, o->key);
+		text = &buf->plain;
+	}
 	if (o->single_record)
 	{
 		/* one (possibly pretty-printed) JSON document: make it one line */
@@ -319,9 +375,8 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 				text->data[i] = ' ';
 	}
 	seen = loaded_offsets(o);
-	init_copy_stream(&quotes);
-	init_copy_stream(&trades);
-	initStringInfo(&row);
+	begin_copy_stream(&buf->quotes);
+	begin_copy_stream(&buf->trades);
 
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
 	{
@@ -341,20 +396,20 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 		else
 		{
 			BronzeKind kind;
-			double event;
+			BronzeEvent event;
 
-			resetStringInfo(&row);
-			kind = bronze_check_line(p, len, &src, &row, &event, reason, sizeof(reason));
+			resetStringInfo(&buf->row);
+			kind = bronze_check_line(p, len, &src, &buf->row, &event, reason, sizeof(reason));
 			if (kind != BRONZE_INVALID)
-				days = note_day(days, event);
+				days = note_event(days, minutes, &event);
 			if (kind == BRONZE_QUOTE)
 			{
-				appendBinaryStringInfo(&quotes, row.data, row.len);
+				appendBinaryStringInfo(&buf->quotes, buf->row.data, buf->row.len);
 				nquotes++;
 			}
 			else if (kind == BRONZE_TRADE)
 			{
-				appendBinaryStringInfo(&trades, row.data, row.len);
+				appendBinaryStringInfo(&buf->trades, buf->row.data, buf->row.len);
 				ntrades++;
 			}
 			else
@@ -367,10 +422,10 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	}
 	ensure_partitions(days);
 	if (nquotes > 0)
-		counts->rows_loaded += copy_rows("quotes", &quotes, quote_cols);
+		counts->rows_loaded += copy_rows("quotes", &buf->quotes, quote_cols);
 	if (ntrades > 0)
-		counts->rows_loaded += copy_rows("trades", &trades, trade_cols);
-	mark_gold_dirty(o);
+		counts->rows_loaded += copy_rows("trades", &buf->trades, trade_cols);
+	mark_gold_dirty(minutes);
 	mark_object(o, NULL);
 	counts->objects_loaded++;
 }
@@ -422,18 +477,21 @@ pending_objects(text *pipeline, int max_objects, const char *bucket, const char 
 }
 
 /*
- * Run `step` on `arg` in a subtransaction; on error roll it back, keep the
- * message in `error` and return false.
+ * Run `step` on `arg` in a subtransaction and a memory context of its own,
+ * freed afterwards (an object's text is gone before the next is read); on
+ * error roll it back, keep the message in `error` and return false.
  */
 static bool
 in_subtransaction(void (*step)(void *arg), void *arg, char **error)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext stepcxt =
+		AllocSetContextCreate(oldcxt, "stocks_stream load step", ALLOCSET_DEFAULT_SIZES);
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
+	MemoryContextSwitchTo(stepcxt);
 	PG_TRY();
 	{
 		step(arg);
@@ -453,6 +511,7 @@ in_subtransaction(void (*step)(void *arg), void *arg, char **error)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(stepcxt);
 	CurrentResourceOwner = owner;
 	return ok;
 }
@@ -463,6 +522,7 @@ typedef struct LoadStep
 	LoadCounts counts;
 	List *quote_cols;
 	List *trade_cols;
+	LoadBuffers buffers;
 } LoadStep;
 
 static void
@@ -470,7 +530,7 @@ load_step(void *arg)
 {
 	LoadStep *st = arg;
 
-	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols);
+	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols, &st->buffers);
 }
 
 /* Load each object in a subtransaction of its own; a failed one is marked. */
@@ -485,6 +545,11 @@ load_objects(List *objects, LoadCounts *counts)
 								"source_offset");
 	st.trade_cols = column_list("symbol trade_time price volume conditions source_topic "
 								"source_partition source_offset");
+	initStringInfo(&st.buffers.body);
+	initStringInfo(&st.buffers.plain);
+	initStringInfo(&st.buffers.quotes);
+	initStringInfo(&st.buffers.trades);
+	initStringInfo(&st.buffers.row);
 	foreach (lc, objects)
 	{
 		char *error;
@@ -600,10 +665,12 @@ register_step(void *arg)
 	compressed = pg_regexec_simple(st->key, "[.]gz$");
 	if (compressed)
 	{
-		StringInfo plain = gunzip(&body, st->key);
+		StringInfoData plain;
 
-		for (int i = 0; i < plain->len; i++)
-			lines += plain->data[i] == '\n';
+		initStringInfo(&plain);
+		gunzip(&body, &plain, st->key);
+		for (int i = 0; i < plain.len; i++)
+			lines += plain.data[i] == '\n';
 	}
 	else if (pg_regexec_simple(st->key, "[.]ndjson$"))
 	{
@@ -687,7 +754,7 @@ ss_check_bronze_line(PG_FUNCTION_ARGS)
 	bytea *line = PG_GETARG_BYTEA_PP(0);
 	char reason[200] = "";
 	BronzeSource src = {"check", 0, 0};
-	double event;
+	BronzeEvent event;
 	BronzeKind kind = bronze_check_line(VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &src, NULL,
 										&event, reason, sizeof(reason));
 	TupleDesc tupdesc;

@@ -78,7 +78,8 @@ symbol_field(Fields *f, const char *name, const char **symbol)
 		return refuse(f, "field \"%s\" is not a string", name);
 	*symbol = json_object_get_string(v);
 	len = strlen(*symbol);
-	if (len < 1 || len > 32 || strspn(*symbol, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_/-") != len)
+	if (len < 1 || len > BRONZE_MAX_SYMBOL ||
+		strspn(*symbol, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_/-") != len)
 		return refuse(f, "field \"%s\" is not a symbol of 1 to 32 characters [A-Z0-9.:^_/-]", name);
 	return true;
 }
@@ -122,11 +123,25 @@ put_text(StringInfo row, const char *s)
 	appendBinaryStringInfo(row, s, (int) len);
 }
 
+/* Unix seconds to the millisecond silver keeps. */
+static int64
+unix_ms(double secs)
+{
+	return (int64) llround(secs * 1000.0);
+}
+
+static void
+set_event(BronzeEvent *event, const char *symbol, double secs)
+{
+	strlcpy(event->symbol, symbol, sizeof(event->symbol));
+	event->time_ms = unix_ms(secs);
+}
+
 /* Unix seconds, kept to the millisecond, as a timestamptz. */
 static void
 put_time(StringInfo row, double secs)
 {
-	int64 ms = (int64) llround(secs * 1000.0);
+	int64 ms = unix_ms(secs);
 	int64 unix_epoch_in_pg =
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * INT64CONST(1000);
 
@@ -167,7 +182,7 @@ put_text_array(StringInfo row, json_object *items, size_t n)
 /* symbol quote_time price change change_pct day_high day_low day_open prev_close fetched_at topic
  * partition offset */
 static bool
-check_quote(Fields *f, const BronzeSource *src, StringInfo row, double *event_secs)
+check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *event)
 {
 	const char *symbol;
 	double c, d, dp, h, l, o, pc, t, fetched = 0;
@@ -189,7 +204,7 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, double *event_se
 		return refuse(f, "day high (\"h\") is below day low (\"%s\")", "l");
 	if (!time_ok(f, "t", t))
 		return false;
-	*event_secs = t;
+	set_event(event, symbol, t);
 	if (row == NULL)
 		return true;
 	pq_sendint16(row, BRONZE_QUOTE_COLUMNS);
@@ -212,7 +227,7 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, double *event_se
 
 /* symbol trade_time price volume conditions topic partition offset */
 static bool
-check_trade(Fields *f, const BronzeSource *src, StringInfo row, double *event_secs)
+check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *event)
 {
 	const char *symbol;
 	double p, t, v;
@@ -229,7 +244,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, double *event_se
 		return refuse(f, "volume (\"%s\") is negative", "v");
 	if (!time_ok(f, "t", t / 1000.0))
 		return false;
-	*event_secs = t / 1000.0;
+	set_event(event, symbol, t / 1000.0);
 	if (json_object_object_get_ex(f->obj, "c", &conds) && conds != NULL)
 	{
 		if (!json_object_is_type(conds, json_type_array))
@@ -262,7 +277,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, double *event_se
 
 BronzeKind
 bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo row,
-				  double *event_secs, char *reason, size_t reason_len)
+				  BronzeEvent *event, char *reason, size_t reason_len)
 {
 	static json_tokener *tok = NULL;
 	Fields f = {NULL, reason, reason_len};
@@ -294,10 +309,10 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 		snprintf(reason, reason_len, "line is JSON but not an object");
 	else if (json_object_object_get_ex(f.obj, "symbol", NULL) ||
 			 json_object_object_get_ex(f.obj, "pc", NULL))
-		kind = check_quote(&f, src, row, event_secs) ? BRONZE_QUOTE : BRONZE_INVALID;
+		kind = check_quote(&f, src, row, event) ? BRONZE_QUOTE : BRONZE_INVALID;
 	else if (json_object_object_get_ex(f.obj, "s", NULL) &&
 			 json_object_object_get_ex(f.obj, "p", NULL))
-		kind = check_trade(&f, src, row, event_secs) ? BRONZE_TRADE : BRONZE_INVALID;
+		kind = check_trade(&f, src, row, event) ? BRONZE_TRADE : BRONZE_INVALID;
 	else
 		snprintf(reason, reason_len, "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
 	if (f.obj)

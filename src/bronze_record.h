@@ -7,7 +7,8 @@
 
 #include "lib/stringinfo.h"
 
-#define BRONZE_MAX_LINE 65536
+#define BRONZE_MAX_LINE	  65536
+#define BRONZE_MAX_SYMBOL 32
 
 typedef enum BronzeKind
 {
@@ -23,6 +24,13 @@ typedef struct BronzeSource
 	int64 offset;
 } BronzeSource;
 
+/* What a valid line is about: for daily partitions and the gold watermark. */
+typedef struct BronzeEvent
+{
+	char symbol[BRONZE_MAX_SYMBOL + 1];
+	int64 time_ms; /* event time in unix milliseconds, exactly as stored */
+} BronzeEvent;
+
 /* fields of a rendered tuple: the silver columns but loaded_at */
 #define BRONZE_QUOTE_COLUMNS 13
 #define BRONZE_TRADE_COLUMNS 8
@@ -30,11 +38,11 @@ typedef struct BronzeSource
 /*
  * Checks one line.  A valid quote or trade is appended to `row` as a binary
  * COPY tuple of the silver table (row may be NULL to only check);
- * and its event time (unix seconds) stored in *event_secs; otherwise
+ * and its symbol and event time stored in *event; otherwise
  * `reason` gets a sentence a person can act on.
  */
 extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSource *src,
-									StringInfo row, double *event_secs, char *reason,
+									StringInfo row, BronzeEvent *event, char *reason,
 									size_t reason_len);
 
 #endif
