@@ -6,19 +6,23 @@
  * Messages are buffered per partition (batch.c).  A batch is flushed when it
  * reaches the pipeline's max messages or max bytes, when its oldest message
  * reaches max age, or when the worker's buffers together would pass max
- * bytes.  A flush PUTs one object, then records the manifest row and the
- * partition's next offset in one transaction (catalog.c), then commits the
- * offset to Kafka for the benefit of standard lag tools.  Postgres is the
- * source of truth: on assignment the worker seeks to the offsets stored
- * there.
+ * bytes.  A flush hands the batch's bytes to a non-blocking PUT (s3.c) and
+ * the worker goes on reading Kafka while they travel; once S3 has them, the
+ * object's manifest row and the partition's next offset are recorded in one
+ * transaction (catalog.c), then the offset is committed to Kafka for the
+ * benefit of standard lag tools.  One object is in flight at a time, so a
+ * partition's objects are recorded in offset order.  Postgres is the source
+ * of truth: on assignment the worker seeks to the offsets stored there.
  *
- * If S3 fails, the worker keeps its batches, pauses all its partitions and
- * retries with bounded exponential backoff; nothing is recorded until the
- * object is in S3.  On SIGTERM it simply exits: unflushed messages are
- * re-read from the stored offsets by whoever owns the partition next.
+ * If S3 fails, the worker keeps the object and its batches, pauses all its
+ * partitions and retries with bounded exponential backoff; nothing is
+ * recorded until the object is in S3.  On SIGTERM it simply exits: what is
+ * not recorded is re-read from the stored offsets by whoever owns the
+ * partition next.
  *
- * The worker waits inside rd_kafka_consumer_poll, at most 100 ms at a time,
- * so SIGTERM and SIGHUP are seen within that.  (Waiting on the latch plus
+ * The worker waits inside rd_kafka_consumer_poll (or, while an object is in
+ * flight, on its socket), at most 100 ms at a time, so SIGTERM and SIGHUP
+ * are seen within that.  (Waiting on the latch plus
  * an rd_kafka_queue_io_event_enable pipe, as first built, measured five
  * times slower: librdkafka 2.0 signals the pipe only when the queue was
  * empty, and a wake-up per fetch response left the worker idle most of the
@@ -51,6 +55,7 @@
 #include "worker_status.h"
 
 #define MAX_POLL_PER_ROUND 20000
+#define UPLOAD_STEP_EVERY  1000
 #define MAX_WAIT_MS		   100 /* how long signals may wait while Kafka is quiet */
 #define INITIAL_BACKOFF_MS 500
 
@@ -73,8 +78,33 @@ static TimestampTz retry_at = 0;
 /* error raised inside the rebalance callback, re-raised after poll returns */
 static char *rebalance_error = NULL;
 
-/* per-flush scratch memory */
-static MemoryContext flush_context = NULL;
+/*
+ * The one object on its way to S3.  A flush hands a batch over (its buffer,
+ * or that gzipped) and the worker goes back to reading Kafka while libcurl
+ * sends it; the next flush, or the main loop once it has arrived, finishes
+ * it: records it in Postgres, then commits to Kafka.  One at a time, so the
+ * objects of a partition are recorded in offset order and memory holds at
+ * most one object besides the batches.  If S3 refuses it, it stays here,
+ * the partitions are paused, and it is retried before anything else.
+ */
+typedef struct PendingObject
+{
+	bool active;
+	int32 partition;
+	int64 first_offset;
+	int64 last_offset;
+	int64 count;
+	size_t raw_len; /* NDJSON bytes, before any gzip */
+	char *key;
+	char *body; /* what is PUT */
+	size_t len;
+	S3Upload *upload; /* NULL: not started yet, or waiting for its retry */
+} PendingObject;
+
+static PendingObject pending;
+static MemoryContext pending_context = NULL; /* the pending object's key and gzip body */
+
+static void abandon_pending(void);
 
 static void
 record_kafka_error(const char *message)
@@ -145,6 +175,8 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 		for (int j = 0; j < n; j++)
 			if (stored[j].partition == tp->partition)
 				tp->offset = stored[j].next_offset;
+		if (pending.active && pending.partition == tp->partition)
+			abandon_pending();
 		buffered_bytes -= b->len;
 		batch_clear(b);
 		b->assigned = true;
@@ -193,11 +225,13 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	}
 	else
 	{
-		/* revoked: what was not flushed will be re-read by the new owner */
+		/* revoked: what is not recorded yet will be re-read by the new owner */
 		for (int i = 0; i < parts->cnt; i++)
 		{
 			PartitionBatch *b = batch_for(parts->elems[i].partition);
 
+			if (pending.active && pending.partition == b->partition)
+				abandon_pending();
 			buffered_bytes -= b->len;
 			batch_clear(b);
 			b->assigned = false;
@@ -237,22 +271,13 @@ schedule_retry(const char *error)
 		set_paused(true);
 }
 
-static S3Result
-put_object(const char *key, const char *body, size_t len)
+static void
+start_upload(void)
 {
 	const char *ctype = pipeline->gzip ? "application/gzip" : "application/x-ndjson";
-	S3Result res = s3_put_object(pipeline->bucket, key, body, len, ctype);
 
-	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
-	{
-		S3Result created = s3_create_bucket(pipeline->bucket);
-
-		if (!created.ok)
-			return created;
-		ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", pipeline->bucket)));
-		res = s3_put_object(pipeline->bucket, key, body, len, ctype);
-	}
-	return res;
+	pending.upload =
+		s3_upload_begin(pipeline->bucket, pending.key, pending.body, pending.len, ctype);
 }
 
 static void
@@ -265,61 +290,141 @@ commit_to_kafka(int32 partition, int64 next_offset)
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
-/*
- * Write one batch to S3 and record it.  Returns false (and schedules a
- * retry) when S3 did not take it; the batch is then kept as it is.
- */
-static bool
-flush_batch(PartitionBatch *b)
+static void
+release_pending(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(flush_context);
-	char *key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
-	const char *body = b->data;
-	size_t len = b->len;
-	S3Result res;
-	FlushRecord rec;
+	pfree(pending.body);
+	MemoryContextReset(pending_context);
+	pending.active = false;
+	pending.upload = NULL;
+}
 
-	if (pipeline->gzip)
-		body = batch_gzip(b, &len);
-	res = put_object(key, body, len);
-	if (!res.ok)
-	{
-		MemoryContextSwitchTo(old);
-		schedule_retry(res.error);
-		MemoryContextReset(flush_context);
-		return false;
-	}
+/* Drop the pending object unrecorded: its offsets are read again. */
+static void
+abandon_pending(void)
+{
+	if (!pending.active)
+		return;
+	if (pending.upload != NULL)
+		(void) s3_upload_end(pending.upload);
+	release_pending();
+}
+
+/* The pending object is in S3: record it, then tell Kafka. */
+static void
+record_pending(const char *etag)
+{
+	MemoryContext old = MemoryContextSwitchTo(pending_context);
+	FlushRecord rec;
+	int64 deltas[STATUS_COUNTERS] = {0};
 
 	rec.pipeline = pipeline;
-	rec.object_key = key;
-	rec.partition = b->partition;
-	rec.first_offset = b->first_offset;
-	rec.last_offset = b->last_offset;
-	rec.message_count = b->count;
-	rec.bytes = len;
-	rec.etag = res.etag;
+	rec.object_key = pending.key;
+	rec.partition = pending.partition;
+	rec.first_offset = pending.first_offset;
+	rec.last_offset = pending.last_offset;
+	rec.message_count = pending.count;
+	rec.bytes = pending.len;
+	rec.etag = pstrdup(etag);
 	if (!ss_catalog_record_flush(&rec))
 		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
 							   "offset %lld by another consumer",
-							   pipeline->name, b->partition, (long long) b->first_offset),
+							   pipeline->name, pending.partition, (long long) pending.first_offset),
 						errdetail("The worker restarts and resumes from the stored offset.")));
 
-	commit_to_kafka(b->partition, b->last_offset + 1);
+	commit_to_kafka(pending.partition, pending.last_offset + 1);
 	if (pipeline->realtime)
 		ss_catalog_load_realtime(pipeline);
-	{
-		int64 deltas[STATUS_COUNTERS] = {0};
+	deltas[ARCHIVE_MESSAGES] = pending.count;
+	deltas[ARCHIVE_BYTES] = pending.raw_len;
+	deltas[ARCHIVE_OBJECTS] = 1;
+	ss_status_add_activity(status, deltas);
+	MemoryContextSwitchTo(old);
+	release_pending();
+}
 
-		deltas[ARCHIVE_MESSAGES] = b->count;
-		deltas[ARCHIVE_BYTES] = b->len;
-		deltas[ARCHIVE_OBJECTS] = 1;
-		ss_status_add_activity(status, deltas);
+/*
+ * See the pending object through, if there is one: with `wait`, until
+ * S3 has answered; without, only as far as it goes now.  Returns true
+ * when no object is pending any more.  A refused object schedules a retry
+ * (and pauses the partitions) and stays pending.
+ */
+static bool
+finish_pending(bool wait)
+{
+	S3Result res;
+
+	if (!pending.active)
+		return true;
+	if (pending.upload == NULL)
+	{
+		if (GetCurrentTimestamp() < retry_at)
+			return false;
+		start_upload();
+	}
+	if (!s3_upload_step(pending.upload, 0))
+	{
+		if (!wait)
+			return false;
+		while (!s3_upload_step(pending.upload, MAX_WAIT_MS))
+			CHECK_FOR_INTERRUPTS();
+	}
+	res = s3_upload_end(pending.upload);
+	pending.upload = NULL;
+	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
+	{
+		res = s3_create_bucket(pipeline->bucket);
+		if (res.ok)
+		{
+			ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", pipeline->bucket)));
+			start_upload();
+			return finish_pending(wait);
+		}
+	}
+	if (!res.ok)
+	{
+		schedule_retry(res.error);
+		return false;
+	}
+	record_pending(res.etag);
+	return true;
+}
+
+/*
+ * Hand a batch to S3: once the object before it is through, its bytes
+ * become the pending object and the batch starts empty.  Returns false
+ * (the batch kept as it is) when the object before it could not be
+ * written.
+ */
+static bool
+flush_batch(PartitionBatch *b)
+{
+	MemoryContext old;
+
+	if (!finish_pending(true))
+		return false;
+	old = MemoryContextSwitchTo(pending_context);
+	pending.partition = b->partition;
+	pending.first_offset = b->first_offset;
+	pending.last_offset = b->last_offset;
+	pending.count = b->count;
+	pending.raw_len = b->len;
+	pending.key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
+	if (pipeline->gzip)
+	{
+		pending.body = batch_gzip(b, &pending.len);
+		pfree(batch_take_data(b));
+	}
+	else
+	{
+		pending.len = b->len;
+		pending.body = batch_take_data(b);
 	}
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(flush_context);
-	buffered_bytes -= b->len;
-	batch_clear(b);
+	buffered_bytes -= pending.raw_len;
+	pending.active = true;
+	start_upload();
 	return true;
 }
 
@@ -379,13 +484,19 @@ handle_message(rd_kafka_message_t *msg)
 		flush_batch(b);
 }
 
-/* Flush batches that are old enough; while paused, retry all of them. */
+/*
+ * Record the pending object if it has arrived, and flush batches that are
+ * old enough; while paused, retry the pending object and then all batches.
+ */
 static void
 flush_due_batches(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (paused && now < retry_at)
+		return;
+	/* a failure pauses us; an upload still under way is waited for by flush_batch */
+	if (!finish_pending(paused) && paused)
 		return;
 	for (int i = 0; i < nbatches; i++)
 	{
@@ -462,12 +573,25 @@ next_timeout_ms(void)
  * Wait up to wait_ms for the first message, then take what is queued.
  * librdkafka serves its callbacks (rebalance, log, error) in here.
  */
+static bool
+uploading(void)
+{
+	return pending.active && pending.upload != NULL;
+}
+
+/*
+ * Wait up to wait_ms for the first message, then take what is queued.
+ * librdkafka serves its callbacks (rebalance, log, error) in here.  While
+ * an object is on its way to S3 the wait is spent on its socket instead,
+ * and every UPLOAD_STEP_EVERY messages libcurl gets to send some more.
+ */
 static void
 consume_available(long wait_ms)
 {
 	for (int n = 0; n < MAX_POLL_PER_ROUND; n++)
 	{
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(consumer, n == 0 ? (int) wait_ms : 0);
+		rd_kafka_message_t *msg =
+			rd_kafka_consumer_poll(consumer, n == 0 && !uploading() ? (int) wait_ms : 0);
 
 		if (rebalance_error != NULL)
 			ereport(ERROR,
@@ -475,9 +599,15 @@ consume_available(long wait_ms)
 					 errmsg("stocks_stream pipeline \"%s\": could not load stored offsets: %s",
 							pipeline->name, rebalance_error)));
 		if (msg == NULL)
+		{
+			if (n == 0 && uploading())
+				s3_upload_step(pending.upload, (int) wait_ms);
 			return;
+		}
 		handle_message(msg);
 		rd_kafka_message_destroy(msg);
+		if (n % UPLOAD_STEP_EVERY == UPLOAD_STEP_EVERY - 1 && uploading())
+			s3_upload_step(pending.upload, 0);
 	}
 }
 
@@ -485,16 +615,18 @@ static void
 create_consumer(void)
 {
 	/*
-	 * The prefetch queue is bounded (its bytes are most of the worker's
-	 * memory besides the batch).  When it is full librdkafka stops fetching
-	 * a partition for fetch.queue.backoff.ms; before 2.2 that was a fixed
-	 * second, which, while a PUT blocks consumption, made archiving three
-	 * times slower than kcat (measured with debug=fetch).
+	 * The prefetch queue is bounded: its bytes (and librdkafka's per-message
+	 * overhead) are most of the worker's memory besides the batches; 4 MB
+	 * kept bench/archive as fast as 8 or 16 MB at 15 MB less RSS.  When it
+	 * is full librdkafka stops fetching a partition for
+	 * fetch.queue.backoff.ms; before 2.2 that was a fixed second, which made
+	 * archiving three times slower than kcat (measured with debug=fetch).
+	 * Operators may override any of these in stocks_stream.kafka_properties.
 	 */
 	static const KafkaSetting defaults[] = {
 		{"session.timeout.ms", "10000"},
 		{"heartbeat.interval.ms", "1000"},
-		{"queued.max.messages.kbytes", "8192"},
+		{"queued.max.messages.kbytes", "4096"},
 #if RD_KAFKA_VERSION >= 0x020200ff
 		{"fetch.queue.backoff.ms", "10"},
 #else
@@ -580,8 +712,8 @@ ss_archive_worker_main(Datum main_arg)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	batch_init_context();
-	flush_context =
-		AllocSetContextCreate(TopMemoryContext, "stocks_stream flush", ALLOCSET_DEFAULT_SIZES);
+	pending_context = AllocSetContextCreate(TopMemoryContext, "stocks_stream pending object",
+											ALLOCSET_DEFAULT_SIZES);
 	kafka_fingerprint = ss_kafka_settings_fingerprint();
 	create_consumer();
 	ss_status_set_state(status, "running");

@@ -96,6 +96,17 @@ batch_clear(PartitionBatch *batch)
 	batch->opened_at = 0;
 }
 
+/* Hand the batch's buffer to the caller (to pfree) and empty the batch. */
+char *
+batch_take_data(PartitionBatch *batch)
+{
+	char *data = batch->data;
+
+	batch->data = NULL;
+	batch_clear(batch);
+	return data;
+}
+
 /*
  * <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first offset>.ndjson[.gz]
  * with the date and hour (UTC) of the first message's timestamp.

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/pmsignal.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -104,12 +105,21 @@ ingest_finnhub_key(void)
 
 /*
  * Sleep up to timeout_ms (0: just check), serving signals, settings
- * reloads and Kafka delivery reports.
+ * reloads and Kafka delivery reports; it may return early.  While messages
+ * are in flight it waits for their delivery reports (at most 100 ms at a
+ * time, so signals are still served promptly) rather than on the latch:
+ * acknowledgements are counted as they arrive, not a sleep later.
  */
 void
 ingest_wait(long timeout_ms)
 {
-	if (timeout_ms > 0)
+	if (timeout_ms > 0 && ss_producer_in_flight() > 0)
+	{
+		ss_producer_poll((int) Min(timeout_ms, 100));
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+	}
+	else if (timeout_ms > 0)
 		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
 				  PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);

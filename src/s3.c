@@ -5,8 +5,9 @@
  * Requests are signed with AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4); we add
  * the x-amz-content-sha256 header with the payload hash computed by
  * Postgres' own SHA-256, so the server verifies the body too.  One easy
- * handle per process is kept for connection reuse.  Everything runs on the
- * backend's main thread: libcurl's callbacks fire inside curl_easy_perform.
+ * handle per process is kept for connection reuse, and one more for
+ * non-blocking uploads.  Everything runs on the backend's main thread:
+ * libcurl's callbacks fire inside curl_easy_perform and s3_upload_step.
  * Settings are read at each request, so a SIGHUP takes effect at once.
  * Error texts never include credentials.
  */
@@ -17,6 +18,7 @@
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "s3.h"
@@ -38,6 +40,11 @@ typedef struct ResponseState
 } ResponseState;
 
 static CURL *curl_handle = NULL;
+
+/* the non-blocking upload's handles (see s3_upload_begin) */
+static CURLM *upload_multi = NULL;
+static CURL *upload_handle = NULL;
+static bool upload_busy = false;
 
 static void
 ensure_curl(void)
@@ -62,12 +69,18 @@ ensure_curl(void)
 		curl_easy_reset(curl_handle);
 }
 
+/* Drop the kept connections (not one an upload is using). */
 void
 s3_reset_connection(void)
 {
 	if (curl_handle != NULL)
 		curl_easy_cleanup(curl_handle);
 	curl_handle = NULL;
+	if (upload_handle != NULL && !upload_busy)
+	{
+		curl_easy_cleanup(upload_handle);
+		upload_handle = NULL;
+	}
 }
 
 /*
@@ -235,73 +248,111 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 				 bucket, key ? key : "", res->http_status, codebuf[0] ? " " : "", codebuf);
 }
 
-static S3Result
-s3_request(const char *method, const char *bucket, const char *key, const char *query,
-		   const char *data, size_t len, const char *content_type, StringInfo response)
+/* One prepared request: what libcurl reads from and writes to. */
+typedef struct S3Call
 {
-	S3Result res = {0};
-	ResponseState st = {0};
-	RequestBody body = {data, len, 0};
-	struct curl_slist *headers = NULL;
+	const char *method;
+	char *bucket;
+	char *key;
+	char *url;
+	RequestBody body;
+	ResponseState st;
+	struct curl_slist *headers;
+	char curl_error[CURL_ERROR_SIZE];
+} S3Call;
+
+/*
+ * Set up `handle` for a request; `c` must stay where it is until
+ * finish_call, libcurl keeps pointers into it.
+ */
+static void
+prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, const char *key,
+			 const char *query, const char *data, size_t len, const char *content_type,
+			 StringInfo response)
+{
 	char sigv4[128];
 	char hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
 	char hdr[160];
-	char curl_error[CURL_ERROR_SIZE] = "";
-	char *url;
-	CURLcode rc;
 
-	ensure_curl();
-	url = build_url(bucket, key, query);
-	st.body = response;
+	memset(c, 0, sizeof(*c));
+	c->method = method;
+	c->bucket = pstrdup(bucket);
+	c->key = key ? pstrdup(key) : NULL;
+	c->url = build_url(bucket, key, query);
+	c->body.data = data;
+	c->body.len = len;
+	c->st.body = response;
 
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_s3_region);
 	sha256_hex(data ? data : "", len, hash);
 	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", hash);
-	headers = curl_slist_append(headers, hdr);
+	c->headers = curl_slist_append(c->headers, hdr);
 	if (content_type != NULL)
 	{
 		snprintf(hdr, sizeof(hdr), "Content-Type: %s", content_type);
-		headers = curl_slist_append(headers, hdr);
+		c->headers = curl_slist_append(c->headers, hdr);
 	}
 
-	curl_easy_setopt(curl_handle, CURLOPT_URL, url);
-	curl_easy_setopt(curl_handle, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl_handle, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(curl_handle, CURLOPT_USERNAME, ss_s3_access_key);
-	curl_easy_setopt(curl_handle, CURLOPT_PASSWORD, ss_s3_secret_key);
-	curl_easy_setopt(curl_handle, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl_handle, CURLOPT_ERRORBUFFER, curl_error);
-	curl_easy_setopt(curl_handle, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(curl_handle, CURLOPT_TIMEOUT_MS, (long) ss_s3_timeout_ms);
-	curl_easy_setopt(curl_handle, CURLOPT_WRITEFUNCTION, write_body_cb);
-	curl_easy_setopt(curl_handle, CURLOPT_WRITEDATA, &st);
-	curl_easy_setopt(curl_handle, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(curl_handle, CURLOPT_HEADERDATA, &st);
-	curl_easy_setopt(curl_handle, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl_handle, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	/* libcurl copies the strings it is given, so sigv4 may go out of scope */
+	curl_easy_setopt(handle, CURLOPT_URL, c->url);
+	curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_s3_access_key);
+	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_s3_secret_key);
+	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, c->curl_error);
+	curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, (long) ss_s3_timeout_ms);
+	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_body_cb);
+	curl_easy_setopt(handle, CURLOPT_WRITEDATA, &c->st);
+	curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(handle, CURLOPT_HEADERDATA, &c->st);
+	curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	if (strcmp(method, "PUT") == 0)
 	{
-		curl_easy_setopt(curl_handle, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(curl_handle, CURLOPT_READFUNCTION, read_body_cb);
-		curl_easy_setopt(curl_handle, CURLOPT_READDATA, &body);
-		curl_easy_setopt(curl_handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t) len);
+		curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(handle, CURLOPT_READFUNCTION, read_body_cb);
+		curl_easy_setopt(handle, CURLOPT_READDATA, &c->body);
+		curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t) len);
 	}
 	else if (strcmp(method, "GET") != 0)
-		curl_easy_setopt(curl_handle, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, method);
+}
 
-	rc = curl_easy_perform(curl_handle);
-	curl_slist_free_all(headers);
+/* The outcome of a finished (rc) call on `handle`; frees what it holds. */
+static S3Result
+finish_call(S3Call *c, CURL *handle, CURLcode rc)
+{
+	S3Result res = {0};
+
 	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl_handle, CURLINFO_RESPONSE_CODE, &res.http_status);
+		curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &res.http_status);
 	res.ok = (rc == CURLE_OK && res.http_status >= 200 && res.http_status < 300);
-	strlcpy(res.etag, st.etag, sizeof(res.etag));
+	strlcpy(res.etag, c->st.etag, sizeof(res.etag));
 	if (!res.ok)
-	{
-		describe_failure(&res, method, bucket, key, rc, curl_error, &st);
-		/* a broken connection is not worth keeping */
+		describe_failure(&res, c->method, c->bucket, c->key, rc, c->curl_error, &c->st);
+	curl_slist_free_all(c->headers);
+	pfree(c->url);
+	pfree(c->bucket);
+	if (c->key)
+		pfree(c->key);
+	return res;
+}
+
+static S3Result
+s3_request(const char *method, const char *bucket, const char *key, const char *query,
+		   const char *data, size_t len, const char *content_type, StringInfo response)
+{
+	S3Call call;
+	S3Result res;
+
+	ensure_curl();
+	prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type, response);
+	res = finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
+	/* a broken connection is not worth keeping */
+	if (!res.ok)
 		s3_reset_connection();
-	}
-	pfree(url);
 	return res;
 }
 
@@ -422,5 +473,96 @@ s3_list_objects(const char *bucket, const char *prefix, List **keys)
 					? xml_next(body.data, "NextContinuationToken", &pos)
 					: NULL;
 	} while (token != NULL);
+	return res;
+}
+
+/*
+ * Non-blocking uploads, for the archive worker to go on reading Kafka while
+ * an object travels.  One at a time, on a handle of its own (so its
+ * connection is reused from one object to the next) driven by a libcurl
+ * multi handle on this thread: libcurl does work only inside
+ * s3_upload_step.
+ */
+struct S3Upload
+{
+	S3Call call;
+	bool done;
+	CURLcode rc;
+};
+
+S3Upload *
+s3_upload_begin(const char *bucket, const char *key, const char *data, size_t len,
+				const char *content_type)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	S3Upload *u = palloc0(sizeof(S3Upload));
+
+	Assert(!upload_busy);
+	ensure_curl();
+	if (upload_multi == NULL && (upload_multi = curl_multi_init()) == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("could not create a libcurl multi handle")));
+	if (upload_handle == NULL)
+	{
+		if ((upload_handle = curl_easy_init()) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
+	}
+	else
+		curl_easy_reset(upload_handle);
+	prepare_call(&u->call, upload_handle, "PUT", bucket, key, NULL, data, len, content_type, NULL);
+	MemoryContextSwitchTo(old);
+	curl_multi_add_handle(upload_multi, upload_handle);
+	upload_busy = true;
+	return u;
+}
+
+/*
+ * Move the upload along: whatever can be sent or received now, then, if
+ * it is still on its way, wait up to wait_ms for the socket.  True once it
+ * has finished (well or not).
+ */
+bool
+s3_upload_step(S3Upload *u, int wait_ms)
+{
+	int running = 0;
+	int left;
+	CURLMsg *m;
+
+	if (u->done)
+		return true;
+	curl_multi_perform(upload_multi, &running);
+	if (running > 0 && wait_ms > 0)
+	{
+		curl_multi_poll(upload_multi, NULL, 0, wait_ms, NULL);
+		curl_multi_perform(upload_multi, &running);
+	}
+	while ((m = curl_multi_info_read(upload_multi, &left)) != NULL)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == upload_handle)
+		{
+			u->done = true;
+			u->rc = m->data.result;
+		}
+	return u->done;
+}
+
+/*
+ * The upload's outcome, once s3_upload_step returned true; or, called
+ * before that, abandon it (the connection is dropped).  Frees `u`.
+ */
+S3Result
+s3_upload_end(S3Upload *u)
+{
+	S3Result res;
+
+	curl_multi_remove_handle(upload_multi, upload_handle);
+	upload_busy = false;
+	res = finish_call(&u->call, upload_handle, u->done ? u->rc : CURLE_ABORTED_BY_CALLBACK);
+	if (!res.ok)
+	{
+		curl_easy_cleanup(upload_handle);
+		upload_handle = NULL;
+	}
+	pfree(u);
 	return res;
 }

@@ -24,4 +24,11 @@ extern S3Result s3_get_object(const char *bucket, const char *key, StringInfo bo
 extern S3Result s3_list_objects(const char *bucket, const char *prefix, List **keys);
 extern void s3_reset_connection(void);
 
+/* one non-blocking PUT at a time; `data` must stay put until s3_upload_end */
+typedef struct S3Upload S3Upload;
+extern S3Upload *s3_upload_begin(const char *bucket, const char *key, const char *data, size_t len,
+								 const char *content_type);
+extern bool s3_upload_step(S3Upload *upload, int wait_ms);
+extern S3Result s3_upload_end(S3Upload *upload);
+
 #endif
