@@ -340,7 +340,6 @@ typedef struct LoadBuffers
 	StringInfoData plain;  /* gunzipped */
 	StringInfoData quotes; /* binary COPY streams */
 	StringInfoData trades;
-	StringInfoData row; /* one rendered tuple */
 } LoadBuffers;
 
 static void
@@ -398,20 +397,14 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 			BronzeKind kind;
 			BronzeEvent event;
 
-			resetStringInfo(&buf->row);
-			kind = bronze_check_line(p, len, &src, &buf->row, &event, reason, sizeof(reason));
+			kind = bronze_check_line(p, len, &src, &buf->quotes, &buf->trades, &event, reason,
+									 sizeof(reason));
 			if (kind != BRONZE_INVALID)
 				days = note_event(days, minutes, &event);
 			if (kind == BRONZE_QUOTE)
-			{
-				appendBinaryStringInfo(&buf->quotes, buf->row.data, buf->row.len);
 				nquotes++;
-			}
 			else if (kind == BRONZE_TRADE)
-			{
-				appendBinaryStringInfo(&buf->trades, buf->row.data, buf->row.len);
 				ntrades++;
-			}
 			else
 			{
 				quarantine(o, line_no, p, len, reason);
@@ -549,7 +542,6 @@ load_objects(List *objects, LoadCounts *counts)
 	initStringInfo(&st.buffers.plain);
 	initStringInfo(&st.buffers.quotes);
 	initStringInfo(&st.buffers.trades);
-	initStringInfo(&st.buffers.row);
 	foreach (lc, objects)
 	{
 		char *error;
@@ -756,7 +748,7 @@ ss_check_bronze_line(PG_FUNCTION_ARGS)
 	BronzeSource src = {"check", 0, 0};
 	BronzeEvent event;
 	BronzeKind kind = bronze_check_line(VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &src, NULL,
-										&event, reason, sizeof(reason));
+										NULL, &event, reason, sizeof(reason));
 	TupleDesc tupdesc;
 	Datum values[2];
 	bool nulls[2] = {false, kind != BRONZE_INVALID};

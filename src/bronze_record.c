@@ -30,12 +30,55 @@
 
 #define FUTURE_SKEW_SECS 300
 
+/* The fields a quote or a trade may carry ("c" is a quote's price and a trade's conditions). */
+typedef enum FieldId
+{
+	FID_C,
+	FID_D,
+	FID_DP,
+	FID_H,
+	FID_L,
+	FID_O,
+	FID_PC,
+	FID_T,
+	FID_SYMBOL,
+	FID_FETCHED_TIME,
+	FID_S,
+	FID_P,
+	FID_V,
+	FID_COUNT
+} FieldId;
+
+static const char *const field_names[FID_COUNT] = {
+	"c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time", "s", "p", "v"};
+
+/*
+ * One line's known fields, found in a single pass over the parsed object
+ * (cheaper than a hash lookup per field); value NULL with present set is a
+ * JSON null.
+ */
 typedef struct Fields
 {
-	json_object *obj;
+	json_object *value[FID_COUNT];
+	bool present[FID_COUNT];
 	char *reason;
 	size_t reason_len;
 } Fields;
+
+static void
+collect_fields(Fields *f, json_object *obj)
+{
+	json_object_object_foreach(obj, key, val)
+	{
+		for (int i = 0; i < FID_COUNT; i++)
+			if (key[0] == field_names[i][0] && strcmp(key, field_names[i]) == 0)
+			{
+				f->value[i] = val;
+				f->present[i] = true;
+				break;
+			}
+	}
+}
 
 static bool
 refuse(Fields *f, const char *fmt, const char *field)
@@ -46,12 +89,13 @@ refuse(Fields *f, const char *fmt, const char *field)
 
 /* A finite number field; NULL allowed only when nullable. */
 static bool
-number_field(Fields *f, const char *name, bool nullable, double *value, bool *isnull)
+number_field(Fields *f, FieldId id, bool nullable, double *value, bool *isnull)
 {
-	json_object *v;
+	const char *name = field_names[id];
+	json_object *v = f->value[id];
 
 	*isnull = false;
-	if (!json_object_object_get_ex(f->obj, name, &v))
+	if (!f->present[id])
 		return refuse(f, "missing field \"%s\"", name);
 	if (v == NULL)
 	{
@@ -67,12 +111,13 @@ number_field(Fields *f, const char *name, bool nullable, double *value, bool *is
 }
 
 static bool
-symbol_field(Fields *f, const char *name, const char **symbol)
+symbol_field(Fields *f, FieldId id, const char **symbol)
 {
-	json_object *v;
+	const char *name = field_names[id];
+	json_object *v = f->value[id];
 	size_t len;
 
-	if (!json_object_object_get_ex(f->obj, name, &v) || v == NULL)
+	if (v == NULL)
 		return refuse(f, "missing field \"%s\"", name);
 	if (!json_object_is_type(v, json_type_string))
 		return refuse(f, "field \"%s\" is not a string", name);
@@ -187,16 +232,15 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	const char *symbol;
 	double c, d, dp, h, l, o, pc, t, fetched = 0;
 	bool n, d_null, dp_null, fetched_null = true;
-	json_object *ft;
 
-	if (!symbol_field(f, "symbol", &symbol) || !number_field(f, "c", false, &c, &n) ||
-		!number_field(f, "d", true, &d, &d_null) || !number_field(f, "dp", true, &dp, &dp_null) ||
-		!number_field(f, "h", false, &h, &n) || !number_field(f, "l", false, &l, &n) ||
-		!number_field(f, "o", false, &o, &n) || !number_field(f, "pc", false, &pc, &n) ||
-		!number_field(f, "t", false, &t, &n))
+	if (!symbol_field(f, FID_SYMBOL, &symbol) || !number_field(f, FID_C, false, &c, &n) ||
+		!number_field(f, FID_D, true, &d, &d_null) ||
+		!number_field(f, FID_DP, true, &dp, &dp_null) || !number_field(f, FID_H, false, &h, &n) ||
+		!number_field(f, FID_L, false, &l, &n) || !number_field(f, FID_O, false, &o, &n) ||
+		!number_field(f, FID_PC, false, &pc, &n) || !number_field(f, FID_T, false, &t, &n))
 		return false;
-	if (json_object_object_get_ex(f->obj, "fetched_time", &ft) &&
-		!number_field(f, "fetched_time", true, &fetched, &fetched_null))
+	if (f->present[FID_FETCHED_TIME] &&
+		!number_field(f, FID_FETCHED_TIME, true, &fetched, &fetched_null))
 		return false;
 	if (c <= 0)
 		return refuse(f, "price (\"%s\") is not greater than 0", "c");
@@ -232,11 +276,11 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	const char *symbol;
 	double p, t, v;
 	bool n;
-	json_object *conds = NULL;
+	json_object *conds = f->value[FID_C];
 	size_t nconds = 0;
 
-	if (!symbol_field(f, "s", &symbol) || !number_field(f, "p", false, &p, &n) ||
-		!number_field(f, "t", false, &t, &n) || !number_field(f, "v", false, &v, &n))
+	if (!symbol_field(f, FID_S, &symbol) || !number_field(f, FID_P, false, &p, &n) ||
+		!number_field(f, FID_T, false, &t, &n) || !number_field(f, FID_V, false, &v, &n))
 		return false;
 	if (p <= 0)
 		return refuse(f, "price (\"%s\") is not greater than 0", "p");
@@ -245,7 +289,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	if (!time_ok(f, "t", t / 1000.0))
 		return false;
 	set_event(event, symbol, t / 1000.0);
-	if (json_object_object_get_ex(f->obj, "c", &conds) && conds != NULL)
+	if (conds != NULL)
 	{
 		if (!json_object_is_type(conds, json_type_array))
 			return refuse(f, "field \"%s\" is not an array of condition codes", "c");
@@ -276,14 +320,19 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 }
 
 BronzeKind
-bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo row,
-				  BronzeEvent *event, char *reason, size_t reason_len)
+bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo quotes,
+				  StringInfo trades, BronzeEvent *event, char *reason, size_t reason_len)
 {
 	static json_tokener *tok = NULL;
-	Fields f = {NULL, reason, reason_len};
+	Fields f;
+	json_object *obj;
 	BronzeKind kind = BRONZE_INVALID;
-	int keep = row ? row->len : 0;
+	int quotes_len = quotes ? quotes->len : 0;
+	int trades_len = trades ? trades->len : 0;
 
+	memset(&f, 0, sizeof(f));
+	f.reason = reason;
+	f.reason_len = reason_len;
 	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
 		len--;
 	if (len > BRONZE_MAX_LINE)
@@ -302,24 +351,28 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a JSON parser")));
 	json_tokener_reset(tok);
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	f.obj = json_tokener_parse_ex(tok, line, (int) len);
-	if (f.obj == NULL || json_tokener_get_parse_end(tok) != len)
+	obj = json_tokener_parse_ex(tok, line, (int) len);
+	if (obj == NULL || json_tokener_get_parse_end(tok) != len)
 		snprintf(reason, reason_len, "line is not valid JSON");
-	else if (!json_object_is_type(f.obj, json_type_object))
+	else if (!json_object_is_type(obj, json_type_object))
 		snprintf(reason, reason_len, "line is JSON but not an object");
-	else if (json_object_object_get_ex(f.obj, "symbol", NULL) ||
-			 json_object_object_get_ex(f.obj, "pc", NULL))
-		kind = check_quote(&f, src, row, event) ? BRONZE_QUOTE : BRONZE_INVALID;
-	else if (json_object_object_get_ex(f.obj, "s", NULL) &&
-			 json_object_object_get_ex(f.obj, "p", NULL))
-		kind = check_trade(&f, src, row, event) ? BRONZE_TRADE : BRONZE_INVALID;
 	else
-		snprintf(reason, reason_len, "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
-	if (f.obj)
-		json_object_put(f.obj);
-	if (kind == BRONZE_INVALID && row != NULL)
 	{
-		row->len = keep; /* drop a half-written row */
+		collect_fields(&f, obj);
+		if (f.present[FID_SYMBOL] || f.present[FID_PC])
+			kind = check_quote(&f, src, quotes, event) ? BRONZE_QUOTE : BRONZE_INVALID;
+		else if (f.present[FID_S] && f.present[FID_P])
+			kind = check_trade(&f, src, trades, event) ? BRONZE_TRADE : BRONZE_INVALID;
+		else
+			snprintf(reason, reason_len,
+					 "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
 	}
+	if (obj)
+		json_object_put(obj);
+	/* drop a half-written tuple */
+	if (kind == BRONZE_INVALID && quotes != NULL)
+		quotes->len = quotes_len;
+	if (kind == BRONZE_INVALID && trades != NULL)
+		trades->len = trades_len;
 	return kind;
 }

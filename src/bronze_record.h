@@ -36,13 +36,13 @@ typedef struct BronzeEvent
 #define BRONZE_TRADE_COLUMNS 8
 
 /*
- * Checks one line.  A valid quote or trade is appended to `row` as a binary
- * COPY tuple of the silver table (row may be NULL to only check);
- * and its symbol and event time stored in *event; otherwise
- * `reason` gets a sentence a person can act on.
+ * Checks one line.  A valid quote is appended to `quotes`, a valid trade to
+ * `trades`, as a binary COPY tuple of its silver table (both may be NULL
+ * to only check), and its symbol and event time stored in *event;
+ * otherwise `reason` gets a sentence a person can act on.
  */
 extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSource *src,
-									StringInfo row, BronzeEvent *event, char *reason,
-									size_t reason_len);
+									StringInfo quotes, StringInfo trades, BronzeEvent *event,
+									char *reason, size_t reason_len);
 
 #endif
