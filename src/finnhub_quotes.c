@@ -156,7 +156,7 @@ handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body,
 		json_object_object_add(obj, "fetched_time", json_object_new_int64((int64) time(NULL)));
 		out = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
 													  JSON_C_TO_STRING_NOSLASHESCAPE);
-		ingest_send(symbol, out, strlen(out));
+		ingest_send(symbol, out, strlen(out), 0);
 	}
 	json_object_put(obj);
 }

@@ -285,7 +285,7 @@ static void
 produce_pending(void)
 {
 	for (int i = 0; i < npending; i++)
-		ingest_send(pending[i].symbol, pending[i].json, strlen(pending[i].json));
+		ingest_send(pending[i].symbol, pending[i].json, strlen(pending[i].json), 0);
 	npending = 0;
 	MemoryContextReset(pending_cxt);
 }

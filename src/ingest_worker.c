@@ -136,13 +136,16 @@ ingest_wait(long timeout_ms)
 	publish_counts();
 }
 
-/* Queue one message, waiting while Kafka cannot take more. */
+/*
+ * Queue one message, waiting while Kafka cannot take more.  timestamp_ms is
+ * its Kafka timestamp (unix milliseconds), 0 for the time of sending.
+ */
 void
-ingest_send(const char *key, const char *payload, size_t len)
+ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms)
 {
 	bool waited = false;
 
-	while (!ss_producer_send(key, payload, len))
+	while (!ss_producer_send(key, payload, len, timestamp_ms))
 	{
 		if (!waited)
 			ingest_set_state("waiting for Kafka");
@@ -202,7 +205,8 @@ run_simulator(const SourceConfig *src)
 				now = now_ms();
 			resetStringInfo(&buf);
 			symbol = sim_next(sim, now, &buf);
-			ingest_send(symbol, buf.data, buf.len);
+			/* stamped with the time written into it (saves a clock reading) */
+			ingest_send(symbol, buf.data, buf.len, now);
 			generated++;
 		}
 

@@ -13,7 +13,7 @@ extern PGDLLEXPORT void ss_ingest_worker_main(Datum main_arg);
 
 /* for the sources (simulator loop, finnhub_quotes.c, finnhub_trades.c) */
 extern void ingest_wait(long timeout_ms);
-extern void ingest_send(const char *key, const char *payload, size_t len);
+extern void ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms);
 extern void ingest_count(int counter, int64 delta);
 extern void ingest_set_state(const char *state);
 extern void ingest_error(const char *message);

@@ -76,18 +76,20 @@ ss_producer_open(const char *source_name, const char *topic)
 }
 
 /*
- * Queue one message.  Returns false when the local queue is full; the
- * caller keeps the message and tries again after polling.
+ * Queue one message, with timestamp_ms (unix milliseconds) as its Kafka
+ * timestamp, or 0 to have librdkafka stamp it with the current time.
+ * Returns false when the local queue is full; the caller keeps the message
+ * and tries again after polling.
  */
 bool
-ss_producer_send(const char *key, const char *payload, size_t len)
+ss_producer_send(const char *key, const char *payload, size_t len, int64 timestamp_ms)
 {
 	rd_kafka_resp_err_t err;
 
 	err = rd_kafka_producev(
 		producer, RD_KAFKA_V_RKT(topic_handle), RD_KAFKA_V_KEY(key, strlen(key)),
 		RD_KAFKA_V_VALUE((void *) payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_HEADER("source", source_header, -1),
+		RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_HEADER("source", source_header, -1),
 		RD_KAFKA_V_HEADER("schema_version", SCHEMA_VERSION, -1), RD_KAFKA_V_END);
 	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		return false;

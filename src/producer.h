@@ -14,7 +14,7 @@ typedef struct ProducerCounts
 } ProducerCounts;
 
 extern void ss_producer_open(const char *source_name, const char *topic);
-extern bool ss_producer_send(const char *key, const char *payload, size_t len);
+extern bool ss_producer_send(const char *key, const char *payload, size_t len, int64 timestamp_ms);
 extern void ss_producer_poll(int timeout_ms);
 extern int ss_producer_in_flight(void);
 extern void ss_producer_take_counts(ProducerCounts *counts);
