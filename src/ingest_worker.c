@@ -36,6 +36,14 @@
 #define SIM_MAX_BATCH 5000
 #define CLOCK_EVERY	  64 /* messages stamped with one reading of the clock */
 
+/*
+ * Messages queued between servings of delivery reports.  Serving them only
+ * when librdkafka's queue was full kept 200,000 acknowledged messages
+ * waiting to be freed, tens of MB the processor's caches kept losing:
+ * 13% slower than serving every 1000 (A/B, 3M messages).
+ */
+#define DELIVERY_REPORTS_EVERY 1000
+
 static WorkerStatus *status = NULL;
 static int64 pending[STATUS_COUNTERS];
 
@@ -143,8 +151,11 @@ ingest_wait(long timeout_ms)
 void
 ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms)
 {
+	static uint32 sent = 0;
 	bool waited = false;
 
+	if (++sent % DELIVERY_REPORTS_EVERY == 0)
+		ss_producer_poll(0);
 	while (!ss_producer_send(key, payload, len, timestamp_ms))
 	{
 		if (!waited)
