@@ -103,6 +103,7 @@ typedef struct PendingObject
 
 static PendingObject pending;
 static MemoryContext pending_context = NULL; /* the pending object's key and gzip body */
+static bool waiting_for_topic = false;
 
 static void abandon_pending(void);
 
@@ -218,6 +219,12 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		rd_kafka_assign(rk, parts);
 		if (paused)
 			rd_kafka_pause_partitions(rk, parts);
+		if (parts->cnt > 0 && waiting_for_topic)
+		{
+			waiting_for_topic = false;
+			if (!paused)
+				ss_status_set_state(status, "running");
+		}
 		ereport(
 			LOG,
 			(errmsg("stocks_stream pipeline \"%s\" worker %d: assigned %d partition(s) of \"%s\"",
@@ -445,6 +452,22 @@ make_room(size_t need)
 	return true;
 }
 
+/*
+ * The topic does not exist yet: a pipeline is often started before its
+ * source first produces.  That is a state, not an error; librdkafka keeps
+ * asking for the topic and the group assigns its partitions once it exists.
+ */
+static void
+wait_for_topic(void)
+{
+	if (waiting_for_topic)
+		return;
+	waiting_for_topic = true;
+	ss_status_set_state(status, "waiting for topic");
+	ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": topic \"%s\" does not exist yet; waiting",
+						 pipeline->name, pipeline->topic)));
+}
+
 static void
 handle_message(rd_kafka_message_t *msg)
 {
@@ -453,7 +476,9 @@ handle_message(rd_kafka_message_t *msg)
 
 	if (msg->err)
 	{
-		if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			wait_for_topic();
+		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		{
 			char buf[600];
 

@@ -79,15 +79,18 @@ def quote_message(i, symbol="AAPL"):
 
 
 class Topic:
-    def __init__(self, partitions=4):
+    def __init__(self, partitions=4, create=True):
         self.name = "t_" + uuid.uuid4().hex[:10]
         self.partitions = partitions
-        admin = AdminClient({"bootstrap.servers": BROKERS})
-        fut = admin.create_topics([NewTopic(self.name, partitions, 1)])[self.name]
-        fut.result(30)
+        if create:
+            self.create()
         self.produced = {}          # (partition, offset) -> bytes
         self._lock = threading.Lock()
         self.failed = 0
+
+    def create(self):
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        admin.create_topics([NewTopic(self.name, self.partitions, 1)])[self.name].result(30)
 
     def producer(self):
         return Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "message.max.bytes": 4194304,

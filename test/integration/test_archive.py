@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from conftest import (KEY_RE, kafka_committed, high_watermarks, quote_message, sql, stack,
+from conftest import (KEY_RE, Topic, kafka_committed, high_watermarks, quote_message, sql, stack,
                       wait_until)
 
 
@@ -106,6 +106,20 @@ def test_quiet_partition_flushed_by_age(topic, make_pipeline):
     p.wait_archived(3, timeout=30)
     assert time.time() - started < 15
     assert [r[1] for r in p.manifest()] == [2]
+
+
+def test_pipeline_started_before_its_topic_waits_then_archives(make_pipeline):
+    topic = Topic(create=False)
+    p = make_pipeline(topic, batch_max_age_ms=500)
+    p.start()
+    wait_until(lambda: p.workers() and p.workers()[0][2] == "waiting for topic", 60,
+               "state 'waiting for topic'")
+    assert p.workers()[0][5] is None, "a missing topic is a state, not an error"
+    topic.create()
+    topic.produce([quote_message(i) for i in range(40)])
+    p.wait_archived(40, timeout=90)
+    worker = p.workers()[0]
+    assert (worker[2], worker[5]) == ("running", None)
 
 
 def test_message_larger_than_batch_is_archived_alone(topic, make_pipeline):
