@@ -594,10 +594,7 @@ next_timeout_ms(void)
 	return (long) ((due - now + 999) / 1000);
 }
 
-/*
- * Wait up to wait_ms for the first message, then take what is queued.
- * librdkafka serves its callbacks (rebalance, log, error) in here.
- */
+/* Is an object being sent to S3 right now (not waiting for a retry)? */
 static bool
 uploading(void)
 {

@@ -328,7 +328,6 @@ mark_gold_dirty(HTAB *minutes)
 						errmsg("could not record the minutes to refresh")));
 }
 
-/* Load one object; ERROR (caught by the caller) when it cannot be read. */
 /*
  * Buffers kept from one object to the next: allocated once per call, so
  * objects of similar size are read and rendered without growing (and
@@ -342,6 +341,7 @@ typedef struct LoadBuffers
 	StringInfoData trades;
 } LoadBuffers;
 
+/* Load one object; ERROR (caught by the caller) when it cannot be read. */
 static void
 load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols,
 			LoadBuffers *buf)

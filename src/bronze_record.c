@@ -30,6 +30,10 @@
 
 #define FUTURE_SKEW_SECS 300
 
+/* fields of a rendered tuple: the silver columns but loaded_at */
+#define QUOTE_COLUMNS 13
+#define TRADE_COLUMNS 8
+
 /* The fields a quote or a trade may carry ("c" is a quote's price and a trade's conditions). */
 typedef enum FieldId
 {
@@ -251,7 +255,7 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	set_event(event, symbol, t);
 	if (row == NULL)
 		return true;
-	pq_sendint16(row, BRONZE_QUOTE_COLUMNS);
+	pq_sendint16(row, QUOTE_COLUMNS);
 	put_text(row, symbol);
 	put_time(row, t);
 	put_number(row, c, false);
@@ -309,7 +313,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	}
 	if (row == NULL)
 		return true;
-	pq_sendint16(row, BRONZE_TRADE_COLUMNS);
+	pq_sendint16(row, TRADE_COLUMNS);
 	put_text(row, symbol);
 	put_time(row, t / 1000.0);
 	put_number(row, p, false);

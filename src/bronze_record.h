@@ -31,10 +31,6 @@ typedef struct BronzeEvent
 	int64 time_ms; /* event time in unix milliseconds, exactly as stored */
 } BronzeEvent;
 
-/* fields of a rendered tuple: the silver columns but loaded_at */
-#define BRONZE_QUOTE_COLUMNS 13
-#define BRONZE_TRADE_COLUMNS 8
-
 /*
  * Checks one line.  A valid quote is appended to `quotes`, a valid trade to
  * `trades`, as a binary COPY tuple of its silver table (both may be NULL

@@ -85,10 +85,9 @@ apply_properties(rd_kafka_conf_t *conf, const char *properties)
 
 /*
  * A new client configuration: the stack's brokers, then the caller's tunable
- * defaults, then the operator's
- * stocks_stream.kafka_properties, which may override any of those.  What the
- * caller sets afterwards (idempotence, group, manual commits) is not
- * overridable: exactly-once depends on it.
+ * defaults, then the operator's stocks_stream.kafka_properties, which may
+ * override any of those.  What the caller sets afterwards (idempotence,
+ * group, manual commits) is not overridable: exactly-once depends on it.
  */
 rd_kafka_conf_t *
 ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)

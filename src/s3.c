@@ -46,8 +46,12 @@ static CURLM *upload_multi = NULL;
 static CURL *upload_handle = NULL;
 static bool upload_busy = false;
 
+/*
+ * Make *handle ready for a new request: created on first use (libcurl
+ * initialised then too), reset otherwise so its connection is reused.
+ */
 static void
-ensure_curl(void)
+ready_handle(CURL **handle)
 {
 	static bool global_done = false;
 
@@ -58,15 +62,15 @@ ensure_curl(void)
 					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libcurl")));
 		global_done = true;
 	}
-	if (curl_handle == NULL)
+	if (*handle == NULL)
 	{
-		curl_handle = curl_easy_init();
-		if (curl_handle == NULL)
+		*handle = curl_easy_init();
+		if (*handle == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
 	}
 	else
-		curl_easy_reset(curl_handle);
+		curl_easy_reset(*handle);
 }
 
 /* Drop the kept connections (not one an upload is using). */
@@ -347,7 +351,7 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	S3Call call;
 	S3Result res;
 
-	ensure_curl();
+	ready_handle(&curl_handle);
 	prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type, response);
 	res = finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
 	/* a broken connection is not worth keeping */
@@ -498,18 +502,10 @@ s3_upload_begin(const char *bucket, const char *key, const char *data, size_t le
 	S3Upload *u = palloc0(sizeof(S3Upload));
 
 	Assert(!upload_busy);
-	ensure_curl();
+	ready_handle(&upload_handle);
 	if (upload_multi == NULL && (upload_multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
 						errmsg("could not create a libcurl multi handle")));
-	if (upload_handle == NULL)
-	{
-		if ((upload_handle = curl_easy_init()) == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
-	}
-	else
-		curl_easy_reset(upload_handle);
 	prepare_call(&u->call, upload_handle, "PUT", bucket, key, NULL, data, len, content_type, NULL);
 	MemoryContextSwitchTo(old);
 	curl_multi_add_handle(upload_multi, upload_handle);
