@@ -12,7 +12,9 @@
  * transaction (catalog.c), then the offset is committed to Kafka for the
  * benefit of standard lag tools.  One object is in flight at a time, so a
  * partition's objects are recorded in offset order.  Postgres is the source
- * of truth: on assignment the worker seeks to the offsets stored there.
+ * of truth for this instance: on assignment the worker seeks to the offsets
+ * stored there, or to the group's committed offset in Kafka when that is
+ * later (another instance of the pipeline archived further).
  *
  * If S3 fails, the worker keeps the object and its batches, pauses all its
  * partitions and retries with bounded exponential backoff; nothing is
@@ -50,14 +52,17 @@
 #include "worker_args.h"
 #include "catalog.h"
 #include "kafka.h"
+#include "object_key.h"
 #include "s3.h"
 #include "settings.h"
+#include "worker_loop.h"
 #include "worker_status.h"
 
-#define MAX_POLL_PER_ROUND 20000
-#define UPLOAD_STEP_EVERY  1000
-#define MAX_WAIT_MS		   100 /* how long signals may wait while Kafka is quiet */
-#define INITIAL_BACKOFF_MS 500
+#define MAX_POLL_PER_ROUND	 20000
+#define UPLOAD_STEP_EVERY	 1000
+#define MAX_WAIT_MS			 100 /* how long signals may wait while Kafka is quiet */
+#define INITIAL_BACKOFF_MS	 500
+#define COMMITTED_TIMEOUT_MS 10000
 
 static PipelineConfig *pipeline = NULL;
 static int worker_no = 0;
@@ -114,12 +119,6 @@ record_kafka_error(const char *message)
 		ss_status_set_error(status, message);
 }
 
-static void
-release_status(int code, Datum arg)
-{
-	ss_status_release(status);
-}
-
 static PartitionBatch *
 batch_for(int32 partition)
 {
@@ -160,30 +159,67 @@ publish_assignment(void)
 	pfree(buf.data);
 }
 
-/* Set each partition's start offset to the one stored in Postgres. */
+/*
+ * The group's offsets committed in Kafka for these partitions (-1 where
+ * there is none).  Every worker of every instance in the consumer group
+ * commits there after it has recorded an object.
+ */
+static int64 *
+committed_offsets(rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
+	int64 *committed = palloc(sizeof(int64) * Max(parts->cnt, 1));
+	rd_kafka_resp_err_t err = rd_kafka_committed(consumer, copy, COMMITTED_TIMEOUT_MS);
+
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_topic_partition_list_destroy(copy);
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not read the group's committed offsets: %s",
+							   rd_kafka_err2str(err))));
+	}
+	for (int i = 0; i < parts->cnt; i++)
+		committed[i] =
+			copy->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && copy->elems[i].offset >= 0
+				? copy->elems[i].offset
+				: -1;
+	rd_kafka_topic_partition_list_destroy(copy);
+	return committed;
+}
+
+/*
+ * Set each partition's start offset: the later of the one stored in this
+ * database and the one the consumer group committed in Kafka.  Stored
+ * offsets are the truth for what this instance archived; the committed
+ * one covers what other instances of the same pipeline (same group)
+ * archived while they owned the partition.  With neither, from the start.
+ */
 static void
 seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 {
 	StoredOffset *stored;
 	int n = ss_catalog_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
+	int64 *committed = committed_offsets(parts);
 
 	for (int i = 0; i < parts->cnt; i++)
 	{
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
 		PartitionBatch *b = batch_for(tp->partition);
+		int64 start = committed[i];
 
-		tp->offset = RD_KAFKA_OFFSET_BEGINNING;
 		for (int j = 0; j < n; j++)
 			if (stored[j].partition == tp->partition)
-				tp->offset = stored[j].next_offset;
+				start = Max(start, stored[j].next_offset);
+		tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_BEGINNING;
 		if (pending.active && pending.partition == tp->partition)
 			abandon_pending();
 		buffered_bytes -= b->len;
 		batch_clear(b);
 		b->assigned = true;
-		b->next_offset = tp->offset >= 0 ? tp->offset : -1;
+		b->next_offset = start;
 	}
 	pfree(stored);
+	pfree(committed);
 }
 
 /*
@@ -417,7 +453,9 @@ flush_batch(PartitionBatch *b)
 	pending.last_offset = b->last_offset;
 	pending.count = b->count;
 	pending.raw_len = b->len;
-	pending.key = batch_object_key(b, pipeline->key_prefix, pipeline->topic, pipeline->gzip);
+	pending.key =
+		object_key_format(pipeline->key_prefix, pipeline->topic, b->partition, b->first_offset,
+						  b->last_offset, b->first_timestamp_ms, pipeline->gzip);
 	if (pipeline->gzip)
 	{
 		pending.body = batch_gzip(b, &pending.len);
@@ -680,14 +718,12 @@ create_consumer(void)
 							   rd_kafka_err2str(err))));
 }
 
-/* Reload settings; a change of Kafka settings needs a new consumer. */
+/* Settings were reloaded; a change of Kafka settings needs a new consumer. */
 static void
-reload_settings(void)
+settings_reloaded(void)
 {
 	char *fingerprint;
 
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
 	fingerprint = ss_kafka_settings_fingerprint();
 	if (strcmp(fingerprint, kafka_fingerprint) != 0)
 	{
@@ -706,12 +742,9 @@ ss_archive_worker_main(Datum main_arg)
 {
 	WorkerArgs args;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	ss_worker_start();
+	args = ss_worker_args;
 	worker_no = args.worker_no;
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
 
 	pipeline = ss_catalog_load_pipeline(args.owner_id);
 	if (pipeline == NULL || !pipeline->running || pipeline->generation != args.generation ||
@@ -723,8 +756,7 @@ ss_archive_worker_main(Datum main_arg)
 		proc_exit(0);
 	}
 
-	status = ss_status_claim(WORKER_ARCHIVE, pipeline->pipeline_id, pipeline->name, args.worker_no);
-	before_shmem_exit(release_status, (Datum) 0);
+	status = ss_worker_claim_status(WORKER_ARCHIVE, pipeline->pipeline_id, pipeline->name);
 	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
 
 	/*
@@ -742,11 +774,8 @@ ss_archive_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-		if (ConfigReloadPending)
-			reload_settings();
+		if (ss_worker_pass())
+			settings_reloaded();
 		consume_available(Min(next_timeout_ms(), MAX_WAIT_MS));
 		flush_due_batches();
 		publish_lag();

@@ -1,7 +1,7 @@
 /*
  * batch.c
  *	  Buffers the messages of one partition as NDJSON and turns a batch into
- *	  the bytes and the key of its archive object.
+ *	  the bytes of its archive object (its key: object_key.c).
  *
  * Each message value becomes one line, byte for byte, except that a raw
  * CR or LF inside a value becomes a space: in valid JSON those bytes can
@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include <time.h>
 #include <zlib.h>
 
 #include "utils/memutils.h"
@@ -105,25 +104,6 @@ batch_take_data(PartitionBatch *batch)
 	batch->data = NULL;
 	batch_clear(batch);
 	return data;
-}
-
-/*
- * <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first offset>.ndjson[.gz]
- * with the date and hour (UTC) of the first message's timestamp.
- */
-char *
-batch_object_key(const PartitionBatch *batch, const char *prefix, const char *topic, bool gzip)
-{
-	time_t secs = (time_t) (batch->first_timestamp_ms / 1000);
-	struct tm tm;
-
-	if (batch->first_timestamp_ms < 0)
-		secs = time(NULL);
-	gmtime_r(&secs, &tm);
-	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%020lld.ndjson%s", prefix,
-					prefix[0] ? "/" : "", topic, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-					tm.tm_hour, batch->partition, (long long) batch->first_offset,
-					gzip ? ".gz" : "");
 }
 
 /* Gzip the batch into a palloc'd buffer of the current memory context. */

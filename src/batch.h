@@ -28,8 +28,6 @@ extern void batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms
 						 size_t len);
 extern void batch_clear(PartitionBatch *batch);
 extern char *batch_take_data(PartitionBatch *batch);
-extern char *batch_object_key(const PartitionBatch *batch, const char *prefix, const char *topic,
-							  bool gzip);
 extern char *batch_gzip(const PartitionBatch *batch, size_t *out_len);
 
 #endif

@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "bronze_record.h"
+#include "object_key.h"
 #include "s3.h"
 
 typedef struct ObjectRef
@@ -66,14 +67,6 @@ typedef struct LoadCounts
 	int64 rows_quarantined;
 	int64 objects_failed;
 } LoadCounts;
-
-/* Does `s` match the POSIX regular expression `re`? */
-static bool
-pg_regexec_simple(const char *s, const char *re)
-{
-	return DatumGetBool(DirectFunctionCall2Coll(textregexeq, C_COLLATION_OID,
-												CStringGetTextDatum(s), CStringGetTextDatum(re)));
-}
 
 /* what the COPY data source callback reads from */
 static StringInfo copy_source = NULL;
@@ -440,8 +433,7 @@ pending_objects(text *pipeline, int max_objects, const char *bucket, const char 
 
 	if (SPI_execute_with_args(
 			"SELECT object_id, bucket, object_key, topic, partition, first_offset, "
-			"       last_offset, compressed, pipeline = 'load_bronze_prefix' AND object_key ~ "
-			"'[.]json$' "
+			"       last_offset, compressed, pipeline = 'load_bronze_prefix' "
 			"  FROM stocks_stream.manifest "
 			" WHERE loaded_at IS NULL AND ($1 IS NULL OR pipeline = $1) "
 			"   AND ($3 IS NULL OR (bucket = $3 AND starts_with(object_key, $4))) "
@@ -453,6 +445,7 @@ pending_objects(text *pipeline, int max_objects, const char *bucket, const char 
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
 		ObjectRef *o = SPI_palloc(sizeof(ObjectRef));
+		ObjectKey key;
 		bool isnull;
 
 		o->object_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
@@ -463,7 +456,8 @@ pending_objects(text *pipeline, int max_objects, const char *bucket, const char 
 		o->first_offset = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
 		o->last_offset = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
 		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
-		o->single_record = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+		o->single_record = DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) &&
+						   object_key_parse(o->key, &key) == OBJECT_KEY_PYTHON_QUOTE;
 		objs = lappend(objs, o);
 	}
 	return objs;
@@ -623,70 +617,78 @@ typedef struct RegisterStep
 	bool registered;
 } RegisterStep;
 
+/* Lines of an NDJSON object (each ends with a newline). */
+static int64
+count_lines(const StringInfo text)
+{
+	int64 lines = 0;
+
+	for (const char *p = text->data; (p = memchr(p, '\n', text->data + text->len - p)) != NULL; p++)
+		lines++;
+	return lines;
+}
+
 /*
- * Add a manifest row for an object found by LIST: an archive object
- * (<prefix>/<topic>/dt=.../hour=../<partition>-<offset>.ndjson[.gz]) keeps
- * its Kafka source; an object of the old Python pipeline
- * (<symbol>/<unix_ts>.json) becomes its own source (topic = its key).
- * Other keys are skipped.
+ * Add a manifest row for an object found by LIST: an archive object keeps
+ * its Kafka source (object_key.c reads it from the key); an object of the
+ * old Python pipeline (<symbol>/<unix_ts>.json) becomes its own source
+ * (topic = its key).  Other keys are skipped.
  */
 static void
 register_step(void *arg)
 {
 	RegisterStep *st = arg;
-	Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum args[3] = {CStringGetTextDatum(st->bucket), CStringGetTextDatum(st->key), (Datum) 0};
+	Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID};
+	Datum args[8];
 	StringInfoData body;
 	S3Result res;
-	bool compressed;
-	int64 lines = 0;
+	ObjectKey k;
+	int64 lines = 1;
 
+	args[0] = CStringGetTextDatum(st->bucket);
+	args[1] = CStringGetTextDatum(st->key);
 	if (SPI_execute_with_args(
 			"SELECT 1 FROM stocks_stream.manifest WHERE bucket = $1 AND object_key = $2", 2, types,
 			args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
-	if (SPI_processed > 0)
-		return;
-	if (!pg_regexec_simple(st->key, "/[0-9]+-[0-9]{20}[.]ndjson([.]gz)?$") &&
-		!pg_regexec_simple(st->key, "^[A-Z0-9.:^_-]{1,32}/[0-9]+[.]json$"))
+	if (SPI_processed > 0 || object_key_parse(st->key, &k) == OBJECT_KEY_OTHER)
 		return;
 	initStringInfo(&body);
 	res = s3_get_object(st->bucket, st->key, &body);
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
-	compressed = pg_regexec_simple(st->key, "[.]gz$");
-	if (compressed)
+	if (k.kind != OBJECT_KEY_PYTHON_QUOTE)
 	{
 		StringInfoData plain;
 
-		initStringInfo(&plain);
-		gunzip(&body, &plain, st->key);
-		for (int i = 0; i < plain.len; i++)
-			lines += plain.data[i] == '\n';
+		if (k.compressed)
+		{
+			initStringInfo(&plain);
+			gunzip(&body, &plain, st->key);
+		}
+		lines = count_lines(k.compressed ? &plain : &body);
+		if (lines == 0)
+			return;
+		if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
+							(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
 	}
-	else if (pg_regexec_simple(st->key, "[.]ndjson$"))
-	{
-		for (int i = 0; i < body.len; i++)
-			lines += body.data[i] == '\n';
-	}
-	else
-		lines = 1;
-	if (lines == 0)
-		return;
-	args[2] = CStringGetTextDatum(res.etag);
+	args[2] = CStringGetTextDatum(k.topic ? k.topic : st->key);
+	args[3] = CStringGetTextDatum(res.etag);
+	args[4] = Int32GetDatum(k.partition);
+	args[5] = Int64GetDatum(k.first_offset);
+	args[6] = Int64GetDatum(lines);
+	args[7] = Int64GetDatum(body.len);
 	if (SPI_execute_with_args(
-			psprintf(
-				"INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, "
-				"partition, "
-				" first_offset, last_offset, message_count, bytes, etag, compressed) "
-				"SELECT 'load_bronze_prefix', $1, $2, coalesce(m[1], $2), coalesce(m[2]::int, 0), "
-				"       coalesce(m[3]::bigint, 0), coalesce(m[3]::bigint, 0) + " INT64_FORMAT
-				" - 1, " INT64_FORMAT ", %d, $3, %s "
-				"  FROM (SELECT regexp_match($2, "
-				"'([A-Za-z0-9._-]+)/dt=[0-9-]+/hour=[0-9]+/([0-9]+)-([0-9]{20})[.]ndjson')) r(m) "
-				"ON CONFLICT (bucket, object_key) DO NOTHING",
-				lines, lines, body.len, compressed ? "true" : "false"),
-			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			psprintf("INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, "
+					 " partition, first_offset, last_offset, message_count, bytes, etag, "
+					 " compressed) "
+					 "VALUES ('load_bronze_prefix', $1, $2, $3, $5, $6, $6 + $7 - 1, $7, $8, $4, "
+					 " %s) ON CONFLICT (bucket, object_key) DO NOTHING",
+					 k.compressed ? "true" : "false"),
+			8, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
 	st->registered = SPI_processed > 0;
 }

@@ -5,13 +5,18 @@
  *
  * Quote: the fields of Finnhub's /quote (c d dp h l o pc t) plus symbol and
  * optional fetched_time.  Trade: {"s","p","t","v","c"}.  A line is refused
- * (with a reason for the quarantine) when it is longer than
- * BRONZE_MAX_LINE, not valid UTF-8, not a JSON object, of neither shape,
- * missing a field or carrying one of the wrong type, has a number that is
- * not finite, a price <= 0, a negative volume, a day high below the day
- * low, a time of 0 or more than five minutes in the future, or a symbol
- * that is not 1-32 of [A-Z0-9.:^_/-].  Numbers go to COPY as the very
- * doubles json-c parsed, so silver holds what Finnhub sent.
+ * (with a reason for the quarantine) when it is empty (a Kafka tombstone),
+ * longer than BRONZE_MAX_LINE, not valid UTF-8, not a JSON object, of
+ * neither shape, missing a field or carrying one of the wrong type, has a
+ * number that is not finite or out of bounds (a price outside
+ * BRONZE_MIN_PRICE..BRONZE_MAX_PRICE, a volume outside 0..BRONZE_MAX_VOLUME,
+ * any other figure beyond BRONZE_MAX_PRICE), a day high below the day low,
+ * a time before stocks_stream.min_event_year or more than five minutes in
+ * the future, a string holding a NUL character, or a symbol that is not
+ * 1-32 of [A-Z0-9.:^_/-].  The bounds make every later step safe: no
+ * product or sum of valid figures in gold can overflow a double.  Numbers
+ * go to COPY as the very doubles json-c parsed, so silver holds what
+ * Finnhub sent.
  */
 #include "postgres.h"
 
@@ -27,6 +32,7 @@
 #include "port/pg_bswap.h"
 
 #include "bronze_record.h"
+#include "settings.h"
 
 #define FUTURE_SKEW_SECS 300
 
@@ -111,6 +117,31 @@ number_field(Fields *f, FieldId id, bool nullable, double *value, bool *isnull)
 	*value = json_object_get_double(v);
 	if (!isfinite(*value))
 		return refuse(f, "field \"%s\" is not a finite number", name);
+	/* times have bounds of their own (time_ok) */
+	if (id != FID_T && id != FID_FETCHED_TIME &&
+		fabs(*value) > (id == FID_V ? BRONZE_MAX_VOLUME : BRONZE_MAX_FIGURE))
+		return refuse(f, "field \"%s\" is out of bounds (absurdly large)", name);
+	return true;
+}
+
+/* A price: a finite number within BRONZE_MIN_PRICE..BRONZE_MAX_PRICE. */
+static bool
+price_ok(Fields *f, const char *name, double price)
+{
+	if (price <= 0)
+		return refuse(f, "price (\"%s\") is not greater than 0", name);
+	if (price < BRONZE_MIN_PRICE || price > BRONZE_MAX_PRICE)
+		return refuse(f, "price (\"%s\") is out of bounds", name);
+	return true;
+}
+
+/* A JSON string, refused when it holds a NUL (C would cut it there). */
+static bool
+string_ok(Fields *f, json_object *v, const char *name, const char **out)
+{
+	*out = json_object_get_string(v);
+	if (strlen(*out) != (size_t) json_object_get_string_len(v))
+		return refuse(f, "field \"%s\" holds a NUL character", name);
 	return true;
 }
 
@@ -125,7 +156,8 @@ symbol_field(Fields *f, FieldId id, const char **symbol)
 		return refuse(f, "missing field \"%s\"", name);
 	if (!json_object_is_type(v, json_type_string))
 		return refuse(f, "field \"%s\" is not a string", name);
-	*symbol = json_object_get_string(v);
+	if (!string_ok(f, v, name, symbol))
+		return false;
 	len = strlen(*symbol);
 	if (len < 1 || len > BRONZE_MAX_SYMBOL ||
 		strspn(*symbol, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_/-") != len)
@@ -138,6 +170,8 @@ time_ok(Fields *f, const char *name, double secs)
 {
 	if (secs <= 0)
 		return refuse(f, "field \"%s\" is 0 or negative (no time)", name);
+	if (secs < ss_min_event_time())
+		return refuse(f, "field \"%s\" is before stocks_stream.min_event_year", name);
 	if (secs > (double) time(NULL) + FUTURE_SKEW_SECS)
 		return refuse(f, "field \"%s\" is more than five minutes in the future", name);
 	return true;
@@ -246,8 +280,8 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	if (f->present[FID_FETCHED_TIME] &&
 		!number_field(f, FID_FETCHED_TIME, true, &fetched, &fetched_null))
 		return false;
-	if (c <= 0)
-		return refuse(f, "price (\"%s\") is not greater than 0", "c");
+	if (!price_ok(f, "c", c))
+		return false;
 	if (h < l)
 		return refuse(f, "day high (\"h\") is below day low (\"%s\")", "l");
 	if (!time_ok(f, "t", t))
@@ -286,8 +320,8 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	if (!symbol_field(f, FID_S, &symbol) || !number_field(f, FID_P, false, &p, &n) ||
 		!number_field(f, FID_T, false, &t, &n) || !number_field(f, FID_V, false, &v, &n))
 		return false;
-	if (p <= 0)
-		return refuse(f, "price (\"%s\") is not greater than 0", "p");
+	if (!price_ok(f, "p", p))
+		return false;
 	if (v < 0)
 		return refuse(f, "volume (\"%s\") is negative", "v");
 	if (!time_ok(f, "t", t / 1000.0))
@@ -301,8 +335,11 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 		for (size_t i = 0; i < nconds; i++)
 		{
 			json_object *e = json_object_array_get_idx(conds, i);
-			const char *s = json_object_get_string(e);
+			const char *s;
 
+			if (json_object_is_type(e, json_type_string) && !string_ok(f, e, "c", &s))
+				return false;
+			s = json_object_get_string(e);
 			if (!json_object_is_type(e, json_type_string) || strlen(s) > 16 ||
 				strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
 					strlen(s))
@@ -339,6 +376,11 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 	f.reason_len = reason_len;
 	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
 		len--;
+	if (len == 0)
+	{
+		snprintf(reason, reason_len, "empty message (tombstone)");
+		return BRONZE_INVALID;
+	}
 	if (len > BRONZE_MAX_LINE)
 	{
 		snprintf(reason, reason_len, "line of %zu bytes is longer than the limit of %d", len,

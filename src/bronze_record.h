@@ -10,6 +10,16 @@
 #define BRONZE_MAX_LINE	  65536
 #define BRONZE_MAX_SYMBOL 32
 
+/*
+ * Bounds of a valid figure.  With them no product or sum of valid values
+ * in gold (VWAP's sum of price * volume over billions of trades, a change
+ * in percent of the smallest price) comes near a double's range.
+ */
+#define BRONZE_MIN_PRICE  1e-12
+#define BRONZE_MAX_PRICE  1e9
+#define BRONZE_MAX_FIGURE 1e9 /* changes, day high/low/open, previous close */
+#define BRONZE_MAX_VOLUME 1e15
+
 typedef enum BronzeKind
 {
 	BRONZE_INVALID = 0,

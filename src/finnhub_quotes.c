@@ -221,7 +221,8 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		{
 			ingest_set_state("API key rejected");
 			snprintf(call.error, sizeof(call.error),
-					 "Finnhub rejected the API key (HTTP %ld); check stocks_stream.finnhub_api_key",
+					 "Finnhub rejected the API key (HTTP %ld); check finnhub_api_key in "
+					 "stocks_stream.secrets_file",
 					 call.http_status);
 			ingest_error(call.error);
 			next_call = TimestampTzPlusMilliseconds(started, AUTH_RETRY_MS);

@@ -28,9 +28,11 @@
 #include "catalog.h"
 #include "ingest_worker.h"
 #include "producer.h"
+#include "secrets.h"
 #include "settings.h"
 #include "simulator.h"
 #include "worker_args.h"
+#include "worker_loop.h"
 #include "worker_status.h"
 
 #define SIM_MAX_BATCH 5000
@@ -46,12 +48,6 @@
 
 static WorkerStatus *status = NULL;
 static int64 pending[STATUS_COUNTERS];
-
-static void
-release_status(int code, Datum arg)
-{
-	ss_status_release(status);
-}
 
 /* Move producer and source counters to shared memory. */
 static void
@@ -103,14 +99,13 @@ ingest_error(const char *message)
 char *
 ingest_finnhub_key(void)
 {
-	char *key = ss_finnhub_key();
+	const char *key = ss_secret("finnhub_api_key");
 
 	if (key[0] != '\0')
-		return key;
+		return pstrdup(key);
 	ingest_set_state("no API key");
-	ingest_error("no Finnhub API key: set stocks_stream.finnhub_api_key or "
-				 "stocks_stream.finnhub_api_key_file");
-	pfree(key);
+	ingest_error("no Finnhub API key: add finnhub_api_key to the file stocks_stream.secrets_file "
+				 "names");
 	return NULL;
 }
 
@@ -125,21 +120,12 @@ void
 ingest_wait(long timeout_ms)
 {
 	if (timeout_ms > 0 && ss_producer_in_flight() > 0)
-	{
 		ss_producer_poll((int) Min(timeout_ms, 100));
-		if (!PostmasterIsAlive())
-			proc_exit(1);
-	}
 	else if (timeout_ms > 0)
 		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
 				  PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-	}
+	ss_worker_pass();
 	ss_producer_poll(0);
 	publish_counts();
 }
@@ -239,11 +225,8 @@ ss_ingest_worker_main(Datum main_arg)
 	SourceConfig *src;
 	MemoryContext cxt;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+	ss_worker_start();
+	args = ss_worker_args;
 
 	/*
 	 * librdkafka mallocs each message and its headers and frees them in
@@ -264,8 +247,7 @@ ss_ingest_worker_main(Datum main_arg)
 							 args.owner_id)));
 		proc_exit(0);
 	}
-	status = ss_status_claim(WORKER_INGEST, src->source_id, src->name, 0);
-	before_shmem_exit(release_status, (Datum) 0);
+	status = ss_worker_claim_status(WORKER_INGEST, src->source_id, src->name);
 	{
 		StringInfoData detail;
 

@@ -13,6 +13,7 @@
 #include "lib/stringinfo.h"
 
 #include "kafka.h"
+#include "secrets.h"
 #include "settings.h"
 
 static KafkaErrorHook error_hook = NULL;
@@ -83,11 +84,18 @@ apply_properties(rd_kafka_conf_t *conf, const char *properties)
 	pfree(copy);
 }
 
+/* A librdkafka property from the secrets file (kafka.<name> = value). */
+static void
+apply_secret_property(const char *name, const char *value, void *conf)
+{
+	ss_kafka_conf_set((rd_kafka_conf_t *) conf, name, value);
+}
+
 /*
  * A new client configuration: the stack's brokers, then the caller's tunable
- * defaults, then the operator's stocks_stream.kafka_properties, which may
- * override any of those.  What the caller sets afterwards (idempotence,
- * group, manual commits) is not overridable: exactly-once depends on it.
+ * defaults, then the operator's stocks_stream.kafka_properties and the
+ * kafka.* entries of the secrets file, which may override any of those.  What the caller sets
+ * afterwards (idempotence, group, manual commits) is not overridable: exactly-once depends on it.
  */
 rd_kafka_conf_t *
 ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
@@ -100,6 +108,7 @@ ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
 	for (; defaults && defaults->name; defaults++)
 		ss_kafka_conf_set(conf, defaults->name, defaults->value);
 	apply_properties(conf, ss_kafka_properties);
+	ss_secrets_foreach("kafka.", apply_secret_property, conf);
 	ss_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -123,9 +132,20 @@ ss_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 	return rk;
 }
 
+static void
+append_secret_property(const char *name, const char *value, void *buf)
+{
+	appendStringInfo((StringInfo) buf, "\n%s=%s", name, value);
+}
+
 /* Settings a Kafka client depends on, to notice when a SIGHUP changed them. */
 char *
 ss_kafka_settings_fingerprint(void)
 {
-	return psprintf("%s\n%s", ss_kafka_brokers, ss_kafka_properties);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s\n%s", ss_kafka_brokers, ss_kafka_properties);
+	ss_secrets_foreach("kafka.", append_secret_property, &buf);
+	return buf.data;
 }

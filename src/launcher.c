@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -22,10 +24,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "worker_args.h"
 #include "catalog.h"
 #include "launcher.h"
 #include "settings.h"
+#include "worker_args.h"
+#include "worker_status.h"
 
 #define MIN_RESTART_DELAY_MS 1000
 #define MAX_RESTART_DELAY_MS 30000
@@ -45,6 +48,9 @@ typedef struct ManagedWorker
 } ManagedWorker;
 
 static List *managed = NIL;
+static uint64 launcher_generation = 0;
+
+#define ORPHAN_WAIT_MS 30000
 
 void
 ss_register_launcher(void)
@@ -65,7 +71,7 @@ static bool
 start_worker(ManagedWorker *mw, const char *owner_name)
 {
 	BackgroundWorker worker = {0};
-	WorkerArgs args = {mw->owner_id, mw->worker_no, mw->generation};
+	WorkerArgs args = {mw->owner_id, mw->worker_no, mw->generation, launcher_generation};
 	MemoryContext old;
 	bool ok;
 
@@ -210,15 +216,55 @@ reconcile(void)
 	MemoryContextDelete(cxt);
 }
 
+static void
+launcher_exit(int code, Datum arg)
+{
+	ss_status_launcher_exited(launcher_generation);
+}
+
+/*
+ * Workers that an earlier launcher started (it was terminated, or crashed
+ * without taking the postmaster down) see that they are orphans and exit
+ * on their next pass; the new launcher also asks them to, and waits until
+ * they are gone before it starts any of its own, so a pipeline slot or a
+ * source never has two workers.
+ */
+static void
+retire_orphans(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ORPHAN_WAIT_MS);
+	int pids[64];
+	int n;
+
+	while ((n = ss_status_orphans(launcher_generation, pids, lengthof(pids))) > 0)
+	{
+		for (int i = 0; i < Min(n, (int) lengthof(pids)); i++)
+			kill(pids[i], SIGTERM);
+		if (GetCurrentTimestamp() > deadline)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+							errmsg("stocks_stream launcher: %d worker(s) of an earlier launcher "
+								   "did not exit",
+								   n),
+							errhint("The launcher retries; pg_terminate_backend() ends them.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 void
 ss_launcher_main(Datum main_arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	launcher_generation = ss_status_launcher_started();
+	before_shmem_exit(launcher_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
 	pgstat_report_appname("stocks_stream launcher");
 	ereport(LOG, (errmsg("stocks_stream launcher started in database \"%s\"", ss_database)));
+	retire_orphans();
 
 	for (;;)
 	{

@@ -22,6 +22,7 @@
 #include "utils/resowner.h"
 
 #include "s3.h"
+#include "secrets.h"
 #include "settings.h"
 
 typedef struct RequestBody
@@ -301,8 +302,8 @@ prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, co
 	curl_easy_setopt(handle, CURLOPT_URL, c->url);
 	curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_s3_access_key);
-	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_s3_secret_key);
+	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secret("s3_access_key"));
+	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_secret("s3_secret_key"));
 	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, c->curl_error);
 	curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000L);

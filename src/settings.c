@@ -3,14 +3,14 @@
  *	  Defines every configuration parameter (GUC) of stocks_stream.
  *
  * Connection settings are PGC_SIGHUP: workers re-read them on SIGHUP.
- * Anything that can hold a credential (the S3 keys, librdkafka pass-through
- * properties that may carry SASL passwords) is GUC_SUPERUSER_ONLY and
- * GUC_NO_SHOW_ALL, so ordinary users see it neither in SHOW nor pg_settings,
- * and the extension never writes its value to the log.
+ * No setting holds a credential: the S3 and Finnhub keys live in the file
+ * stocks_stream.secrets_file names (secrets.c), because members of
+ * pg_read_all_settings can read any setting.  librdkafka pass-through
+ * properties stay GUC_SUPERUSER_ONLY and GUC_NO_SHOW_ALL; passwords among
+ * them belong in the secrets file too.
  */
 #include "postgres.h"
 
-#include "storage/fd.h"
 #include "utils/guc.h"
 
 #include "settings.h"
@@ -19,18 +19,16 @@ char *ss_kafka_brokers = NULL;
 char *ss_kafka_properties = NULL;
 char *ss_s3_endpoint = NULL;
 char *ss_s3_region = NULL;
-char *ss_s3_access_key = NULL;
-char *ss_s3_secret_key = NULL;
 bool ss_s3_path_style = true;
 int ss_s3_timeout_ms = 30000;
-char *ss_finnhub_api_key = NULL;
-char *ss_finnhub_api_key_file = NULL;
+char *ss_secrets_file = NULL;
 char *ss_finnhub_url = NULL;
 char *ss_finnhub_ws_url = NULL;
 char *ss_database = NULL;
 int ss_max_workers = 16;
 int ss_launcher_naptime_ms = 1000;
 int ss_retry_max_backoff_ms = 30000;
+int ss_min_event_year = 2000;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
 
@@ -51,12 +49,6 @@ ss_define_settings(void)
 		&ss_s3_endpoint, "http://127.0.0.1:9000", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.s3_region", "S3 region used for SigV4 signing.", NULL,
 							   &ss_s3_region, "us-east-1", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("stocks_stream.s3_access_key", "S3 access key id.",
-							   "Superuser-only.", &ss_s3_access_key, "", PGC_SIGHUP, SECRET_FLAGS,
-							   NULL, NULL, NULL);
-	DefineCustomStringVariable("stocks_stream.s3_secret_key", "S3 secret access key.",
-							   "Superuser-only; never shown to other users nor logged.",
-							   &ss_s3_secret_key, "", PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
 	DefineCustomBoolVariable(
 		"stocks_stream.s3_path_style",
 		"Address buckets as endpoint/bucket/key (MinIO) instead of bucket.endpoint/key.", NULL,
@@ -64,14 +56,13 @@ ss_define_settings(void)
 	DefineCustomIntVariable("stocks_stream.s3_timeout_ms", "Timeout of one S3 request.", NULL,
 							&ss_s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
 							NULL, NULL);
-	DefineCustomStringVariable("stocks_stream.finnhub_api_key",
-							   "Finnhub API key for the finnhub_quotes and finnhub_trades sources.",
-							   "Superuser-only; never shown to other users nor logged.",
-							   &ss_finnhub_api_key, "", PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
 	DefineCustomStringVariable(
-		"stocks_stream.finnhub_api_key_file",
-		"File holding the Finnhub API key (used when finnhub_api_key is empty).", NULL,
-		&ss_finnhub_api_key_file, "", PGC_SIGHUP, SECRET_FLAGS, NULL, NULL, NULL);
+		"stocks_stream.secrets_file",
+		"File holding the S3 keys, the Finnhub key and secret Kafka properties.",
+		"name = value lines, readable by the server's user only; a relative path is "
+		"relative to the data directory.  Secrets are never settings: members of "
+		"pg_read_all_settings can read every setting.",
+		&ss_secrets_file, "stocks_stream.secrets", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.finnhub_url", "Base URL of Finnhub's REST API.", NULL,
 							   &ss_finnhub_url, "https://finnhub.io/api/v1", PGC_SIGHUP, 0, NULL,
 							   NULL, NULL);
@@ -93,29 +84,22 @@ ss_define_settings(void)
 							&ss_retry_max_backoff_ms, 30000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("stocks_stream.min_event_year",
+							"Records stamped before January 1st (UTC) of this year are refused.",
+							"A quote or trade from before it is quarantined instead of creating "
+							"partitions and candles of that time.",
+							&ss_min_event_year, 2000, 1971, 9999, PGC_SUSET, 0, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("stocks_stream");
 }
 
-/*
- * The Finnhub API key: the setting, else the first line of the key file,
- * else "" (no account).  The result is palloc'd in the current context.
- */
-char *
-ss_finnhub_key(void)
+/* Unix seconds of January 1st, 00:00 UTC, of stocks_stream.min_event_year. */
+double
+ss_min_event_time(void)
 {
-	FILE *f;
-	char buf[256];
+	int year = ss_min_event_year;
+	int64 days =
+		365 * (int64) (year - 1970) + (year - 1969) / 4 - (year - 1901) / 100 + (year - 1601) / 400;
 
-	if (ss_finnhub_api_key[0] != '\0' || ss_finnhub_api_key_file[0] == '\0')
-		return pstrdup(ss_finnhub_api_key);
-	f = AllocateFile(ss_finnhub_api_key_file, "r");
-	if (f == NULL)
-		ereport(ERROR, (errcode_for_file_access(),
-						errmsg("could not open stocks_stream.finnhub_api_key_file \"%s\": %m",
-							   ss_finnhub_api_key_file)));
-	if (fgets(buf, sizeof(buf), f) == NULL)
-		buf[0] = '\0';
-	FreeFile(f);
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return pstrdup(buf);
+	return (double) days * 86400.0;
 }

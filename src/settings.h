@@ -12,14 +12,13 @@ extern char *ss_kafka_properties;
 /* S3 / MinIO */
 extern char *ss_s3_endpoint;
 extern char *ss_s3_region;
-extern char *ss_s3_access_key;
-extern char *ss_s3_secret_key;
 extern bool ss_s3_path_style;
 extern int ss_s3_timeout_ms;
 
+/* credentials: the file that holds them (secrets.c) */
+extern char *ss_secrets_file;
+
 /* Finnhub */
-extern char *ss_finnhub_api_key;
-extern char *ss_finnhub_api_key_file;
 extern char *ss_finnhub_url;
 extern char *ss_finnhub_ws_url;
 
@@ -29,7 +28,10 @@ extern int ss_max_workers;
 extern int ss_launcher_naptime_ms;
 extern int ss_retry_max_backoff_ms;
 
+/* loading */
+extern int ss_min_event_year;
+
 extern void ss_define_settings(void);
-extern char *ss_finnhub_key(void);
+extern double ss_min_event_time(void);
 
 #endif

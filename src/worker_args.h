@@ -9,7 +9,8 @@ typedef struct WorkerArgs
 {
 	int owner_id; /* pipeline_id or source_id */
 	int worker_no;
-	int generation; /* of the pipeline/source when started */
+	int generation;				/* of the pipeline/source when started */
+	uint64 launcher_generation; /* of the launcher that started it */
 } WorkerArgs;
 
 #endif

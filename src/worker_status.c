@@ -38,6 +38,7 @@ struct WorkerStatus
 	int owner_id;
 	char owner_name[NAMEDATALEN];
 	int worker_no;
+	uint64 launcher_generation; /* of the launcher that started the worker */
 	char state[STATE_LEN];
 	char detail[DETAIL_LEN];
 	int64 counters[STATUS_COUNTERS];
@@ -50,6 +51,8 @@ struct WorkerStatus
 typedef struct StatusArray
 {
 	slock_t mutex;
+	uint64 launcher_generation; /* bumped by each launcher at its start */
+	bool launcher_running;
 	int nslots;
 	WorkerStatus slots[FLEXIBLE_ARRAY_MEMBER];
 } StatusArray;
@@ -91,22 +94,97 @@ ss_status_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-WorkerStatus *
-ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worker_no)
+/*
+ * A launcher starts: from now on only the workers it starts may run.
+ * Returns its generation, which it hands to its workers.
+ */
+uint64
+ss_status_launcher_started(void)
 {
-	WorkerStatus *slot = NULL;
+	uint64 generation;
+
+	SpinLockAcquire(&status_array->mutex);
+	generation = ++status_array->launcher_generation;
+	status_array->launcher_running = true;
+	SpinLockRelease(&status_array->mutex);
+	return generation;
+}
+
+/* The launcher of this generation exits: its workers follow it. */
+void
+ss_status_launcher_exited(uint64 generation)
+{
+	SpinLockAcquire(&status_array->mutex);
+	if (status_array->launcher_generation == generation)
+		status_array->launcher_running = false;
+	SpinLockRelease(&status_array->mutex);
+}
+
+/* Is the launcher of this generation still the one running? */
+bool
+ss_status_launcher_is_current(uint64 generation)
+{
+	bool current;
+
+	SpinLockAcquire(&status_array->mutex);
+	current = status_array->launcher_running && status_array->launcher_generation == generation;
+	SpinLockRelease(&status_array->mutex);
+	return current;
+}
+
+/*
+ * Pids of the workers that a launcher other than `generation` started and
+ * that still hold their slot; at most `max`.  Returns how many there are.
+ */
+int
+ss_status_orphans(uint64 generation, int *pids, int max)
+{
+	int n = 0;
 
 	SpinLockAcquire(&status_array->mutex);
 	for (int i = 0; i < status_array->nslots; i++)
 	{
 		WorkerStatus *s = &status_array->slots[i];
 
-		/* a slot left behind by a crashed worker of the same key is reused */
-		if (!s->in_use || (s->kind == kind && s->owner_id == owner_id && s->worker_no == worker_no))
+		if (s->in_use && s->launcher_generation != generation)
 		{
-			slot = s;
-			break;
+			if (n < max)
+				pids[n] = s->pid;
+			n++;
 		}
+	}
+	SpinLockRelease(&status_array->mutex);
+	return n;
+}
+
+/*
+ * Claim a status slot for this worker.  Returns NULL, claiming nothing,
+ * when the launcher that started it is no longer the current one, or when
+ * another worker holds the same pipeline slot or source: never two
+ * workers for one.
+ */
+WorkerStatus *
+ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worker_no,
+				uint64 launcher_generation)
+{
+	WorkerStatus *slot = NULL;
+	bool current;
+
+	SpinLockAcquire(&status_array->mutex);
+	current =
+		status_array->launcher_running && status_array->launcher_generation == launcher_generation;
+	for (int i = 0; current && i < status_array->nslots; i++)
+	{
+		WorkerStatus *s = &status_array->slots[i];
+
+		/* another worker already runs this pipeline slot or source */
+		if (s->in_use && s->kind == kind && s->owner_id == owner_id && s->worker_no == worker_no)
+		{
+			current = false;
+			slot = NULL;
+		}
+		else if (!s->in_use && slot == NULL)
+			slot = s;
 	}
 	if (slot != NULL)
 	{
@@ -117,11 +195,14 @@ ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worke
 		slot->owner_id = owner_id;
 		strlcpy(slot->owner_name, owner_name, NAMEDATALEN);
 		slot->worker_no = worker_no;
+		slot->launcher_generation = launcher_generation;
 		strlcpy(slot->state, "starting", STATE_LEN);
 		slot->started_at = GetCurrentTimestamp();
 	}
 	SpinLockRelease(&status_array->mutex);
 
+	if (!current)
+		return NULL;
 	if (slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -37,8 +37,12 @@ extern void ss_status_shmem_request(void);
 extern void ss_status_shmem_startup(void);
 
 extern WorkerStatus *ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name,
-									 int worker_no);
+									 int worker_no, uint64 launcher_generation);
 extern void ss_status_release(WorkerStatus *slot);
+extern uint64 ss_status_launcher_started(void);
+extern void ss_status_launcher_exited(uint64 generation);
+extern bool ss_status_launcher_is_current(uint64 generation);
+extern int ss_status_orphans(uint64 generation, int *pids, int max);
 extern void ss_status_set_state(WorkerStatus *slot, const char *state);
 extern void ss_status_set_detail(WorkerStatus *slot, const char *detail);
 extern void ss_status_add(WorkerStatus *slot, int counter, int64 delta);

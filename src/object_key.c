@@ -1,0 +1,196 @@
+/*
+ * object_key.c
+ *	  Formats and parses the S3 key of a bronze object.
+ *
+ *	  <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.ndjson[.gz]
+ *
+ * with the offsets as 20 digits and the date and hour (UTC) of the first
+ * message's timestamp.  The key names both the first and the last offset,
+ * so one key always means the same bytes: a writer that lost its partition
+ * (a zombie) and flushes late writes a key of its own and can never replace
+ * the object of the partition's new owner with a shorter one.  Keys of
+ * 0.1.0 (first offset only) and of the old Python pipeline
+ * (<symbol>/<unix_ts>.json, one quote each) are still read.
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "object_key.h"
+
+#define OFFSET_DIGITS 20
+#define SYMBOL_CHARS  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_-"
+#define TOPIC_CHARS	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+char *
+object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
+				  int64 last_offset, int64 first_timestamp_ms, bool gzip)
+{
+	time_t secs = (time_t) (first_timestamp_ms / 1000);
+	struct tm tm;
+
+	if (first_timestamp_ms < 0)
+		secs = time(NULL);
+	gmtime_r(&secs, &tm);
+	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%0*lld-%0*lld.ndjson%s", prefix,
+					prefix[0] ? "/" : "", topic, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+					tm.tm_hour, partition, OFFSET_DIGITS, (long long) first_offset, OFFSET_DIGITS,
+					(long long) last_offset, gzip ? ".gz" : "");
+}
+
+/* Exactly n digits at *p (advanced past them) as a number. */
+static bool
+take_digits(const char **p, int n, int64 *value)
+{
+	int64 v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if ((*p)[i] < '0' || (*p)[i] > '9' || v > (PG_INT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*value = v;
+	return true;
+}
+
+/* 1 to 10 digits: a partition number. */
+static bool
+take_partition(const char **p, int32 *value)
+{
+	size_t n = strspn(*p, "0123456789");
+	int64 v;
+
+	if (n < 1 || n > 9 || !take_digits(p, (int) n, &v))
+		return false;
+	*value = (int32) v;
+	return true;
+}
+
+/* The file name: <partition>-<first>[-<last>].ndjson[.gz] */
+static ObjectKeyKind
+parse_file_name(const char *name, ObjectKey *out)
+{
+	const char *p = name;
+	ObjectKeyKind kind = OBJECT_KEY_ARCHIVE_V1;
+
+	out->last_offset = -1;
+	if (!take_partition(&p, &out->partition) || *p++ != '-' ||
+		!take_digits(&p, OFFSET_DIGITS, &out->first_offset))
+		return OBJECT_KEY_OTHER;
+	if (*p == '-')
+	{
+		p++;
+		if (!take_digits(&p, OFFSET_DIGITS, &out->last_offset) ||
+			out->last_offset < out->first_offset)
+			return OBJECT_KEY_OTHER;
+		kind = OBJECT_KEY_ARCHIVE;
+	}
+	if (strcmp(p, ".ndjson") == 0)
+		out->compressed = false;
+	else if (strcmp(p, ".ndjson.gz") == 0)
+		out->compressed = true;
+	else
+		return OBJECT_KEY_OTHER;
+	return kind;
+}
+
+/* <topic>/dt=YYYY-MM-DD/hour=HH/ ending at `file`: the topic, or NULL. */
+static char *
+parse_topic_dirs(const char *key, const char *file)
+{
+	const char *hour, *dt, *topic;
+	size_t len;
+
+	/* "dt=YYYY-MM-DD/hour=HH/" is 22 characters before the file name */
+	if (file - key < 23)
+		return NULL;
+	hour = file - 8;
+	dt = hour - 14;
+	if (strncmp(hour, "hour=", 5) != 0 || strspn(hour + 5, "0123456789") != 2 || hour[7] != '/' ||
+		strncmp(dt, "dt=", 3) != 0 || strspn(dt + 3, "0123456789-") != 10 || dt[13] != '/' ||
+		dt - key < 2 || dt[-1] != '/')
+		return NULL;
+	/* the topic is the path segment before dt= */
+	for (topic = dt - 1; topic > key && topic[-1] != '/'; topic--)
+		;
+	len = (dt - 1) - topic;
+	if (len < 1 || len > 249 || strspn(topic, TOPIC_CHARS) < len)
+		return NULL;
+	return pnstrdup(topic, len);
+}
+
+/* <symbol>/<unix_ts>.json at the top of the bucket */
+static bool
+parse_python_quote(const char *key)
+{
+	const char *slash = strchr(key, '/');
+	size_t sym = slash ? (size_t) (slash - key) : 0;
+	size_t digits;
+
+	if (sym < 1 || sym > 32 || strspn(key, SYMBOL_CHARS) < sym)
+		return false;
+	digits = strspn(slash + 1, "0123456789");
+	return digits >= 1 && strcmp(slash + 1 + digits, ".json") == 0;
+}
+
+/* What kind of key this is; an archive key's parts go to *out. */
+ObjectKeyKind
+object_key_parse(const char *key, ObjectKey *out)
+{
+	const char *file = strrchr(key, '/');
+
+	memset(out, 0, sizeof(ObjectKey));
+	out->last_offset = -1;
+	if (parse_python_quote(key))
+		return out->kind = OBJECT_KEY_PYTHON_QUOTE;
+	if (file == NULL)
+		return OBJECT_KEY_OTHER;
+	out->kind = parse_file_name(file + 1, out);
+	if (out->kind != OBJECT_KEY_OTHER && (out->topic = parse_topic_dirs(key, file + 1)) == NULL)
+		out->kind = OBJECT_KEY_OTHER;
+	return out->kind;
+}
+
+PG_FUNCTION_INFO_V1(ss_parse_object_key);
+
+/*
+ * parse_object_key(key) -> (kind, topic, partition, first_offset,
+ * last_offset, compressed); kind is 'archive', 'archive_v1',
+ * 'python_quote' or NULL with every field NULL.
+ */
+Datum
+ss_parse_object_key(PG_FUNCTION_ARGS)
+{
+	static const char *const kinds[] = {NULL, "archive", "archive_v1", "python_quote"};
+	char *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ObjectKey k;
+	TupleDesc tupdesc;
+	Datum values[6] = {0};
+	bool nulls[6] = {true, true, true, true, true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("parse_object_key must return a row")));
+	if (object_key_parse(key, &k) != OBJECT_KEY_OTHER)
+	{
+		values[0] = CStringGetTextDatum(kinds[k.kind]);
+		nulls[0] = false;
+	}
+	if (k.kind == OBJECT_KEY_ARCHIVE || k.kind == OBJECT_KEY_ARCHIVE_V1)
+	{
+		values[1] = CStringGetTextDatum(k.topic);
+		values[2] = Int32GetDatum(k.partition);
+		values[3] = Int64GetDatum(k.first_offset);
+		values[4] = Int64GetDatum(k.last_offset);
+		values[5] = BoolGetDatum(k.compressed);
+		nulls[1] = nulls[2] = nulls[3] = nulls[5] = false;
+		nulls[4] = (k.last_offset < 0);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

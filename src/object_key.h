@@ -1,0 +1,32 @@
+/*
+ * object_key.h
+ *	  The S3 key of a bronze object: written by the archive worker, read by
+ *	  the loaders and by SQL (stocks_stream.parse_object_key).
+ */
+#ifndef STOCKS_STREAM_OBJECT_KEY_H
+#define STOCKS_STREAM_OBJECT_KEY_H
+
+typedef enum ObjectKeyKind
+{
+	OBJECT_KEY_OTHER = 0,	/* not a bronze object */
+	OBJECT_KEY_ARCHIVE,		/* <partition>-<first>-<last>.ndjson[.gz] */
+	OBJECT_KEY_ARCHIVE_V1,	/* 0.1.0: <partition>-<first>.ndjson[.gz] */
+	OBJECT_KEY_PYTHON_QUOTE /* the old Python pipeline: <symbol>/<ts>.json */
+} ObjectKeyKind;
+
+typedef struct ObjectKey
+{
+	ObjectKeyKind kind;
+	char *topic; /* palloc'd; NULL for a Python quote */
+	int32 partition;
+	int64 first_offset;
+	int64 last_offset; /* -1 when the key does not say (0.1.0 keys) */
+	bool compressed;
+} ObjectKey;
+
+extern char *object_key_format(const char *prefix, const char *topic, int32 partition,
+							   int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
+							   bool gzip);
+extern ObjectKeyKind object_key_parse(const char *key, ObjectKey *out);
+
+#endif

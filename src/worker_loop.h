@@ -1,0 +1,18 @@
+/*
+ * worker_loop.h
+ *	  What every stocks_stream background worker does at start and on each
+ *	  pass of its loop.
+ */
+#ifndef STOCKS_STREAM_WORKER_LOOP_H
+#define STOCKS_STREAM_WORKER_LOOP_H
+
+#include "worker_args.h"
+#include "worker_status.h"
+
+extern WorkerArgs ss_worker_args;
+
+extern void ss_worker_start(void);
+extern WorkerStatus *ss_worker_claim_status(WorkerKind kind, int owner_id, const char *owner_name);
+extern bool ss_worker_pass(void);
+
+#endif
