@@ -48,3 +48,26 @@ SHLIB_LINK = $(RDKAFKA_LIBS) $(shell pkg-config --libs $(LIBS_PC))
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# make check-regress: the REGRESS suites on a temporary instance of their own
+# (initdb'd by pg_regress, the extension preloaded by regress.conf), as
+# pg_cron runs its tests: no running server, Kafka or S3 needed, a few
+# seconds.  The extension is loaded from the system directories, so run
+# `make install` first.  `make installcheck` still runs the same suites
+# against a running server (PG* variables).  initdb refuses root, so as root
+# pg_regress runs as the postgres user; results and the instance go to a
+# scratch directory (REGRESS_OUT, default a new one under /tmp, removed when
+# every test passes; regression.diffs is printed when one fails).
+REGRESS_AS := $(if $(filter 0,$(shell id -u)),runuser -u postgres --)
+check-regress:
+	@out='$(REGRESS_OUT)'; [ -n "$$out" ] || out=$$(mktemp -d /tmp/stocks_stream_check_regress.XXXXXX); \
+	mkdir -p "$$out" && $(if $(REGRESS_AS),chown postgres "$$out" &&) \
+	echo "+++ regress check on a temporary instance in $$out +++" && \
+	if $(REGRESS_AS) $(top_builddir)/src/test/regress/pg_regress --inputdir='$(CURDIR)' --bindir='$(bindir)' \
+		--outputdir="$$out" --temp-instance="$$out/instance" --temp-config='$(CURDIR)/regress.conf' \
+		$(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS) $(REGRESS_OPTS) $(REGRESS); then \
+		[ -n '$(REGRESS_OUT)' ] || rm -rf "$$out"; \
+	else \
+		cat "$$out/regression.diffs" 2>/dev/null; exit 1; \
+	fi
+.PHONY: check-regress
