@@ -8,7 +8,9 @@ SELECT name, key_prefix, batch_max_messages, gzip, workers
   FROM stocks_stream.create_pipeline('trades_archive', 'trades.v1', 'bronze-bucket',
        key_prefix => 'raw/trades', batch_max_messages => 5000, gzip => true, workers => 2);
 
--- start / stop flip the running flag the launcher follows
+-- start / stop flip the running flag the launcher follows; this database
+-- (contrib_regression) is not the one stocks_stream.database names, so no
+-- launcher would run the pipeline: start says so instead of doing nothing
 SELECT name, running FROM stocks_stream.start_pipeline('quotes_archive');
 SELECT name, running FROM stocks_stream.pipelines ORDER BY name;
 SELECT name, running FROM stocks_stream.stop_pipeline('quotes_archive');

@@ -7,6 +7,7 @@ SELECT name, kind, symbols, poll_interval_ms
        'quotes', poll_interval_ms => 5000);
 SELECT name, kind, symbols
   FROM stocks_stream.create_source('trades', 'finnhub_trades', ARRAY['AAPL', 'BINANCE:BTCUSDT'], 'trades');
+-- no launcher serves this database: start refuses, with a hint
 SELECT name, running FROM stocks_stream.start_source('sim');
 SELECT name, running FROM stocks_stream.stop_source('sim');
 SELECT name, symbols, options, generation

@@ -9,9 +9,8 @@ BEGIN
         RAISE EXCEPTION 'cannot start % "%": no stocks_stream launcher serves database "%"',
             what, p_name, current_database()
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = format('The launcher and its workers run in the database that stocks_stream.database names (now "%s"); set it to "%s" in postgresql.conf and restart the server, or manage pipelines in "%s".',
-                                current_setting('stocks_stream.database', true), current_database(),
-                                current_setting('stocks_stream.database', true));
+                  HINT = format('The launcher runs the pipelines and sources of the database stocks_stream.database names: start it from that database, or set stocks_stream.database = ''%s'' in postgresql.conf and restart the server.',
+                                current_database());
     END IF;
 END;
 $$;
