@@ -58,11 +58,12 @@
 #include "worker_loop.h"
 #include "worker_status.h"
 
-#define MAX_POLL_PER_ROUND	 20000
-#define UPLOAD_STEP_EVERY	 1000
-#define MAX_WAIT_MS			 100 /* how long signals may wait while Kafka is quiet */
-#define INITIAL_BACKOFF_MS	 500
-#define COMMITTED_TIMEOUT_MS 10000
+#define MAX_POLL_PER_ROUND	   20000
+#define UPLOAD_STEP_EVERY	   1000
+#define MAX_WAIT_MS			   100 /* how long signals may wait while Kafka is quiet */
+#define INITIAL_BACKOFF_MS	   500
+#define COMMITTED_TIMEOUT_MS   10000
+#define EXIT_COMMIT_TIMEOUT_MS 2000
 
 static PipelineConfig *pipeline = NULL;
 static int worker_no = 0;
@@ -138,6 +139,7 @@ batch_for(int32 partition)
 		{
 			batches[i].partition = i;
 			batches[i].next_offset = -1;
+			batches[i].recorded_offset = -1;
 			batch_clear(&batches[i]);
 		}
 		nbatches = n;
@@ -217,6 +219,7 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 		batch_clear(b);
 		b->assigned = true;
 		b->next_offset = start;
+		b->recorded_offset = -1;
 	}
 	pfree(stored);
 	pfree(committed);
@@ -279,6 +282,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			batch_clear(b);
 			b->assigned = false;
 			b->next_offset = -1;
+			b->recorded_offset = -1;
 		}
 		rd_kafka_assign(rk, NULL);
 	}
@@ -330,6 +334,39 @@ commit_to_kafka(int32 partition, int64 next_offset)
 
 	rd_kafka_topic_partition_list_add(list, pipeline->topic, partition)->offset = next_offset;
 	rd_kafka_commit(consumer, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+	batch_for(partition)->recorded_offset = next_offset;
+}
+
+/*
+ * At exit, make sure the group's committed offsets include every object
+ * recorded (commits are asynchronous): the instance that takes the
+ * partitions over resumes from them, and would otherwise archive the last
+ * objects again.  Bounded, so a broker that is down cannot hold the exit.
+ */
+static void
+commit_recorded_at_exit(int code, Datum arg)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_queue_t *queue;
+	rd_kafka_event_t *ev;
+
+	if (consumer == NULL)
+		return;
+	list = rd_kafka_topic_partition_list_new(Max(nbatches, 1));
+	for (int i = 0; i < nbatches; i++)
+		if (batches[i].assigned && batches[i].recorded_offset >= 0)
+			rd_kafka_topic_partition_list_add(list, pipeline->topic, i)->offset =
+				batches[i].recorded_offset;
+	if (list->cnt > 0)
+	{
+		queue = rd_kafka_queue_new(consumer);
+		rd_kafka_commit_queue(consumer, list, queue, NULL, NULL);
+		ev = rd_kafka_queue_poll(queue, EXIT_COMMIT_TIMEOUT_MS);
+		if (ev != NULL)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_queue_destroy(queue);
+	}
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
@@ -770,6 +807,7 @@ ss_archive_worker_main(Datum main_arg)
 											ALLOCSET_DEFAULT_SIZES);
 	kafka_fingerprint = ss_kafka_settings_fingerprint();
 	create_consumer();
+	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");
 
 	for (;;)

@@ -12,7 +12,8 @@ typedef struct PartitionBatch
 {
 	int32 partition;
 	bool assigned;
-	int64 next_offset; /* next offset expected; -1 when unknown */
+	int64 next_offset;	   /* next offset expected; -1 when unknown */
+	int64 recorded_offset; /* next offset after the last object recorded; -1: none yet */
 	int64 first_offset;
 	int64 last_offset;
 	int64 first_timestamp_ms;
