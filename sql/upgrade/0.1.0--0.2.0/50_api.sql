@@ -203,10 +203,14 @@ COMMENT ON COLUMN api.symbols.time_zone IS 'Time zone of its daily candles and s
 -- returned as filled: open = high = low = close = the previous close,
 -- volume 0, no VWAP; buckets before the first data the symbol has are not
 -- returned.
+CREATE TYPE api.candle_point AS (symbol text, "interval" text, bucket_start timestamptz, open numeric,
+    high numeric, low numeric, close numeric, volume numeric, vwap numeric, sample_count bigint, filled boolean);
+COMMENT ON TYPE api.candle_point IS 'One candle of /rpc/candle_series.';
+ALTER TYPE api.candle_point OWNER TO stocks_stream_api_owner;
+
 CREATE FUNCTION api.candle_series(symbol text, "interval" text, start_time timestamptz, end_time timestamptz,
                                   fill_gaps boolean DEFAULT true)
-RETURNS TABLE (symbol text, "interval" text, bucket_start timestamptz, open numeric, high numeric, low numeric,
-               close numeric, volume numeric, vwap numeric, sample_count bigint, filled boolean)
+RETURNS SETOF api.candle_point
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
