@@ -1,7 +1,7 @@
 -- The SQL contract PostgREST relies on, exercised the way it runs a request:
 -- as the anonymous role, with the request's claims and headers set locally.
 SET TIME ZONE 'UTC';
-TRUNCATE stocks_stream.candles, stocks_stream.daily_summary, stocks_stream.quotes;
+TRUNCATE stocks_stream.candles, stocks_stream.daily_summary, stocks_stream.quotes, stocks_stream.latest_quotes;
 INSERT INTO stocks_stream.candles (symbol, interval, bucket_start, open, high, low, close, volume, vwap, sample_count, built_from) VALUES
   ('AAPL', '1m', '2025-11-24 10:00', 100, 104, 98, 104, 60, 101.5, 3, 'trades'),
   ('AAPL', '1m', '2025-11-24 10:01', 104, 105, 102, 102, 40, 103.0, 2, 'trades'),
@@ -17,6 +17,11 @@ INSERT INTO stocks_stream.quotes (symbol, quote_time, price, change, change_pct,
   ('AAPL', '2025-11-24 10:00:00', 101, 1, 1, 105, 98, 100, 100, 'api', 0, 1),
   ('AAPL', '2025-11-24 10:05:00', 102, 2, 2, 105, 98, 100, 100, 'api', 0, 2),
   ('MSFT', '2025-11-24 10:02:00', 49, -1, -2, 52, 48, 50, 50, 'api', 0, 3);
+-- what refresh_gold() keeps of them: the latest quote of each symbol
+INSERT INTO stocks_stream.latest_quotes (symbol, quote_time, price, change, change_pct, day_high, day_low, day_open,
+                                         prev_close, source_partition, source_offset) VALUES
+  ('AAPL', '2025-11-24 10:05:00', 102, 2, 2, 105, 98, 100, 100, 0, 2),
+  ('MSFT', '2025-11-24 10:02:00', 49, -1, -2, 52, 48, 50, 50, 0, 3);
 
 BEGIN;
 SET LOCAL ROLE stocks_stream_anon;
@@ -95,5 +100,14 @@ SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NUL
        obj_description(c.oid, 'pg_class') IS NOT NULL AS view_documented
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
- WHERE n.nspname = 'api' GROUP BY c.oid, c.relname ORDER BY c.relname;
+ WHERE n.nspname = 'api' AND c.relkind = 'v' GROUP BY c.oid, c.relname ORDER BY c.relname;
+-- and every function and type (/rpc/candle_series and its rows)
+SELECT p.oid::regprocedure AS function, obj_description(p.oid, 'pg_proc') IS NOT NULL AS documented
+  FROM pg_proc p WHERE p.pronamespace = 'api'::regnamespace ORDER BY 1::text;
+SELECT t.typname, obj_description(t.oid, 'pg_type') IS NOT NULL AS documented,
+       count(*) FILTER (WHERE col_description(t.typrelid, a.attnum) IS NULL) AS undocumented_columns
+  FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0
+ WHERE t.typnamespace = 'api'::regnamespace AND t.typtype = 'c'
+   AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'v')
+ GROUP BY t.oid, t.typname ORDER BY t.typname;
 RESET TIME ZONE;

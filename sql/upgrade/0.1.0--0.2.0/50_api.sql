@@ -207,6 +207,17 @@ CREATE TYPE api.candle_point AS (symbol text, "interval" text, bucket_start time
     high numeric, low numeric, close numeric, volume numeric, vwap numeric, sample_count bigint, filled boolean);
 COMMENT ON TYPE api.candle_point IS 'One candle of /rpc/candle_series.';
 ALTER TYPE api.candle_point OWNER TO stocks_stream_api_owner;
+COMMENT ON COLUMN api.candle_point.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN api.candle_point."interval" IS 'Candle width asked for: 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1w.';
+COMMENT ON COLUMN api.candle_point.bucket_start IS 'Start of the candle (UTC); 1d and 1w start at midnight of the exchange day.';
+COMMENT ON COLUMN api.candle_point.open IS 'First price; the previous close for a filled candle.';
+COMMENT ON COLUMN api.candle_point.high IS 'Highest price; the previous close for a filled candle.';
+COMMENT ON COLUMN api.candle_point.low IS 'Lowest price; the previous close for a filled candle.';
+COMMENT ON COLUMN api.candle_point.close IS 'Last price; the previous close for a filled candle.';
+COMMENT ON COLUMN api.candle_point.volume IS 'Traded volume; 0 for a filled candle, null for one built from quotes.';
+COMMENT ON COLUMN api.candle_point.vwap IS 'Volume-weighted average price; null without trades.';
+COMMENT ON COLUMN api.candle_point.sample_count IS 'Trades (or quotes) in the bucket; 0 for a filled candle.';
+COMMENT ON COLUMN api.candle_point.filled IS 'true for a bucket without data, filled from the previous close.';
 
 CREATE FUNCTION api.candle_series(symbol text, "interval" text, start_time timestamptz, end_time timestamptz,
                                   fill_gaps boolean DEFAULT true)
