@@ -19,7 +19,7 @@ def load():
 
 def test_compose_has_every_service_with_health_checks_and_start_order():
     services = load()["services"]
-    assert set(services) == {"kafka", "minio", "postgres", "postgrest", "airflow"}
+    assert set(services) == {"kafka", "minio", "postgres", "postgrest", "web", "airflow"}
     for name, svc in services.items():
         assert "healthcheck" in svc and svc["healthcheck"]["test"], f"{name} has no health check"
         for port in svc.get("ports", []):
@@ -27,6 +27,7 @@ def test_compose_has_every_service_with_health_checks_and_start_order():
     deps = {n: {d: c["condition"] for d, c in s.get("depends_on", {}).items()} for n, s in services.items()}
     assert deps["postgres"] == {"kafka": "service_healthy", "minio": "service_healthy"}
     assert deps["postgrest"] == {"postgres": "service_healthy"}
+    assert deps["web"] == {"postgrest": "service_healthy"}
     assert deps["airflow"] == {"postgres": "service_healthy"}
 
 
@@ -35,6 +36,12 @@ def test_compose_is_in_step_with_the_local_stack():
     stack = open(os.path.join(ROOT, "scripts", "stack")).read()
     kafka_version = re.search(r"^KAFKA_VERSION=(\S+)", stack, re.M).group(1)
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version}"
+    postgrest_version = re.search(r"^POSTGREST_NPM_VERSION=(\d+\.\d+\.\d+)", stack, re.M).group(1)
+    assert services["postgrest"]["image"] == f"postgrest/postgrest:v{postgrest_version}"
+    charts = re.search(r"^CHARTS_NPM_VERSION=(\S+)", stack, re.M).group(1)
+    charts_sha = re.search(r"^CHARTS_NPM_SHA256=(\S+)", stack, re.M).group(1)
+    web = open(os.path.join(ROOT, "docker", "Dockerfile.web")).read()
+    assert f"CHARTS_NPM_VERSION={charts}" in web and f"CHARTS_NPM_SHA256={charts_sha}" in web
     assert "shared_preload_libraries=stocks_stream" in open(os.path.join(ROOT, "docker", "Dockerfile.postgres")).read()
     airflow_pin = re.search(r"apache-airflow==(\S+)", open(os.path.join(ROOT, "dags", "requirements.txt")).read()).group(1)
     assert airflow_pin in open(os.path.join(ROOT, "docker", "Dockerfile.airflow")).read()
