@@ -46,6 +46,8 @@ PG_CPPFLAGS = -Isrc $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC)) -W
 SHLIB_LINK = $(RDKAFKA_LIBS) $(shell pkg-config --libs $(LIBS_PC))
 
 PG_CONFIG ?= pg_config
+# rebuild what includes a header when the header changes
+override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -1,0 +1,122 @@
+"""Helpers of the operations tests: more PostgreSQL instances beside the
+stack's own, and the exactly-once accounting of a topic (produced,
+archived, duplicated, lost) from manifests and S3."""
+import json
+import os
+import socket
+import time
+import uuid
+
+import psycopg
+from psycopg.rows import namedtuple_row
+
+from stack_support import high_watermarks, s3_client, parse_key, stack
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Instance:
+    """A PostgreSQL cluster started by `scripts/stack cluster`, with the
+    extension preloaded and database `stocks` (the one its launcher serves)
+    created without the extension.  It shares the stack's Kafka and MinIO."""
+
+    def __init__(self, label):
+        self.name = f"{label}_{uuid.uuid4().hex[:6]}"
+        self.port = free_port()
+        stack("cluster", "start", self.name, str(self.port))
+
+    def connect(self, db="stocks"):
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=db,
+                               autocommit=True, connect_timeout=5, row_factory=namedtuple_row)
+
+    def sql(self, query, params=None, db="stocks", retries=60):
+        for attempt in range(retries):
+            try:
+                with self.connect(db) as conn:
+                    cur = conn.execute(query, params)
+                    return cur.fetchall() if cur.description else None
+            except psycopg.OperationalError:
+                if attempt == retries - 1:
+                    raise
+                time.sleep(1)
+
+    def value(self, query, params=None, db="stocks"):
+        rows = self.sql(query, params, db)
+        assert rows and len(rows) == 1 and len(rows[0]) == 1, f"one value expected from {query!r}: {rows!r}"
+        return rows[0][0]
+
+    def dsn_args(self, db="stocks"):
+        return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db]
+
+    def drop(self):
+        stack("cluster", "drop", self.name)
+
+
+def manifest_rows(run_sql, pipeline):
+    return run_sql("SELECT object_key, partition, first_offset, last_offset, message_count, etag "
+                   "FROM stocks_stream.manifest WHERE pipeline = %s ORDER BY partition, first_offset",
+                   [pipeline])
+
+
+def bucket_objects(bucket):
+    """key -> (lines, etag) of every object in the bucket."""
+    import gzip
+    s3 = s3_client()
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            if obj["Key"].endswith(".gz"):
+                body = gzip.decompress(body)
+            out[obj["Key"]] = (body[:-1].split(b"\n") if body else [], obj["ETag"].strip('"'))
+    return out
+
+
+def account(topic, manifests, bucket):
+    """Exactly-once accounting of a topic archived to a bucket, from the
+    manifest rows of every instance: every manifest row's object is in S3
+    with the very lines it names; objects in S3 that no manifest names
+    (a writer that lost its partition while its PUT was under way) hold,
+    under their key, exactly the messages of their offsets.  Returns the
+    counts: produced, archived, duplicated, lost, orphan_objects."""
+    hw = high_watermarks(topic.name, topic.partitions)
+    produced = sum(hw.values())
+    objects = bucket_objects(bucket)
+    covered = {}
+    archived = 0
+    for row in manifests:
+        assert row.object_key in objects, f"manifest names {row.object_key}, which S3 does not hold"
+        lines, etag = objects[row.object_key]
+        assert etag == row.etag, f"{row.object_key} is not the object the manifest recorded"
+        assert len(lines) == row.message_count == row.last_offset - row.first_offset + 1
+        for i in range(row.message_count):
+            off = (row.partition, row.first_offset + i)
+            covered[off] = covered.get(off, 0) + 1
+            if topic.produced:
+                assert lines[i] == topic.produced[off], f"{row.object_key} line {i} is not offset {off}"
+        archived += row.message_count
+    orphans = set(objects) - {r.object_key for r in manifests}
+    for key in orphans:
+        k = parse_key(key)
+        lines, _ = objects[key]
+        assert k and k["last_offset"] is not None and len(lines) == k["last_offset"] - k["first_offset"] + 1, \
+            f"orphan object {key} does not hold what its key names"
+        if topic.produced:
+            for i, line in enumerate(lines):
+                assert line == topic.produced[(k["partition"], k["first_offset"] + i)]
+    duplicated = sum(n - 1 for n in covered.values())
+    lost = sum(1 for p, end in hw.items() for o in range(end) if (p, o) not in covered)
+    return {"produced": produced, "archived": archived, "duplicated": duplicated, "lost": lost,
+            "orphan_objects": len(orphans)}
+
+
+def report(what, **counts):
+    """Keep a test's counts (for the record of a run); returns them."""
+    path = os.path.join(os.environ.get("STOCKS_STREAM_STACK", "."), "operations-report.jsonl")
+    with open(path, "a") as f:
+        f.write(json.dumps({"test": what, **counts}) + "\n")
+    return counts

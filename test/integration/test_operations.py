@@ -1,0 +1,375 @@
+"""Exactly once through what operators do: restarting the launcher, killing
+a worker or the postmaster, a second instance in the same consumer group, a
+writer that stalls past its session and wakes up (a zombie), pg_dump and
+pg_restore, and ALTER EXTENSION ... UPDATE from the released 0.1.0.
+
+Each test counts what was produced to Kafka, archived, duplicated and
+lost, and keeps the counts in .stack/operations-report.jsonl."""
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from operations_support import Instance, account, manifest_rows, report
+from stack_support import (ROOT, Source, Topic, holds_for, high_watermarks, kafka_committed, quote_message,
+                           sql, sql_value, stack, wait_until)
+
+APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
+
+
+def running_workers(kind, name, run_sql=sql):
+    """Backends of one pipeline's archive workers, or of one source's ingest worker."""
+    return run_sql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+                   [APP[kind].format(name=name)])[0][0]
+
+
+def launcher_pid(run_sql=sql):
+    rows = run_sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'stocks_stream launcher'")
+    return rows[0][0] if len(rows) == 1 else None
+
+
+@pytest.fixture
+def instances():
+    made = []
+
+    def make(label):
+        inst = Instance(label)
+        made.append(inst)
+        return inst
+
+    yield make
+    for inst in made:
+        inst.drop()
+
+
+class Producer(threading.Thread):
+    """Produces `total` quote messages at about `rate` a second in the background."""
+
+    def __init__(self, topic, total, rate, start_at=0):
+        super().__init__(daemon=True)
+        self.topic, self.total, self.rate, self.start_at = topic, total, rate, start_at
+        self.error = None
+
+    def run(self):
+        try:
+            p = self.topic.producer()
+            chunk = max(1, self.rate // 10)
+            for i in range(self.start_at, self.start_at + self.total, chunk):
+                n = min(chunk, self.start_at + self.total - i)
+                self.topic.produce([quote_message(j) for j in range(i, i + n)], producer=p)
+                time.sleep(0.1)
+        except Exception as e:  # surfaced by finish()
+            self.error = e
+
+    def finish(self, timeout=300):
+        self.join(timeout)
+        assert not self.is_alive(), "the producer did not finish"
+        assert self.error is None, f"the producer failed: {self.error}"
+        assert self.topic.failed == 0
+
+
+def caught_up(run_sql, pipeline, topic):
+    hw = high_watermarks(topic.name, topic.partitions)
+    stored = dict(run_sql("SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
+                          "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s", [pipeline]))
+    return all(stored.get(p, 0) >= end for p, end in hw.items())
+
+
+# --- one worker per slot, whatever is killed ---------------------------------------------
+
+def terminate_launcher():
+    old = launcher_pid()
+    sql("SELECT pg_terminate_backend(%s)", [old])
+    wait_until(lambda: launcher_pid() not in (None, old), 60, "a new launcher")
+
+
+def kill_archive_worker(pipeline):
+    pid = sql_value("SELECT pid FROM stocks_stream.worker_status WHERE pipeline = %s AND worker = 0", [pipeline])
+    os.kill(pid, signal.SIGKILL)
+
+
+def restart_postmaster_immediately():
+    stack("pg-restart-immediate")
+
+
+@pytest.mark.parametrize("what", ["terminate the launcher", "SIGKILL an archive worker",
+                                  "restart the postmaster -m immediate"])
+def test_one_worker_per_slot_whatever_is_killed(what, make_pipeline):
+    t = Topic()
+    p = make_pipeline(t, workers=2, batch_max_age_ms=300, batch_max_messages=2000)
+    src = Source("simulator", ["AAPL", "MSFT"], t.name, options={"seed": 7, "rate": 2000, "max_messages": 30000})
+    try:
+        p.start()
+        src.start()
+        wait_until(lambda: p.archived_count() > 2000, 120, "the first messages archived")
+        if what == "terminate the launcher":
+            terminate_launcher()
+        elif what == "SIGKILL an archive worker":
+            kill_archive_worker(p.name)
+        else:
+            restart_postmaster_immediately()
+        wait_until(lambda: running_workers("archive", p.name) == 2 and running_workers("ingest", src.name) == 1,
+                   90, "the workers to run again")
+        # never a second worker beside them, for a while after they came back
+        holds_for(lambda: running_workers("archive", p.name) <= 2 and running_workers("ingest", src.name) <= 1,
+                  8, "one worker per pipeline slot and per source")
+        wait_until(lambda: (src.status() or {}).get("state") == "done", 180, "the simulator to finish")
+        wait_until(lambda: caught_up(sql, p.name, t), 120, "everything produced to be archived")
+    finally:
+        src.drop()
+    counts = account(t, manifest_rows(sql, p.name), p.bucket)
+    report(f"one worker per slot: {what}", **counts)
+    assert counts["produced"] > 30000 - 1
+    assert counts["duplicated"] == 0 and counts["lost"] == 0
+    assert counts["archived"] == counts["produced"]
+
+
+# --- many instances, one consumer group --------------------------------------------------
+
+def test_second_instance_in_the_group_archives_nothing_twice(instances):
+    a, b = instances("a"), instances("b")
+    for inst in (a, b):
+        inst.sql("CREATE EXTENSION stocks_stream")
+    t = Topic()
+    name, bucket = "p_" + uuid.uuid4().hex[:8], "b-" + uuid.uuid4().hex[:10]
+    for inst in (a, b):
+        inst.sql("SELECT stocks_stream.create_pipeline(%s, %s, %s, batch_max_age_ms => 300, "
+                 "batch_max_messages => 2000)", [name, t.name, bucket])
+    archived = {inst: (lambda i=inst: i.value("SELECT coalesce(sum(message_count), 0) FROM stocks_stream.manifest"))
+                for inst in (a, b)}
+    producer = Producer(t, total=80000, rate=4000)
+    producer.start()
+    a.sql("SELECT stocks_stream.start_pipeline(%s)", [name])
+    wait_until(lambda: archived[a]() >= 10000, 120, "instance a to archive")
+    b.sql("SELECT stocks_stream.start_pipeline(%s)", [name])  # joins mid-stream
+    wait_until(lambda: archived[b]() >= 5000, 120, "instance b to take its share")
+    a.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])   # the first stops later
+    producer.finish()
+    wait_until(lambda: sum(f() for f in archived.values()) >= 80000 and caught_up(b.sql, name, t), 180,
+               "every message archived by one instance or the other")
+    b.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])
+    counts = account(t, manifest_rows(a.sql, name) + manifest_rows(b.sql, name), bucket)
+
+    # one warehouse database loads what both instances wrote, from S3
+    a.sql("CREATE DATABASE warehouse")
+    a.sql("CREATE EXTENSION stocks_stream", db="warehouse")
+    loaded = a.sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, 'bronze')", [bucket], db="warehouse")[0]
+    silver = a.sql("SELECT count(*), count(DISTINCT (source_partition, source_offset)) FROM stocks_stream.quotes",
+                   db="warehouse")[0]
+    report("two instances, one group", **counts, by_a=archived[a](), by_b=archived[b](),
+           warehouse_rows=silver[0], warehouse_duplicates_skipped=loaded.rows_duplicate)
+    assert counts["produced"] == 80000
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 80000
+    assert archived[a]() > 0 and archived[b]() > 0
+    assert loaded.objects_failed == 0 and loaded.rows_quarantined == 0
+    assert silver[0] == silver[1] == 80000
+
+
+# --- a zombie writer ----------------------------------------------------------------------
+
+def worker_pid(pipeline, worker):
+    rows = sql("SELECT pid FROM stocks_stream.worker_status WHERE pipeline = %s AND worker = %s", [pipeline, worker])
+    return rows[0][0] if rows else None
+
+
+def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
+    """Worker 0 holds an object it could not PUT (S3 is down), stalls past
+    its session (SIGSTOP), worker 1 takes its partitions over and archives
+    them from the stored offsets, then worker 0 wakes up and PUTs its old,
+    shorter object of the same first offset."""
+    t = Topic()
+    p = make_pipeline(t, workers=2, batch_max_age_ms=500, batch_max_messages=100000)
+    p.start()
+    wait_until(lambda: sorted(w.assigned_partitions for w in p.workers()) == ["0,1", "2,3"], 60,
+               "both workers to own two partitions")
+    t.produce([quote_message(i) for i in range(4000)])
+    p.wait_archived(4000)
+    zombie = worker_pid(p.name, 0)
+    try:
+        stack("stop-minio")
+        t.produce([quote_message(i) for i in range(4000, 6000)])
+        wait_until(lambda: (sql("SELECT state FROM stocks_stream.worker_status WHERE pipeline = %s AND worker = 0",
+                                [p.name]) or [[None]])[0][0] == "waiting for S3", 60, "worker 0 to hold its object")
+        os.kill(zombie, signal.SIGSTOP)
+    finally:
+        stack("start-minio")
+    try:
+        t.produce([quote_message(i) for i in range(6000, 9000)])
+        wait_until(lambda: any(w.assigned_partitions == "0,1,2,3" for w in p.workers() if w.pid != zombie), 90,
+                   "worker 1 to take every partition")
+        wait_until(lambda: caught_up(sql, p.name, t), 120, "worker 1 to archive everything")
+    finally:
+        os.kill(zombie, signal.SIGCONT)
+    # the zombie wakes up; whatever it does, it must not win
+    wait_until(lambda: sorted(w.assigned_partitions for w in p.workers()) in (["", "0,1,2,3"], ["0,1", "2,3"]),
+               90, "the zombie to exit or rejoin the group")
+    t.produce([quote_message(i) for i in range(9000, 10000)])
+    wait_until(lambda: caught_up(sql, p.name, t), 120, "the last messages archived")
+    counts = account(t, manifest_rows(sql, p.name), p.bucket)
+    report("zombie writer", **counts)
+    assert counts["produced"] == 10000
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 10000
+    hw = high_watermarks(t.name, t.partitions)
+    assert wait_until(lambda: kafka_committed("stocks_stream." + p.name, t.name, t.partitions) == hw, 30,
+                      "the group's committed offsets to reach the end")
+
+
+# --- backups -------------------------------------------------------------------------------
+
+EXTENSION_TABLES = ("SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid "
+                    "WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
+                    "AND d.deptype = 'e' AND c.relkind IN ('r', 'p') ORDER BY 1")
+
+
+def row_counts(inst):
+    counts = {}
+    for (table,) in inst.sql(EXTENSION_TABLES):
+        counts[table] = inst.value(f"SELECT count(*) FROM stocks_stream.{table}")
+    return counts
+
+
+def fill(inst, t, name, bucket, messages, first=0):
+    """Archive `messages` quotes through a pipeline, load silver, refresh gold."""
+    t.produce([quote_message(i, symbol=("AAPL", "MSFT")[i % 2]) for i in range(first, first + messages)])
+    inst.sql("SELECT stocks_stream.start_pipeline(%s)", [name])
+    wait_until(lambda: caught_up(inst.sql, name, t), 120, "the pipeline to archive everything")
+    inst.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])
+    wait_until(lambda: running_workers("archive", name, inst.sql) == 0, 60, "the pipeline to stop")
+    inst.sql("SELECT * FROM stocks_stream.load_bronze()")
+    inst.sql("SELECT stocks_stream.refresh_gold()")
+
+
+def test_pg_dump_and_restore_keep_everything_and_resume(instances, tmp_path):
+    src, dst = instances("dumped"), instances("restored")
+    src.sql("CREATE EXTENSION stocks_stream")
+    t = Topic()
+    name, bucket = "p_" + uuid.uuid4().hex[:8], "b-" + uuid.uuid4().hex[:10]
+    src.sql("SELECT stocks_stream.create_pipeline(%s, %s, %s, batch_max_age_ms => 300)", [name, t.name, bucket])
+    src.sql("SELECT stocks_stream.create_source('sim', 'simulator', ARRAY['AAPL'], %s)", [t.name])
+    fill(src, t, name, bucket, 3000)
+    src.sql("INSERT INTO stocks_stream.quarantine (bucket, object_key, line_number, raw, reason) "
+            "VALUES ('b', 'k', 0, 'x', 'a kept bad line')")
+    before = row_counts(src)
+    assert before["quotes"] == 3000 and before["manifest"] > 0 and before["candles"] > 0
+
+    dump = tmp_path / "stocks.dump"
+    pg_bin = os.environ["PG_BIN"]
+    subprocess.run([f"{pg_bin}/pg_dump", "-Fc", "-f", str(dump), *src.dsn_args()], check=True)
+    restore = subprocess.run([f"{pg_bin}/pg_restore", *dst.dsn_args(), str(dump)], capture_output=True, text=True)
+    assert restore.returncode == 0, restore.stderr
+    assert "error" not in restore.stderr.lower(), restore.stderr
+    after = row_counts(dst)
+    report("pg_dump and pg_restore", rows_before=sum(before.values()), rows_after=sum(after.values()),
+           tables=len(after))
+    assert after == before
+
+    # the restored pipeline resumes from its stored offsets: nothing twice
+    fill(dst, t, name, bucket, 2000, first=3000)
+    counts = account(t, manifest_rows(dst.sql, name), bucket)
+    report("restored instance resumes", **counts)
+    assert counts["produced"] == 5000
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 5000
+    assert dst.value("SELECT count(*) FROM stocks_stream.quotes") == 5000
+
+
+# --- upgrading a populated 0.1.0 install ---------------------------------------------------
+
+CATALOG = {
+    "functions": "SELECT p.oid::regprocedure::text AS fn, md5(p.prosrc) AS src, p.prosecdef AS definer, "
+                 "  coalesce(p.proacl::text, '') AS acl, pg_get_function_result(p.oid) AS result FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid "
+                 " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
+                 "   AND d.deptype = 'e' ORDER BY 1",
+    "relations": "SELECT c.oid::regclass::text AS rel, c.relkind AS kind, coalesce(c.relacl::text, '') AS acl, "
+                 "  pg_get_userbyid(c.relowner) AS owner, coalesce(obj_description(c.oid, 'pg_class'), '') AS doc, "
+                 "  CASE WHEN c.relkind = 'v' THEN md5(pg_get_viewdef(c.oid)) END AS viewdef FROM pg_class c "
+                 "  JOIN pg_depend d ON d.objid = c.oid "
+                 " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
+                 "   AND d.deptype = 'e' ORDER BY 1",
+    "columns": "SELECT a.attrelid::regclass::text AS rel, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type, "
+               "  a.attnotnull AS notnull, coalesce(pg_get_expr(ad.adbin, ad.adrelid), '') AS dflt, "
+               "  coalesce(col_description(a.attrelid, a.attnum), '') AS doc "
+               "  FROM pg_attribute a JOIN pg_depend d ON d.objid = a.attrelid "
+               "  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum "
+               " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
+               "   AND d.deptype = 'e' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2",
+    "indexes": "SELECT indexrelid::regclass::text AS idx, pg_get_indexdef(indexrelid) AS definition FROM pg_index "
+               " WHERE indrelid IN (SELECT objid FROM pg_depend WHERE deptype = 'e' AND refobjid = "
+               "   (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')) ORDER BY 1",
+    "constraints": "SELECT conrelid::regclass::text AS rel, conname AS con, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+                   " WHERE conrelid IN (SELECT objid FROM pg_depend WHERE deptype = 'e' AND refobjid = "
+                   "   (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')) ORDER BY 1, 2",
+    "dumped": "SELECT unnest(extconfig)::regclass::text AS tbl FROM pg_extension WHERE extname = 'stocks_stream' ORDER BY 1",
+    "version": "SELECT extversion FROM pg_extension WHERE extname = 'stocks_stream'",
+}
+
+
+def catalog(inst, db="stocks"):
+    return {k: inst.sql(q, db=db) for k, q in CATALOG.items()}
+
+
+def test_alter_extension_update_from_released_0_1_0(instances):
+    u = instances("upgraded")
+    u.sql("CREATE EXTENSION stocks_stream VERSION '0.1.0'")
+    t = Topic()
+    name, bucket = "p_" + uuid.uuid4().hex[:8], "b-" + uuid.uuid4().hex[:10]
+    u.sql("SELECT stocks_stream.create_pipeline(%s, %s, %s, batch_max_age_ms => 300)", [name, t.name, bucket])
+    fill(u, t, name, bucket, 3000)
+    u.sql("SELECT stocks_stream.start_pipeline(%s)", [name])  # running through the update
+    wait_until(lambda: running_workers("archive", name, u.sql) == 1, 60, "the worker to run")
+    before = row_counts(u)
+    offsets_before = u.sql("SELECT partition, next_offset FROM stocks_stream.offsets ORDER BY 1")
+
+    u.sql("ALTER EXTENSION stocks_stream UPDATE")
+    after = row_counts(u)
+    assert u.value("SELECT extversion FROM pg_extension WHERE extname = 'stocks_stream'") == "0.2.0"
+    assert {k: after[k] for k in before} == before, "the update lost or added rows"
+    assert u.sql("SELECT partition, next_offset FROM stocks_stream.offsets ORDER BY 1") == offsets_before
+
+    # the same objects, code, grants and api as a fresh 0.2.0 install
+    u.sql("CREATE DATABASE fresh")
+    u.sql("CREATE EXTENSION stocks_stream", db="fresh")
+    upgraded, fresh = catalog(u), catalog(u, db="fresh")
+    for what in CATALOG:
+        assert upgraded[what] == fresh[what], f"{what} differ between the updated and a fresh install"
+
+    # and the workers go on: more messages, archived and loaded once
+    t.produce([quote_message(i) for i in range(3000, 5000)])
+    wait_until(lambda: caught_up(u.sql, name, t), 120, "the worker to archive after the update")
+    loaded = u.sql("SELECT * FROM stocks_stream.load_bronze()")[0]
+    u.sql("SELECT stocks_stream.refresh_gold()")
+    counts = account(t, manifest_rows(u.sql, name), bucket)
+    report("ALTER EXTENSION UPDATE 0.1.0 -> 0.2.0", **counts, rows_before=sum(before.values()),
+           rows_after=sum(after.values()), catalog_items=sum(len(v) for v in fresh.values()))
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 5000
+    assert loaded.objects_failed == 0
+    assert u.value("SELECT count(*) FROM stocks_stream.quotes") == 5000
+
+
+# --- a database no launcher serves -----------------------------------------------------------
+
+def test_database_no_launcher_serves_warns_and_refuses_to_start():
+    db = "unserved_" + uuid.uuid4().hex[:6]
+    sql(f"CREATE DATABASE {db}")
+    try:
+        with psycopg.connect(dbname=db, autocommit=True) as conn:
+            notices = []
+            conn.add_notice_handler(lambda d: notices.append(d))
+            conn.execute("CREATE EXTENSION stocks_stream")
+            warning = [n for n in notices if n.severity == "WARNING"]
+            assert warning and f'no stocks_stream launcher serves database "{db}"' in warning[0].message_primary
+            assert "stocks_stream.database" in warning[0].message_hint
+            conn.execute("SELECT stocks_stream.create_pipeline('p', 'quotes', 'bronze')")
+            conn.execute("SELECT stocks_stream.create_source('s', 'simulator', ARRAY['AAPL'])")
+            for call in ("start_pipeline('p')", "start_source('s')"):
+                with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+                    conn.execute(f"SELECT stocks_stream.{call}")
+                assert "no stocks_stream launcher serves" in e.value.diag.message_primary
+                assert f"stocks_stream.database = '{db}'" in e.value.diag.message_hint
+            assert conn.execute("SELECT bool_or(running) FROM stocks_stream.pipelines").fetchone()[0] is False
+    finally:
+        sql(f"DROP DATABASE {db} WITH (FORCE)")
