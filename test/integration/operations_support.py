@@ -118,5 +118,5 @@ def report(what, **counts):
     """Keep a test's counts (for the record of a run); returns them."""
     path = os.path.join(os.environ.get("STOCKS_STREAM_STACK", "."), "operations-report.jsonl")
     with open(path, "a") as f:
-        f.write(json.dumps({"test": what, **counts}) + "\n")
+        f.write(json.dumps({"test": what, **counts}, default=int) + "\n")
     return counts

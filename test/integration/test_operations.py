@@ -140,7 +140,7 @@ def test_second_instance_in_the_group_archives_nothing_twice(instances):
     for inst in (a, b):
         inst.sql("SELECT stocks_stream.create_pipeline(%s, %s, %s, batch_max_age_ms => 300, "
                  "batch_max_messages => 2000)", [name, t.name, bucket])
-    archived = {inst: (lambda i=inst: i.value("SELECT coalesce(sum(message_count), 0) FROM stocks_stream.manifest"))
+    archived = {inst: (lambda i=inst: i.value("SELECT coalesce(sum(message_count), 0)::bigint FROM stocks_stream.manifest"))
                 for inst in (a, b)}
     producer = Producer(t, total=80000, rate=4000)
     producer.start()
@@ -159,7 +159,8 @@ def test_second_instance_in_the_group_archives_nothing_twice(instances):
     a.sql("CREATE DATABASE warehouse")
     a.sql("CREATE EXTENSION stocks_stream", db="warehouse")
     loaded = a.sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, 'bronze')", [bucket], db="warehouse")[0]
-    silver = a.sql("SELECT count(*), count(DISTINCT (source_partition, source_offset)) FROM stocks_stream.quotes",
+    silver = a.sql("SELECT count(*) AS n, count(DISTINCT (source_partition, source_offset)) AS distinct_n "
+                   "FROM stocks_stream.quotes",
                    db="warehouse")[0]
     report("two instances, one group", **counts, by_a=archived[a](), by_b=archived[b](),
            warehouse_rows=silver[0], warehouse_duplicates_skipped=loaded.rows_duplicate)
