@@ -117,8 +117,8 @@ number_field(Fields *f, FieldId id, bool nullable, double *value, bool *isnull)
 	*value = json_object_get_double(v);
 	if (!isfinite(*value))
 		return refuse(f, "field \"%s\" is not a finite number", name);
-	/* times have bounds of their own (time_ok) */
-	if (id != FID_T && id != FID_FETCHED_TIME &&
+	/* prices (price_ok) and times (time_ok) have bounds of their own */
+	if (id != FID_T && id != FID_FETCHED_TIME && id != FID_C && id != FID_P &&
 		fabs(*value) > (id == FID_V ? BRONZE_MAX_VOLUME : BRONZE_MAX_FIGURE))
 		return refuse(f, "field \"%s\" is out of bounds (absurdly large)", name);
 	return true;
