@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, archive_simulated, sql
+from stack_support import ROOT, archive_simulated, sql_value
 
 EXPECTED = {
     "wait_for_bronze": ["load_bronze"],
@@ -57,19 +57,19 @@ def test_dag_imports_with_the_expected_tasks_and_order(airflow_env):
 def test_dags_test_moves_archived_data_into_silver_and_gold(airflow_env, make_pipeline):
     env, venv = airflow_env
     t, p = archive_simulated(make_pipeline, ["AAPL", "MSFT", "NVDA"], 3000, 3, 9)
-    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
-               [p.name])[0][0] > 0
+    assert sql_value("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
+                     [p.name]) > 0
     run = subprocess.run([os.path.join(venv, "bin", "airflow"), "dags", "test", "stocks_pipeline"], env=env,
                          capture_output=True, text=True, timeout=900)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-5000:]
-    assert sql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
-               [p.name])[0][0] == 0
+    assert sql_value("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
+                     [p.name]) == 0
     # 1000 messages per symbol, every third a quote
-    assert sql("SELECT count(*) FROM stocks_stream.trades WHERE source_topic = %s", [t.name])[0][0] == 2001
-    assert sql("SELECT count(*) FROM stocks_stream.quotes WHERE source_topic = %s", [t.name])[0][0] == 999
-    assert sql("SELECT count(*) FROM stocks_stream.gold_dirty")[0][0] == 0
-    assert sql("SELECT count(DISTINCT symbol) FROM stocks_stream.candles WHERE interval = '1m' "
-               "AND symbol IN ('AAPL', 'MSFT', 'NVDA') AND bucket_start >= now() - interval '1 hour'")[0][0] == 3
-    assert sql("SELECT count(*) FROM stocks_marts.daily_candles WHERE day = current_date "
-               "AND symbol IN ('AAPL', 'MSFT', 'NVDA')")[0][0] == 3
+    assert sql_value("SELECT count(*) FROM stocks_stream.trades WHERE source_topic = %s", [t.name]) == 2001
+    assert sql_value("SELECT count(*) FROM stocks_stream.quotes WHERE source_topic = %s", [t.name]) == 999
+    assert sql_value("SELECT count(*) FROM stocks_stream.gold_dirty") == 0
+    assert sql_value("SELECT count(DISTINCT symbol) FROM stocks_stream.candles WHERE interval = '1m' "
+                     "AND symbol IN ('AAPL', 'MSFT', 'NVDA') AND bucket_start >= now() - interval '1 hour'") == 3
+    assert sql_value("SELECT count(*) FROM stocks_marts.daily_candles WHERE day = current_date "
+                     "AND symbol IN ('AAPL', 'MSFT', 'NVDA')") == 3

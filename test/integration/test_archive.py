@@ -1,12 +1,13 @@
 """Kafka -> S3 archive: every message lands in S3 exactly once."""
 import datetime
 import os
-import subprocess
 import threading
 import time
 
-from conftest import (KEY_RE, Topic, kafka_committed, high_watermarks, quote_message, sql, stack,
-                      wait_until)
+import pytest
+
+from stack_support import (Topic, high_watermarks, holds_for, kafka_committed, parse_key, quote_message, sql,
+                           sql_value, stack, wait_until)
 
 
 def assert_exactly_once(pipeline, topic):
@@ -23,18 +24,16 @@ def assert_manifest_consistent(pipeline, topic):
     """The manifest matches a LIST of the bucket and Kafka's offsets."""
     manifest = pipeline.manifest()
     objects = pipeline.objects()
-    assert {r[0] for r in manifest} == set(objects)
-    for key, part, first, last, count, _bytes, etag in manifest:
-        lines, s3_etag = objects[key]
-        assert etag == s3_etag
-        assert count == len(lines) == last - first + 1
-        m = KEY_RE.match(key)
-        assert (int(m.group("partition")), int(m.group("offset"))) == (part, first)
+    assert {r.object_key for r in manifest} == set(objects)
+    for row in manifest:
+        lines, s3_etag = objects[row.object_key]
+        assert row.etag == s3_etag
+        assert row.message_count == len(lines) == row.last_offset - row.first_offset + 1
+        key = parse_key(row.object_key)
+        assert (key["partition"], key["first_offset"]) == (row.partition, row.first_offset)
+        assert key["last_offset"] in (None, row.last_offset)
     hw = high_watermarks(topic.name, topic.partitions)
-    stored = dict(sql("SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
-                      "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s",
-                      [pipeline.name]))
-    assert stored == {p: hw[p] for p in hw if hw[p] > 0}
+    assert pipeline.stored_offsets() == {p: hw[p] for p in hw if hw[p] > 0}
     committed = wait_until(
         lambda: (c := kafka_committed("stocks_stream." + pipeline.name, topic.name, topic.partitions))
         == {p: hw[p] if hw[p] > 0 else -1001 for p in hw} and c,
@@ -42,7 +41,7 @@ def assert_manifest_consistent(pipeline, topic):
     assert committed
     lag = sql("SELECT partition, stored_next_offset, high_watermark, lag FROM stocks_stream.consumer_lag "
               "WHERE pipeline = %s ORDER BY partition", [pipeline.name])
-    assert [(r[0], r[2], r[3]) for r in lag] == [(p, hw[p], 0) for p in sorted(hw)]
+    assert [(r.partition, r.high_watermark, r.lag) for r in lag] == [(p, hw[p], 0) for p in sorted(hw)]
 
 
 def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_pipeline):
@@ -54,30 +53,56 @@ def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_p
     assert_manifest_consistent(p, topic)
     today = datetime.datetime.now(datetime.timezone.utc)
     for key in p.objects():
-        m = KEY_RE.match(key)
-        assert m.group("prefix") == "bronze"
-        assert m.group("date") == today.strftime("%Y-%m-%d") and m.group("gz") is None
+        k = parse_key(key)
+        assert k["prefix"] == "bronze"
+        assert k["date"] == today.strftime("%Y-%m-%d") and not k["gz"]
     # batches respect max messages
-    assert max(r[4] for r in p.manifest()) <= 700
-    status = p.workers()
-    assert len(status) == 1 and status[0][2] == "running"
-    assert status[0][3] == "0,1,2,3" and status[0][4] == 6000
+    assert max(r.message_count for r in p.manifest()) <= 700
+    (worker,) = p.workers()
+    assert worker.state == "running"
+    assert worker.assigned_partitions == "0,1,2,3" and worker.messages_archived == 6000
     # nothing left to archive: the published lag drops to 0
-    wait_until(lambda: sql("SELECT lag FROM stocks_stream.worker_status WHERE pipeline = %s",
-                           [p.name])[0][0] == 0, 15, "the lag to reach 0")
+    wait_until(lambda: sql_value("SELECT lag FROM stocks_stream.worker_status WHERE pipeline = %s",
+                                 [p.name]) == 0, 15, "the lag to reach 0")
 
 
-def test_gzip_objects_decode(topic, make_pipeline):
-    p = make_pipeline(topic, gzip=True, batch_max_age_ms=300, key_prefix="raw/quotes")
+@pytest.mark.parametrize("gzip, suffix", [(False, ".ndjson"), (True, ".ndjson.gz")], ids=["plain", "gzip"])
+def test_objects_decode_under_their_prefix(topic, make_pipeline, gzip, suffix):
+    p = make_pipeline(topic, gzip=gzip, batch_max_age_ms=300, key_prefix="raw/quotes")
     p.start()
     topic.produce([quote_message(i) for i in range(2000)])
     p.wait_archived(2000)
     keys = list(p.objects())
-    assert keys and all(k.endswith(".ndjson.gz") and k.startswith("raw/quotes/") for k in keys)
+    assert keys and all(k.endswith(suffix) and k.startswith("raw/quotes/") for k in keys)
+    assert all(parse_key(k)["prefix"] == "raw/quotes" and parse_key(k)["gz"] == gzip for k in keys)
     assert_exactly_once(p, topic)
-    # stored bytes are the compressed size, well below the raw size
     raw = sum(len(v) + 1 for v in topic.produced.values())
-    assert sum(r[5] for r in p.manifest()) < raw / 3
+    stored = sum(r.bytes for r in p.manifest())
+    if gzip:
+        # stored bytes are the compressed size, well below the raw size
+        assert stored < raw / 3
+    else:
+        assert stored == raw
+
+
+@pytest.mark.parametrize("key, parts", [
+    ("bronze/market/dt=2026-11-25/hour=07/3-00000000000000000042.ndjson",
+     {"prefix": "bronze", "topic": "market", "date": "2026-11-25", "hour": 7, "partition": 3,
+      "first_offset": 42, "last_offset": None, "gz": False}),
+    ("raw/quotes/t_1/dt=2026-01-02/hour=23/0-00000000000000000000-00000000000000000699.ndjson.gz",
+     {"prefix": "raw/quotes", "topic": "t_1", "date": "2026-01-02", "hour": 23, "partition": 0,
+      "first_offset": 0, "last_offset": 699, "gz": True}),
+    ("market/dt=2026-11-25/hour=00/12-00000000000000000001-00000000000000000001.ndjson",
+     {"prefix": "", "topic": "market", "date": "2026-11-25", "hour": 0, "partition": 12,
+      "first_offset": 1, "last_offset": 1, "gz": False}),
+    ("AAPL/1764000000.json", None),
+    ("bronze/market/dt=2026-11-25/hour=07/3-42.ndjson", None),
+    ("bronze/market/dt=2026-11-25/hour=07/3-00000000000000000042.json", None),
+], ids=["first-offset-form", "first-last-form-gzip", "no-prefix", "old-pipeline-object", "short-offset",
+        "not-ndjson"])
+def test_parse_key_reads_both_key_forms(key, parts):
+    """The tests' one reader of archive keys (stack_support.parse_key)."""
+    assert parse_key(key) == parts
 
 
 def test_two_workers_split_partitions(topic, make_pipeline):
@@ -86,7 +111,7 @@ def test_two_workers_split_partitions(topic, make_pipeline):
 
     def split():
         w = p.workers()
-        parts = [set(x[3].split(",")) if x[3] else set() for x in w]
+        parts = [set(x.assigned_partitions.split(",")) if x.assigned_partitions else set() for x in w]
         return len(w) == 2 and all(parts) and parts[0].isdisjoint(parts[1]) and \
             parts[0] | parts[1] == {"0", "1", "2", "3"}
 
@@ -94,32 +119,32 @@ def test_two_workers_split_partitions(topic, make_pipeline):
     topic.produce([quote_message(i) for i in range(4000)])
     p.wait_archived(4000)
     assert_exactly_once(p, topic)
-    assert sum(x[4] for x in p.workers()) == 4000
+    assert sum(x.messages_archived for x in p.workers()) == 4000
 
 
 def test_quiet_partition_flushed_by_age(topic, make_pipeline):
     p = make_pipeline(topic, batch_max_messages=100000, batch_max_age_ms=1000)
     p.start()
-    wait_until(lambda: p.workers() and p.workers()[0][3], 60, "assignment")
+    wait_until(lambda: (w := p.workers()) and w[0].assigned_partitions, 60, "assignment")
     topic.produce([quote_message(i) for i in range(3)], partition=2)
     started = time.time()
     p.wait_archived(3, timeout=30)
     assert time.time() - started < 15
-    assert [r[1] for r in p.manifest()] == [2]
+    assert [r.partition for r in p.manifest()] == [2]
 
 
 def test_pipeline_started_before_its_topic_waits_then_archives(make_pipeline):
     topic = Topic(create=False)
     p = make_pipeline(topic, batch_max_age_ms=500)
     p.start()
-    wait_until(lambda: p.workers() and p.workers()[0][2] == "waiting for topic", 60,
-               "state 'waiting for topic'")
-    assert p.workers()[0][5] is None, "a missing topic is a state, not an error"
+    (worker,) = wait_until(lambda: (w := p.workers()) and w[0].state == "waiting for topic" and w, 60,
+                           "state 'waiting for topic'")
+    assert worker.last_error is None, "a missing topic is a state, not an error"
     topic.create()
     topic.produce([quote_message(i) for i in range(40)])
     p.wait_archived(40, timeout=90)
-    worker = p.workers()[0]
-    assert (worker[2], worker[5]) == ("running", None)
+    (worker,) = p.workers()
+    assert (worker.state, worker.last_error) == ("running", None)
 
 
 def test_message_larger_than_batch_is_archived_alone(topic, make_pipeline):
@@ -129,10 +154,10 @@ def test_message_larger_than_batch_is_archived_alone(topic, make_pipeline):
     topic.produce([quote_message(1), quote_message(2), big, quote_message(3)], partition=0)
     p.wait_archived(4)
     assert_exactly_once(p, topic)
-    sizes = {r[2]: r[4] for r in p.manifest()}     # first offset -> count
-    big_offset = [k[1] for k, v in topic.produced.items() if len(v) > 10000][0]
+    sizes = {r.first_offset: r.message_count for r in p.manifest()}
+    (big_offset,) = [offset for (_, offset), v in topic.produced.items() if len(v) > 10000]
     assert sizes[big_offset] == 1
-    assert all(r[5] <= 4096 for r in p.manifest() if r[2] != big_offset)
+    assert all(r.bytes <= 4096 for r in p.manifest() if r.first_offset != big_offset)
 
 
 def test_line_breaks_inside_a_message_keep_one_line_per_offset(topic, make_pipeline):
@@ -173,17 +198,17 @@ def test_s3_outage_pauses_then_resumes_without_loss(topic, make_pipeline):
     wait_until(lambda: p.archived_count() > 500, 60, "archiving to start")
     stack("stop-minio")
     try:
-        wait_until(lambda: any(w[2] == "waiting for S3" and w[5] for w in p.workers()), 30,
+        wait_until(lambda: any(w.state == "waiting for S3" and w.last_error for w in p.workers()), 30,
                    "the worker to report S3 down")
         frozen = p.archived_count()
-        time.sleep(20)
-        assert p.archived_count() == frozen, "offsets advanced while S3 was down"
+        holds_for(lambda: p.archived_count() == frozen, 20, "no offset advancing while S3 is down")
     finally:
         stack("start-minio")
     n = prod.finish()
     p.wait_archived(n, timeout=180)
     assert_exactly_once(p, topic)
-    assert p.workers()[0][2] == "running"
+    (worker,) = p.workers()
+    assert worker.state == "running"
 
 
 def test_postgres_immediate_restart_mid_stream(topic, make_pipeline):
@@ -193,7 +218,8 @@ def test_postgres_immediate_restart_mid_stream(topic, make_pipeline):
     prod.start()
     wait_until(lambda: p.archived_count() > 300, 60, "archiving to start")
     stack("pg-restart-immediate")
-    time.sleep(3)
+    wait_until(lambda: any(w.state == "running" for w in p.workers()), 60,
+               "the worker to run again after the restart")
     n = prod.finish()
     p.wait_archived(n, timeout=180)
     assert_exactly_once(p, topic)
@@ -207,7 +233,7 @@ def test_broker_restart_mid_stream(topic, make_pipeline):
     prod.start()
     wait_until(lambda: p.archived_count() > 300, 60, "archiving to start")
     stack("stop-kafka")
-    time.sleep(5)
+    time.sleep(5)   # the outage itself: the broker stays down five seconds
     stack("start-kafka")
     n = prod.finish()
     p.wait_archived(n, timeout=240)
@@ -219,12 +245,13 @@ def test_sigterm_exits_quickly_and_worker_is_restarted(topic, make_pipeline):
     p.start()
     topic.produce([quote_message(i) for i in range(1000)])
     p.wait_archived(1000)
-    pid = p.workers()[0][1]
+    (worker,) = p.workers()
+    pid = worker.pid
     sql("SELECT pg_terminate_backend(%s)", [pid])
     started = time.time()
     wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 5, "the worker to exit")
     assert time.time() - started < 5
-    wait_until(lambda: p.workers() and p.workers()[0][1] != pid, 60, "a restarted worker")
+    wait_until(lambda: (w := p.workers()) and w[0].pid != pid, 60, "a restarted worker")
     topic.produce([quote_message(i) for i in range(1000, 2000)])
     p.wait_archived(2000, timeout=120)
     assert_exactly_once(p, topic)
@@ -238,8 +265,7 @@ def test_stop_start_and_alter_resume_from_stored_offsets(topic, make_pipeline):
     p.stop()
     wait_until(lambda: not p.workers(), 15, "workers to stop")
     topic.produce([quote_message(i) for i in range(800, 1600)])
-    time.sleep(2)
-    assert p.archived_count() == 800
+    holds_for(lambda: p.archived_count() == 800 and not p.workers(), 2, "a stopped pipeline archiving nothing")
     sql("SELECT stocks_stream.alter_pipeline(%s, gzip => true)", [p.name])
     p.start()
     p.wait_archived(1600, timeout=120)

@@ -2,14 +2,14 @@
 import os
 import subprocess
 
-from conftest import ROOT, archive_simulated, sql
+from stack_support import ROOT, archive_simulated, sql, sql_value
 
 
 def test_dbt_build_is_green_on_loaded_data(make_pipeline):
     t, p = archive_simulated(make_pipeline, ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"], 5000, 5, 5)
-    loaded = sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])[0]
-    assert loaded[1] == 5000
-    assert sql("SELECT stocks_stream.refresh_gold()")[0][0] > 0
+    (loaded,) = sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])
+    assert loaded.rows_loaded == 5000
+    assert sql_value("SELECT stocks_stream.refresh_gold()") > 0
 
     project = os.path.join(ROOT, "dbt_stocks")
     dbt = os.path.join(os.environ["STOCKS_STREAM_DBT_VENV"], "bin", "dbt")
@@ -19,11 +19,11 @@ def test_dbt_build_is_green_on_loaded_data(make_pipeline):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "ERROR=0" in run.stdout and "moving_averages_on_known_closes" in run.stdout
-    symbols = {r[0] for r in sql("SELECT symbol FROM stocks_marts.daily_candles WHERE day = current_date")}
+    symbols = {r.symbol for r in sql("SELECT symbol FROM stocks_marts.daily_candles WHERE day = current_date")}
     assert {"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"} <= symbols
-    assert sql("SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = current_date "
-               "AND direction = 'gainer' AND rank = 1")[0][0] >= 1
-    assert sql("SELECT count(*) FROM stocks_marts.symbol_volatility")[0][0] >= 5
+    assert sql_value("SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = current_date "
+                     "AND direction = 'gainer' AND rank = 1") >= 1
+    assert sql_value("SELECT count(*) FROM stocks_marts.symbol_volatility") >= 5
     # a second build is green too (incremental models)
     again = subprocess.run([dbt, "build", "--project-dir", project, "--profiles-dir", project,
                             "--target-path", os.path.join(os.environ["STOCKS_STREAM_STACK"], "dbt-target"),

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT
+from stack_support import ROOT
 
 COMPOSE = os.path.join(ROOT, "docker", "docker-compose.yml")
 

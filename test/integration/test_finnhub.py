@@ -1,31 +1,38 @@
 """The Finnhub sources against a local fake that answers as Finnhub documents."""
 import json
+import os
 import time
 
 import pytest
 
-from conftest import Source, Topic, read_topic, sql, wait_until
+from stack_support import Source, Topic, holds_for, read_topic, set_secret, sql, sql_value, wait_until
 from fake_finnhub import FakeFinnhub
 
 QUOTE_FIELDS = ["c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time"]
 
 
 def set_settings(**settings):
+    """ALTER SYSTEM the settings (None resets one) and wait until the server
+    has reloaded them: workers started from then on see the new values."""
+    loaded = sql_value("SELECT pg_conf_load_time()")
     for name, value in settings.items():
         if value is None:
             sql(f"ALTER SYSTEM RESET stocks_stream.{name}")
         else:
             sql(f"ALTER SYSTEM SET stocks_stream.{name} = '{value}'")
     sql("SELECT pg_reload_conf()")
-    time.sleep(0.5)
+    # a new session starts with the postmaster's settings and their load time
+    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
 
 
 @pytest.fixture(scope="module")
 def fake():
     with FakeFinnhub(limit_per_minute=600, ping_interval=1.0) as f:
-        set_settings(finnhub_url=f.http_url, finnhub_ws_url=f.ws_url, finnhub_api_key="test-token")
+        set_settings(finnhub_url=f.http_url, finnhub_ws_url=f.ws_url)
+        key = set_secret("finnhub_api_key", "test-token")
         yield f
-    set_settings(finnhub_url=None, finnhub_ws_url=None, finnhub_api_key=None)
+    set_settings(finnhub_url=None, finnhub_ws_url=None)
+    set_secret("finnhub_api_key", key)
 
 
 @pytest.fixture
@@ -40,7 +47,10 @@ def source():
 
     yield make
     for s in made:
+        pid = (s.status() or {}).get("pid")
         s.drop()
+        if pid:   # the next test's requests are its own
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 30, f"source {s.name}'s worker to exit")
 
 
 def requests_for(fake, symbols, since):
@@ -54,8 +64,7 @@ def test_quotes_reach_kafka_keyed_by_symbol_with_exact_fields(fake, source):
     src = source("finnhub_quotes", symbols, t.name, poll_interval_ms=1000,
                  options={"calls_per_minute": 600})
     wait_until(lambda: (st := src.status()) and st["produced"] >= 10, 60, "ten quotes produced")
-    src.stop()
-    time.sleep(1)
+    src.stop_and_wait()
     answered = {}
     for r in requests_for(fake, symbols, since):
         assert r["token_in"] == "header" and "token" not in r["path"]
@@ -63,7 +72,7 @@ def test_quotes_reach_kafka_keyed_by_symbol_with_exact_fields(fake, source):
             q = json.loads(r["body"])
             answered[(r["symbol"], q["t"])] = q
     msgs = read_topic(t.name)
-    assert {m[2] for m in msgs} == set(symbols)
+    assert {m.key for m in msgs} == set(symbols)
     for _, _, key, value, headers in msgs:
         m = json.loads(value)
         assert list(m) == QUOTE_FIELDS
@@ -80,13 +89,14 @@ def test_call_rate_stays_within_budget(fake, source):
     # 120 calls a minute: one call every 500 ms at most
     src = source("finnhub_quotes", symbols, t.name, poll_interval_ms=1500,
                  options={"calls_per_minute": 120})
-    time.sleep(10)
-    src.stop()
+    wait_until(lambda: len(requests_for(fake, symbols, since)) >= 10, 60, "ten calls")
+    src.stop_and_wait()
+    elapsed = time.time() - since
     times = sorted(r["time"] for r in requests_for(fake, symbols, since))
     assert len(times) >= 10
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= 0.45, f"calls {min(gaps):.3f}s apart"
-    assert len(times) <= 10 / 0.5 + 2
+    assert len(times) <= elapsed / 0.5 + 2, f"{len(times)} calls in {elapsed:.1f}s"
 
 
 def test_429_burst_loses_no_poll_cycle_afterwards(fake, source):
@@ -98,22 +108,27 @@ def test_429_burst_loses_no_poll_cycle_afterwards(fake, source):
     since = time.time()
     fake.force_429(4)
     wait_until(lambda: (st := src.status()) and st["http_429"] == 4, 60, "four 429s counted")
-    time.sleep(8)
-    src.stop()
-    reqs = requests_for(fake, symbols, since)
-    last_429 = max(i for i, r in enumerate(reqs) if r["status"] == 429)
-    after = [r["symbol"] for r in reqs[last_429 + 1:] if r["status"] == 200]
+
+    def calls_since_burst():
+        """The calls since the burst, the index of the last 429, and the symbols answered after it."""
+        reqs = requests_for(fake, symbols, since)
+        last_429 = max(i for i, r in enumerate(reqs) if r["status"] == 429)
+        return reqs, last_429, [r["symbol"] for r in reqs[last_429 + 1:] if r["status"] == 200]
+
+    wait_until(lambda: len(calls_since_burst()[-1]) >= 6, 60, "six calls answered after the last 429")
+    st = src.status()   # read while the source runs: a stopped source has no status
+    src.stop_and_wait()
+    reqs, last_429, after = calls_since_burst()
     # the symbol that got the 429s comes first, then the rotation continues unbroken
     assert after[0] == reqs[last_429]["symbol"]
     assert len(after) >= 6
     start = symbols.index(after[0])
     assert after == [symbols[(start + i) % 3] for i in range(len(after))]
-    st = src.status()
     assert st["http_429"] == 4 and "429" in st["last_error"]
 
 
 def test_bad_token_is_reported_without_a_hot_loop(fake, source):
-    set_settings(finnhub_api_key="not-the-token")
+    set_secret("finnhub_api_key", "not-the-token")
     try:
         t = Topic()
         since = time.time()
@@ -122,12 +137,16 @@ def test_bad_token_is_reported_without_a_hot_loop(fake, source):
         st = wait_until(lambda: (st := src.status()) and st["state"] == "API key rejected" and st,
                         30, "the key to be reported")
         assert "401" in st["last_error"] and "finnhub_api_key" in st["last_error"]
-        time.sleep(8)
-        bad = [r for r in fake.quote_requests() if r["time"] >= since and r["token"] == "not-the-token"]
-        assert len(bad) <= 2
+
+        def bad_calls():
+            return [r for r in fake.quote_requests() if r["time"] >= since and r["token"] == "not-the-token"]
+
+        # no hot loop: over the next 8 s the rejected key is tried at most twice in all
+        holds_for(lambda: len(bad_calls()) <= 2, 8, "at most two calls with the rejected key")
+        assert len(bad_calls()) <= 2
         assert src.status()["produced"] == 0
     finally:
-        set_settings(finnhub_api_key="test-token")
+        set_secret("finnhub_api_key", "test-token")
 
 
 def test_zero_and_unchanged_quotes_are_counted_not_produced(fake, source):
@@ -138,8 +157,8 @@ def test_zero_and_unchanged_quotes_are_counted_not_produced(fake, source):
                      options={"calls_per_minute": 600})
         wait_until(lambda: (st := src.status()) and st["zero"] >= 2 and st["unchanged"] >= 2, 30,
                    "zero and unchanged quotes counted")
-        src.stop()
-        keys = [m[2] for m in read_topic(t.name)]
+        src.stop_and_wait()
+        keys = [m.key for m in read_topic(t.name)]
         assert keys == ["AMZN"]
     finally:
         fake.frozen.discard("AMZN")
@@ -158,9 +177,9 @@ def test_every_trade_of_a_multi_trade_message_arrives(fake, source):
     sent = fake.push_trades("AAPL", 5) + fake.push_trades("MSFT", 3)
     wait_until(lambda: (st := src.status()) and st["produced"] == 8, 30, "eight trades produced")
     msgs = read_topic(t.name)
-    got = sorted((json.loads(m[3]) for m in msgs), key=lambda d: (d["s"], d["t"], d["p"], d["v"]))
+    got = sorted((json.loads(m.value) for m in msgs), key=lambda d: (d["s"], d["t"], d["p"], d["v"]))
     assert got == sorted(sent, key=lambda d: (d["s"], d["t"], d["p"], d["v"]))
-    assert all(m[2] == json.loads(m[3])["s"] for m in msgs)
+    assert all(m.key == json.loads(m.value)["s"] for m in msgs)
     # keep-alive pings are answered
     pongs = fake.pongs
     wait_until(lambda: fake.pongs > pongs, 10, "a pong")
@@ -177,4 +196,4 @@ def test_dropped_websocket_reconnects_and_resubscribes(fake, source):
     wait_until(lambda: (st := src.status()) and st["produced"] == 4, 30, "trades after the reconnect")
     st = src.status()
     assert st["reconnects"] >= 1 and st["state"] == "running"
-    assert sorted(json.loads(m[3])["t"] for m in read_topic(t.name)) == sorted(x["t"] for x in sent)
+    assert sorted(json.loads(m.value)["t"] for m in read_topic(t.name)) == sorted(x["t"] for x in sent)

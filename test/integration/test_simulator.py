@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import Source, Topic, read_topic, stack, wait_until
+from stack_support import Source, Topic, read_topic, stack, wait_until
 
 QUOTE_FIELDS = ["c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time"]
 TRADE_FIELDS = ["s", "p", "t", "v", "c"]
@@ -10,8 +10,8 @@ TRADE_FIELDS = ["s", "p", "t", "v", "c"]
 
 def per_symbol(messages):
     by = {}
-    for part, off, key, value, headers in sorted(messages, key=lambda m: (m[0], m[1])):
-        by.setdefault(key, []).append((json.loads(value), headers))
+    for m in sorted(messages, key=lambda m: (m.partition, m.offset)):
+        by.setdefault(m.key, []).append((json.loads(m.value), m.headers))
     return by
 
 
@@ -87,7 +87,7 @@ def test_broker_down_20s_loses_no_counted_message():
         src.start()
         wait_until(lambda: (st := src.status()) and st["produced"] > 1000, 60, "production to start")
         stack("stop-kafka")
-        time.sleep(20)
+        time.sleep(20)   # the outage itself: the broker stays down twenty seconds
         stuck = src.status()
         stack("start-kafka")
         assert stuck["state"] in ("waiting for Kafka", "running")
@@ -114,7 +114,7 @@ def test_simulator_to_kafka_to_s3_every_message_archived_once(make_pipeline):
         src.start()
         wait_done(src, 8000)
         p.wait_archived(8000)
-        produced = {(m[0], m[1]): m[3] for m in read_topic(t.name)}
+        produced = {(m.partition, m.offset): m.value for m in read_topic(t.name)}
         assert len(produced) == 8000
         assert p.archived_messages() == produced
     finally:
