@@ -13,7 +13,8 @@
  * the bad lines in stocks_stream.quarantine with their reason, and mark the
  * manifest row loaded.  An object that cannot be read (S3 down, 404,
  * corrupt gzip) is rolled back to its subtransaction, marked failed with
- * the error and retried by a later call; the others go on.
+ * the error and retried by a later call; the others go on.  Backfill from
+ * an S3 listing (load_bronze_prefix) is bronze_backfill.c.
  */
 #include "postgres.h"
 
@@ -42,6 +43,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "bronze_loader.h"
 #include "bronze_record.h"
 #include "object_key.h"
 #include "s3.h"
@@ -58,15 +60,6 @@ typedef struct ObjectRef
 	bool compressed;
 	bool single_record; /* an object of the old Python pipeline: one JSON */
 } ObjectRef;
-
-typedef struct LoadCounts
-{
-	int64 objects_loaded;
-	int64 rows_loaded;
-	int64 rows_duplicate;
-	int64 rows_quarantined;
-	int64 objects_failed;
-} LoadCounts;
 
 /* what the COPY data source callback reads from */
 static StringInfo copy_source = NULL;
@@ -138,8 +131,8 @@ column_list(const char *names)
 }
 
 /* Gunzip `in` into `out` (reset first); ERROR on corrupt data. */
-static void
-gunzip(StringInfo in, StringInfo out, const char *key)
+void
+bronze_gunzip(StringInfo in, StringInfo out, const char *key)
 {
 	z_stream zs = {0};
 	int rc;
@@ -356,7 +349,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	text = &buf->body;
 	if (o->compressed)
 	{
-		gunzip(&buf->body, &buf->plain, o->key);
+		bronze_gunzip(&buf->body, &buf->plain, o->key);
 		text = &buf->plain;
 	}
 	if (o->single_record)
@@ -420,8 +413,8 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
  * Lock the manifest rows not loaded yet: of one pipeline (or all), or, for
  * load_bronze_prefix(), under a bucket and key prefix.
  */
-static pg_noinline List *
-pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix)
+List *
+bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix)
 {
 	Oid types[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
 	Datum args[4] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0, Int32GetDatum(max_objects),
@@ -468,8 +461,8 @@ pending_objects(text *pipeline, int max_objects, const char *bucket, const char 
  * freed afterwards (an object's text is gone before the next is read); on
  * error roll it back, keep the message in `error` and return false.
  */
-static bool
-in_subtransaction(void (*step)(void *arg), void *arg, char **error)
+bool
+bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext stepcxt =
@@ -521,8 +514,8 @@ load_step(void *arg)
 }
 
 /* Load each object in a subtransaction of its own; a failed one is marked. */
-static void
-load_objects(List *objects, LoadCounts *counts)
+void
+bronze_load_objects(List *objects, LoadCounts *counts)
 {
 	ListCell *lc;
 	LoadStep st = {0};
@@ -542,7 +535,7 @@ load_objects(List *objects, LoadCounts *counts)
 
 		st.object = lfirst(lc);
 		memset(&st.counts, 0, sizeof(st.counts));
-		if (in_subtransaction(load_step, &st, &error))
+		if (bronze_in_subtransaction(load_step, &st, &error))
 		{
 			counts->objects_loaded += st.counts.objects_loaded;
 			counts->rows_loaded += st.counts.rows_loaded;
@@ -560,8 +553,8 @@ load_objects(List *objects, LoadCounts *counts)
 	}
 }
 
-static Datum
-counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
+Datum
+bronze_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
 {
 	TupleDesc tupdesc;
 	Datum values[5];
@@ -605,138 +598,9 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
-	load_objects(pending_objects(pipeline, max_objects, NULL, NULL), &counts);
+	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL), &counts);
 	SPI_finish();
-	PG_RETURN_DATUM(counts_row(fcinfo, &counts));
-}
-
-typedef struct RegisterStep
-{
-	const char *bucket;
-	const char *key;
-	bool registered;
-} RegisterStep;
-
-/* Lines of an NDJSON object (each ends with a newline). */
-static int64
-count_lines(const StringInfo text)
-{
-	int64 lines = 0;
-
-	for (const char *p = text->data; (p = memchr(p, '\n', text->data + text->len - p)) != NULL; p++)
-		lines++;
-	return lines;
-}
-
-/*
- * Add a manifest row for an object found by LIST: an archive object keeps
- * its Kafka source (object_key.c reads it from the key); an object of the
- * old Python pipeline (<symbol>/<unix_ts>.json) becomes its own source
- * (topic = its key).  Other keys are skipped.
- */
-static void
-register_step(void *arg)
-{
-	RegisterStep *st = arg;
-	Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID};
-	Datum args[8];
-	StringInfoData body;
-	S3Result res;
-	ObjectKey k;
-	int64 lines = 1;
-
-	args[0] = CStringGetTextDatum(st->bucket);
-	args[1] = CStringGetTextDatum(st->key);
-	if (SPI_execute_with_args(
-			"SELECT 1 FROM stocks_stream.manifest WHERE bucket = $1 AND object_key = $2", 2, types,
-			args, NULL, true, 1) != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
-	if (SPI_processed > 0 || object_key_parse(st->key, &k) == OBJECT_KEY_OTHER)
-		return;
-	initStringInfo(&body);
-	res = s3_get_object(st->bucket, st->key, &body);
-	if (!res.ok)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
-	if (k.kind != OBJECT_KEY_PYTHON_QUOTE)
-	{
-		StringInfoData plain;
-
-		if (k.compressed)
-		{
-			initStringInfo(&plain);
-			gunzip(&body, &plain, st->key);
-		}
-		lines = count_lines(k.compressed ? &plain : &body);
-		if (lines == 0)
-			return;
-		if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
-							(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
-	}
-	args[2] = CStringGetTextDatum(k.topic ? k.topic : st->key);
-	args[3] = CStringGetTextDatum(res.etag);
-	args[4] = Int32GetDatum(k.partition);
-	args[5] = Int64GetDatum(k.first_offset);
-	args[6] = Int64GetDatum(lines);
-	args[7] = Int64GetDatum(body.len);
-	if (SPI_execute_with_args(
-			psprintf("INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, "
-					 " partition, first_offset, last_offset, message_count, bytes, etag, "
-					 " compressed) "
-					 "VALUES ('load_bronze_prefix', $1, $2, $3, $5, $6, $6 + $7 - 1, $7, $8, $4, "
-					 " %s) ON CONFLICT (bucket, object_key) DO NOTHING",
-					 k.compressed ? "true" : "false"),
-			8, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
-	st->registered = SPI_processed > 0;
-}
-
-PG_FUNCTION_INFO_V1(ss_load_bronze_prefix);
-
-/*
- * load_bronze_prefix(bucket, prefix): backfill from an S3 LIST, without the
- * archive workers' manifest rows.  Objects are added to the manifest as
- * they are found, then loaded like any other, so a rerun loads nothing twice.
- */
-Datum
-ss_load_bronze_prefix(PG_FUNCTION_ARGS)
-{
-	char *bucket = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char *prefix = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	LoadCounts counts = {0};
-	List *keys;
-	ListCell *lc;
-	S3Result res;
-
-	if (bucket == NULL || bucket[0] == '\0')
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("bucket must be given"),
-						errhint("Name the S3 bucket to read, e.g. 'bronze'.")));
-	if (prefix == NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("prefix must not be NULL"),
-						errhint("Use '' for the whole bucket.")));
-	res = s3_list_objects(bucket, prefix, &keys);
-	if (!res.ok)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not list s3://%s/%s: %s", bucket, prefix, res.error)));
-
-	SPI_connect();
-	foreach (lc, keys)
-	{
-		RegisterStep st = {bucket, lfirst(lc), false};
-		char *error;
-
-		if (!in_subtransaction(register_step, &st, &error))
-		{
-			counts.objects_failed++;
-			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
-							  errhint("A later call retries it.")));
-		}
-	}
-	load_objects(pending_objects(NULL, 0, bucket, prefix), &counts);
-	SPI_finish();
-	PG_RETURN_DATUM(counts_row(fcinfo, &counts));
+	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }
 
 PG_FUNCTION_INFO_V1(ss_check_bronze_line);

@@ -157,6 +157,35 @@ object_key_parse(const char *key, ObjectKey *out)
 	return out->kind;
 }
 
+/*
+ * For an archive key: the length of its folder ("<prefix>/<topic>/", the
+ * part before dt=) and its hour as "YYYY-MM-DD HH".  False for other keys.
+ */
+bool
+object_key_folder_hour(const char *key, size_t *folder_len, char hour[OBJECT_KEY_HOUR_LEN + 1])
+{
+	ObjectKey k;
+	const char *dt;
+
+	if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
+		return false;
+	/* parse_topic_dirs checked "dt=YYYY-MM-DD/hour=HH/" before the file name */
+	dt = strrchr(key, '/') + 1 - 22;
+	*folder_len = dt - key;
+	snprintf(hour, OBJECT_KEY_HOUR_LEN + 1, "%.10s %.2s", dt + 3, dt + 19);
+	return true;
+}
+
+/*
+ * The key every object of a folder from `hour` ("YYYY-MM-DD HH") on sorts
+ * after: for a listing that starts there.
+ */
+char *
+object_key_hour_start(const char *folder, const char *hour)
+{
+	return psprintf("%sdt=%.10s/hour=%.2s", folder, hour, hour + 11);
+}
+
 PG_FUNCTION_INFO_V1(ss_parse_object_key);
 
 /*

@@ -27,6 +27,11 @@ typedef struct ObjectKey
 extern char *object_key_format(const char *prefix, const char *topic, int32 partition,
 							   int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
 							   bool gzip);
+#define OBJECT_KEY_HOUR_LEN 13 /* YYYY-MM-DD HH */
+
 extern ObjectKeyKind object_key_parse(const char *key, ObjectKey *out);
+extern bool object_key_folder_hour(const char *key, size_t *folder_len,
+								   char hour[OBJECT_KEY_HOUR_LEN + 1]);
+extern char *object_key_hour_start(const char *folder, const char *hour);
 
 #endif

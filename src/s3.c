@@ -362,13 +362,6 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 }
 
 S3Result
-s3_put_object(const char *bucket, const char *key, const char *data, size_t len,
-			  const char *content_type)
-{
-	return s3_request("PUT", bucket, key, NULL, data, len, content_type, NULL);
-}
-
-S3Result
 s3_get_object(const char *bucket, const char *key, StringInfo body)
 {
 	return s3_request("GET", bucket, key, NULL, NULL, 0, NULL, body);
@@ -435,42 +428,59 @@ xml_next(const char *xml, const char *tag, const char **pos)
 	return out.data;
 }
 
+static void
+append_query_param(StringInfo q, const char *name, const char *value)
+{
+	if (value == NULL)
+		return;
+	appendStringInfo(q, "%s%s=", q->len > 0 ? "&" : "", name);
+	append_query_value(q, value);
+}
+
 /*
- * List the keys under a prefix (ListObjectsV2, following continuation
- * tokens).  Query parameters are written in sorted order: libcurl 7.88
- * signs the query string as given.
+ * List what is under a prefix (ListObjectsV2, following continuation
+ * tokens): the keys, and with a delimiter the "folders" (common prefixes)
+ * too; with start_after only the keys after it.  Query parameters are
+ * written in sorted order: libcurl 7.88 signs the query string as given.
  */
 S3Result
-s3_list_objects(const char *bucket, const char *prefix, List **keys)
+s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
+		List **keys, List **folders)
 {
 	char *token = NULL;
 	S3Result res = {0};
 
 	*keys = NIL;
+	if (folders != NULL)
+		*folders = NIL;
 	do
 	{
 		StringInfoData query;
 		StringInfoData body;
 		const char *pos;
-		char *key;
+		char *item;
 		char *truncated;
 
 		initStringInfo(&query);
-		if (token != NULL)
-		{
-			appendStringInfoString(&query, "continuation-token=");
-			append_query_value(&query, token);
-			appendStringInfoChar(&query, '&');
-		}
-		appendStringInfoString(&query, "list-type=2&max-keys=1000&prefix=");
-		append_query_value(&query, prefix);
+		append_query_param(&query, "continuation-token", token);
+		append_query_param(&query, "delimiter", delimiter);
+		append_query_param(&query, "list-type", "2");
+		append_query_param(&query, "max-keys", "1000");
+		append_query_param(&query, "prefix", prefix);
+		append_query_param(&query, "start-after", start_after);
 		initStringInfo(&body);
 		res = s3_request("GET", bucket, NULL, query.data, NULL, 0, NULL, &body);
 		if (!res.ok)
 			return res;
 		pos = body.data;
-		while ((key = xml_next(body.data, "Key", &pos)) != NULL)
-			*keys = lappend(*keys, key);
+		while ((item = xml_next(body.data, "Key", &pos)) != NULL)
+			*keys = lappend(*keys, item);
+		for (pos = body.data; folders != NULL && (pos = strstr(pos, "<CommonPrefixes>")) != NULL;)
+		{
+			pos += strlen("<CommonPrefixes>");
+			if ((item = xml_next(body.data, "Prefix", &pos)) != NULL)
+				*folders = lappend(*folders, item);
+		}
 		pos = body.data;
 		truncated = xml_next(body.data, "IsTruncated", &pos);
 		pos = body.data;
@@ -479,6 +489,12 @@ s3_list_objects(const char *bucket, const char *prefix, List **keys)
 					: NULL;
 	} while (token != NULL);
 	return res;
+}
+
+S3Result
+s3_list_objects(const char *bucket, const char *prefix, List **keys)
+{
+	return s3_list(bucket, prefix, NULL, NULL, keys, NULL);
 }
 
 /*

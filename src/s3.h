@@ -17,11 +17,11 @@ typedef struct S3Result
 	char error[512];
 } S3Result;
 
-extern S3Result s3_put_object(const char *bucket, const char *key, const char *data, size_t len,
-							  const char *content_type);
 extern S3Result s3_create_bucket(const char *bucket);
 extern S3Result s3_get_object(const char *bucket, const char *key, StringInfo body);
 extern S3Result s3_list_objects(const char *bucket, const char *prefix, List **keys);
+extern S3Result s3_list(const char *bucket, const char *prefix, const char *delimiter,
+						const char *start_after, List **keys, List **folders);
 extern void s3_reset_connection(void);
 
 /* one non-blocking PUT at a time; `data` must stay put until s3_upload_end */

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from operations_support import Instance, account, manifest_rows, report
-from stack_support import (ROOT, Source, Topic, holds_for, high_watermarks, kafka_committed, quote_message,
+from stack_support import (Source, Topic, holds_for, high_watermarks, kafka_committed, quote_message, s3_client,
                            sql, sql_value, stack, wait_until)
 
 APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
@@ -378,3 +378,51 @@ def test_database_no_launcher_serves_warns_and_refuses_to_start():
             assert conn.execute("SELECT bool_or(running) FROM stocks_stream.pipelines").fetchone()[0] is False
     finally:
         sql(f"DROP DATABASE {db} WITH (FORCE)")
+
+
+# --- a warehouse loading what the instances archived ----------------------------------------
+
+@pytest.fixture
+def warehouse():
+    """A database of the stack's cluster that no launcher serves: it only loads."""
+    db = "warehouse_" + uuid.uuid4().hex[:6]
+    sql(f"CREATE DATABASE {db}")
+    with psycopg.connect(dbname=db, autocommit=True) as conn:
+        conn.execute("SET client_min_messages = error")
+        conn.execute("CREATE EXTENSION stocks_stream")
+        yield conn
+    sql(f"DROP DATABASE {db} WITH (FORCE)")
+
+
+def test_incremental_listing_loads_each_new_object_once(warehouse, make_pipeline):
+    t = Topic(partitions=2)
+    p = make_pipeline(t, batch_max_age_ms=300)
+    p.start()
+    t.produce([quote_message(i) for i in range(1000)])
+    p.wait_archived(1000)
+
+    def load(lookback):
+        return warehouse.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, 'bronze', %s)",
+                                 [p.bucket, lookback]).fetchone()
+
+    first = load("1 hour")
+    assert (first[1], first[2], first[4]) == (1000, 0, 0)   # rows loaded, duplicate, objects failed
+    marks = warehouse.execute("SELECT folder FROM stocks_stream.listing_marks WHERE bucket = %s",
+                              [p.bucket]).fetchall()
+    assert marks == [(f"bronze/{t.name}/",)]
+
+    t.produce([quote_message(i) for i in range(1000, 1500)])
+    p.wait_archived(1500)
+    again = load("1 hour")
+    assert (again[1], again[2], again[4]) == (500, 0, 0)
+    assert load("1 hour")[:2] == (0, 0)                     # nothing new: nothing loaded
+
+    # an object written into an hour older than the lookback (an instance
+    # that lagged for a day) is found by a listing without lookback
+    late_key = f"bronze/{t.name}/dt=2025-11-23/hour=00/1-{5000:020d}-{5001:020d}.ndjson"
+    body = (quote_message(5000) + "\n" + quote_message(5001) + "\n").encode()
+    s3_client().put_object(Bucket=p.bucket, Key=late_key, Body=body)
+    assert load("1 hour")[1] == 0
+    assert load(None)[1] == 2
+    assert warehouse.execute("SELECT count(*), count(DISTINCT (source_partition, source_offset)) "
+                             "FROM stocks_stream.quotes").fetchone() == (1502, 1502)

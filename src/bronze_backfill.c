@@ -1,0 +1,283 @@
+/*
+ * bronze_backfill.c
+ *	  stocks_stream.load_bronze_prefix(): loads into silver what an S3
+ *	  listing finds, with or without manifest rows of this database.
+ *
+ * It serves backfills (the old Python pipeline's bucket, objects archived by
+ * another instance) and the warehouse of several instances: each listed
+ * object gets a manifest row here (its Kafka source read from its key,
+ * object_key.c), then everything pending under the prefix is loaded as
+ * load_bronze() loads (bronze_loader.c), deduplicated by Kafka source, so a
+ * rerun or an overlapping object loads nothing twice.
+ *
+ * Without a lookback the whole prefix is listed.  With one, the listing is
+ * incremental: folders are walked with a delimiter, and in each archive
+ * topic folder (<prefix>/<topic>/, holding dt=/hour= folders) only the hours
+ * from the last one seen there (kept in stocks_stream.listing_marks) less
+ * the lookback are listed, so a call every minute costs a few requests
+ * however much the bucket holds.  An object that is written into an hour
+ * older than that (an instance that lagged longer than the lookback) is
+ * found by the next call without lookback.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "bronze_loader.h"
+#include "object_key.h"
+#include "s3.h"
+
+#define MAX_FOLDER_DEPTH 16
+
+typedef struct RegisterStep
+{
+	const char *bucket;
+	const char *key;
+	bool registered;
+} RegisterStep;
+
+/* Lines of an NDJSON object (each ends with a newline). */
+static int64
+count_lines(const StringInfo text)
+{
+	int64 lines = 0;
+
+	for (const char *p = text->data; (p = memchr(p, '\n', text->data + text->len - p)) != NULL; p++)
+		lines++;
+	return lines;
+}
+
+/*
+ * Add a manifest row for an object found by LIST: an archive object keeps
+ * its Kafka source (object_key.c reads it from the key); an object of the
+ * old Python pipeline (<symbol>/<unix_ts>.json) becomes its own source
+ * (topic = its key).  Other keys are skipped.
+ */
+static void
+register_step(void *arg)
+{
+	RegisterStep *st = arg;
+	Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID};
+	Datum args[8];
+	StringInfoData body;
+	S3Result res;
+	ObjectKey k;
+	int64 lines = 1;
+
+	args[0] = CStringGetTextDatum(st->bucket);
+	args[1] = CStringGetTextDatum(st->key);
+	if (SPI_execute_with_args(
+			"SELECT 1 FROM stocks_stream.manifest WHERE bucket = $1 AND object_key = $2", 2, types,
+			args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+	if (SPI_processed > 0 || object_key_parse(st->key, &k) == OBJECT_KEY_OTHER)
+		return;
+	initStringInfo(&body);
+	res = s3_get_object(st->bucket, st->key, &body);
+	if (!res.ok)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
+	if (k.kind != OBJECT_KEY_PYTHON_QUOTE)
+	{
+		StringInfoData plain;
+
+		if (k.compressed)
+		{
+			initStringInfo(&plain);
+			bronze_gunzip(&body, &plain, st->key);
+		}
+		lines = count_lines(k.compressed ? &plain : &body);
+		if (lines == 0)
+			return;
+		if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
+							(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
+	}
+	args[2] = CStringGetTextDatum(k.topic ? k.topic : st->key);
+	args[3] = CStringGetTextDatum(res.etag);
+	args[4] = Int32GetDatum(k.partition);
+	args[5] = Int64GetDatum(k.first_offset);
+	args[6] = Int64GetDatum(lines);
+	args[7] = Int64GetDatum(body.len);
+	if (SPI_execute_with_args(
+			psprintf("INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, "
+					 " partition, first_offset, last_offset, message_count, bytes, etag, "
+					 " compressed) "
+					 "VALUES ('load_bronze_prefix', $1, $2, $3, $5, $6, $6 + $7 - 1, $7, $8, $4, "
+					 " %s) ON CONFLICT (bucket, object_key) DO NOTHING",
+					 k.compressed ? "true" : "false"),
+			8, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
+	st->registered = SPI_processed > 0;
+}
+
+/* Register each listed key, in a subtransaction of its own. */
+static void
+register_keys(const char *bucket, List *keys, LoadCounts *counts)
+{
+	ListCell *lc;
+
+	foreach (lc, keys)
+	{
+		RegisterStep st = {bucket, lfirst(lc), false};
+		char *error;
+
+		if (!bronze_in_subtransaction(register_step, &st, &error))
+		{
+			counts->objects_failed++;
+			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
+							  errhint("A later call retries it.")));
+		}
+	}
+}
+
+/* Remember the latest hour listed in each archive topic folder. */
+static void
+note_marks(const char *bucket, List *keys)
+{
+	ListCell *lc;
+	Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+	foreach (lc, keys)
+	{
+		const char *key = lfirst(lc);
+		char hour[OBJECT_KEY_HOUR_LEN + 1];
+		size_t folder_len;
+		Datum args[3];
+
+		if (!object_key_folder_hour(key, &folder_len, hour))
+			continue;
+		args[0] = CStringGetTextDatum(bucket);
+		args[1] = PointerGetDatum(cstring_to_text_with_len(key, (int) folder_len));
+		args[2] = CStringGetTextDatum(hour);
+		if (SPI_execute_with_args(
+				"INSERT INTO stocks_stream.listing_marks AS m (bucket, folder, last_hour) "
+				"VALUES ($1, $2, ($3 || ':00')::timestamp) "
+				"ON CONFLICT (bucket, folder) DO UPDATE "
+				"SET last_hour = greatest(m.last_hour, EXCLUDED.last_hour), listed_at = now()",
+				3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not update stocks_stream.listing_marks")));
+	}
+}
+
+static List *
+list_or_error(const char *bucket, const char *prefix, const char *delimiter,
+			  const char *start_after, List **folders)
+{
+	List *keys;
+	S3Result res = s3_list(bucket, prefix, delimiter, start_after, &keys, folders);
+
+	if (!res.ok)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+						errmsg("could not list s3://%s/%s: %s", bucket, prefix, res.error)));
+	return keys;
+}
+
+/* Where the listing of a topic folder starts: its last hour less lookback. */
+static char *
+folder_start(const char *bucket, const char *folder, Interval *lookback)
+{
+	Oid types[3] = {TEXTOID, TEXTOID, INTERVALOID};
+	Datum args[3] = {CStringGetTextDatum(bucket), CStringGetTextDatum(folder),
+					 IntervalPGetDatum(lookback)};
+
+	if (SPI_execute_with_args("SELECT to_char(last_hour - $3, 'YYYY-MM-DD HH24') "
+							  "FROM stocks_stream.listing_marks WHERE bucket = $1 AND folder = $2",
+							  3, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not read stocks_stream.listing_marks")));
+	if (SPI_processed == 0)
+		return NULL;
+	return object_key_hour_start(folder,
+								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+}
+
+/* Does a folder hold dt=YYYY-MM-DD/ folders (an archive topic folder)? */
+static bool
+holds_day_folders(const char *folder, List *subfolders)
+{
+	ListCell *lc;
+
+	foreach (lc, subfolders)
+		if (strncmp((char *) lfirst(lc) + strlen(folder), "dt=", 3) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Walk a folder: in an archive topic folder list the hours since its mark
+ * less the lookback; elsewhere register what lies there and walk the
+ * folders below.
+ */
+static void
+walk(const char *bucket, const char *folder, Interval *lookback, int depth, LoadCounts *counts)
+{
+	List *subfolders;
+	List *keys = list_or_error(bucket, folder, "/", NULL, &subfolders);
+	ListCell *lc;
+
+	if (holds_day_folders(folder, subfolders))
+	{
+		keys = list_or_error(bucket, folder, NULL, folder_start(bucket, folder, lookback), NULL);
+		register_keys(bucket, keys, counts);
+		note_marks(bucket, keys);
+		return;
+	}
+	register_keys(bucket, keys, counts);
+	if (depth >= MAX_FOLDER_DEPTH)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("s3://%s/%s is nested more than %d folders deep", bucket, folder,
+							   MAX_FOLDER_DEPTH),
+						errhint("Call load_bronze_prefix() on a deeper prefix.")));
+	foreach (lc, subfolders)
+		walk(bucket, lfirst(lc), lookback, depth + 1, counts);
+}
+
+PG_FUNCTION_INFO_V1(ss_load_bronze_prefix);
+
+/*
+ * load_bronze_prefix(bucket, prefix [, lookback]): list, register, load.
+ * (0.1.0 declares it without lookback: then the whole prefix is listed
+ * and no marks are kept, as that version has no listing_marks.)
+ */
+Datum
+ss_load_bronze_prefix(PG_FUNCTION_ARGS)
+{
+	char *bucket = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char *prefix = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool keeps_marks = PG_NARGS() > 2;
+	Interval *lookback = keeps_marks && !PG_ARGISNULL(2) ? PG_GETARG_INTERVAL_P(2) : NULL;
+	LoadCounts counts = {0};
+
+	if (bucket == NULL || bucket[0] == '\0')
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("bucket must be given"),
+						errhint("Name the S3 bucket to read, e.g. 'bronze'.")));
+	if (prefix == NULL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("prefix must not be NULL"),
+						errhint("Use '' for the whole bucket.")));
+	if (lookback != NULL && (lookback->time < 0 || lookback->day < 0 || lookback->month < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lookback must not be negative"),
+				 errhint("Use an interval such as '1 hour', or NULL to list everything.")));
+
+	SPI_connect();
+	if (lookback != NULL)
+		walk(bucket, prefix, lookback, 0, &counts);
+	else
+	{
+		List *keys = list_or_error(bucket, prefix, NULL, NULL, NULL);
+
+		register_keys(bucket, keys, &counts);
+		if (keeps_marks)
+			note_marks(bucket, keys);
+	}
+	bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix), &counts);
+	SPI_finish();
+	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
+}

@@ -1,0 +1,29 @@
+/*
+ * bronze_loader.h
+ *	  Loading archived objects into silver, shared by load_bronze() and the
+ *	  backfill from S3 listings (bronze_backfill.c).
+ */
+#ifndef STOCKS_STREAM_BRONZE_LOADER_H
+#define STOCKS_STREAM_BRONZE_LOADER_H
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+typedef struct LoadCounts
+{
+	int64 objects_loaded;
+	int64 rows_loaded;
+	int64 rows_duplicate;
+	int64 rows_quarantined;
+	int64 objects_failed;
+} LoadCounts;
+
+extern void bronze_gunzip(StringInfo in, StringInfo out, const char *key);
+extern bool bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error);
+extern List *bronze_pending_objects(text *pipeline, int max_objects, const char *bucket,
+									const char *prefix);
+extern void bronze_load_objects(List *objects, LoadCounts *counts);
+extern Datum bronze_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts);
+
+#endif
