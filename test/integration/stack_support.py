@@ -324,8 +324,20 @@ class Pipeline:
         """Wait until the manifest holds at least n messages and the stored
         offsets have reached the end of the topic (so nothing more can be
         archived from what was produced), then check it is exactly n."""
-        wait_until(lambda: self.archived_count() >= n and self.caught_up(), timeout,
-                   f"{n} messages archived up to the end of {self.topic.name}")
+        seen = {}
+
+        def done():
+            seen["archived"] = self.archived_count()
+            if seen["archived"] < n:
+                return False
+            seen["stored"] = self.stored_offsets()
+            seen["ends"] = high_watermarks(self.topic.name, self.topic.partitions)
+            return all(seen["stored"].get(p) == end for p, end in seen["ends"].items() if end > 0)
+
+        try:
+            wait_until(done, timeout, f"{n} messages archived up to the end of {self.topic.name}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last seen: {seen}") from None
         assert self.archived_count() == n
 
     def objects(self):
