@@ -4,9 +4,9 @@
  *	  finnhub_trades) and produces what it yields to Kafka.
  *
  * This file owns the worker's life cycle (signals, settings reload, the
- * status slot, the producer) and the simulator's pacing loop; the Finnhub
- * sources live in finnhub_quotes.c and finnhub_trades.c and call back in
- * through ingest_wait() and ingest_send().  Producing never buffers without
+ * status slot, the producer); each source kind lives in a file of its own
+ * (simulator_source.c, finnhub_quotes.c, finnhub_trades.c) and calls back
+ * in through ingest_wait() and ingest_send().  Producing never buffers without
  * bound: when librdkafka's queue is full, ingest_send() waits, which stops
  * the source from fetching or generating more.
  */
@@ -23,20 +23,15 @@
 #include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
-#include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "ingest_worker.h"
 #include "producer.h"
 #include "secrets.h"
 #include "settings.h"
-#include "simulator.h"
 #include "worker_args.h"
 #include "worker_loop.h"
 #include "worker_status.h"
-
-#define SIM_MAX_BATCH 5000
-#define CLOCK_EVERY	  64 /* messages stamped with one reading of the clock */
 
 /*
  * Messages queued between servings of delivery reports.  Serving them only
@@ -154,70 +149,6 @@ ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms
 		ingest_set_state("running");
 }
 
-static int64
-now_ms(void)
-{
-	return (int64) (GetCurrentTimestamp() / 1000) +
-		   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
-}
-
-/*
- * Produce simulated messages at `rate` per second (0: as fast as Kafka
- * takes them), up to max_messages when that is set.
- */
-static void
-run_simulator(const SourceConfig *src)
-{
-	Simulator *sim = sim_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
-	StringInfoData buf;
-	TimestampTz started = GetCurrentTimestamp();
-	int64 generated = 0;
-	int64 now = 0;
-
-	initStringInfo(&buf);
-	ingest_set_state("running");
-	for (;;)
-	{
-		int64 due = SIM_MAX_BATCH;
-		long sleep_ms = 0;
-
-		if (src->rate > 0)
-		{
-			long secs;
-			int usecs;
-
-			TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
-			due = (int64) ((secs + usecs / 1e6) * src->rate) + 1 - generated;
-			due = Min(due, SIM_MAX_BATCH);
-		}
-		if (src->max_messages > 0)
-			due = Min(due, src->max_messages - generated);
-
-		for (int64 i = 0; i < due; i++)
-		{
-			const char *symbol;
-
-			/* at full speed a clock reading per message was 7% of the time */
-			if (i % CLOCK_EVERY == 0)
-				now = now_ms();
-			resetStringInfo(&buf);
-			symbol = sim_next(sim, now, &buf);
-			/* stamped with the time written into it (saves a clock reading) */
-			ingest_send(symbol, buf.data, buf.len, now);
-			generated++;
-		}
-
-		if (src->max_messages > 0 && generated >= src->max_messages)
-		{
-			ingest_set_state(ss_producer_in_flight() > 0 ? "flushing" : "done");
-			sleep_ms = 100;
-		}
-		else if (src->rate > 0 && due <= 0)
-			sleep_ms = Max(1, (long) (1000.0 / src->rate));
-		ingest_wait(sleep_ms);
-	}
-}
-
 void
 ss_ingest_worker_main(Datum main_arg)
 {
@@ -262,7 +193,7 @@ ss_ingest_worker_main(Datum main_arg)
 	ereport(LOG, (errmsg("stocks_stream source \"%s\" (%s) started", src->name, src->kind)));
 
 	if (strcmp(src->kind, "simulator") == 0)
-		run_simulator(src);
+		ss_run_simulator(src);
 	else if (strcmp(src->kind, "finnhub_quotes") == 0)
 		ss_run_finnhub_quotes(src);
 	else if (strcmp(src->kind, "finnhub_trades") == 0)
