@@ -9,7 +9,7 @@
  * bytes.  A flush hands the batch's bytes to a non-blocking PUT (s3.c) and
  * the worker goes on reading Kafka while they travel; once S3 has them, the
  * object's manifest row and the partition's next offset are recorded in one
- * transaction (catalog.c), then the offset is committed to Kafka for the
+ * transaction (pipeline_store.c), then the offset is committed to Kafka for the
  * benefit of standard lag tools.  One object is in flight at a time, so a
  * partition's objects are recorded in offset order.  Postgres is the source
  * of truth for this instance: on assignment the worker seeks to the offsets
@@ -49,12 +49,12 @@
 
 #include "archive_worker.h"
 #include "batch.h"
-#include "worker_args.h"
-#include "catalog.h"
 #include "kafka.h"
 #include "object_key.h"
+#include "pipeline_store.h"
 #include "s3.h"
 #include "settings.h"
+#include "worker_args.h"
 #include "worker_loop.h"
 #include "worker_status.h"
 
@@ -200,7 +200,7 @@ static void
 seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 {
 	StoredOffset *stored;
-	int n = ss_catalog_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
+	int n = ss_store_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
 	int64 *committed = committed_offsets(parts);
 
 	for (int i = 0; i < parts->cnt; i++)
@@ -406,7 +406,7 @@ record_pending(const char *etag)
 	rec.message_count = pending.count;
 	rec.bytes = pending.len;
 	rec.etag = pstrdup(etag);
-	if (!ss_catalog_record_flush(&rec))
+	if (!ss_store_record_flush(&rec))
 		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
 							   "offset %lld by another consumer",
@@ -415,7 +415,7 @@ record_pending(const char *etag)
 
 	commit_to_kafka(pending.partition, pending.last_offset + 1);
 	if (pipeline->realtime)
-		ss_catalog_load_realtime(pipeline);
+		ss_store_load_bronze(pipeline);
 	deltas[ARCHIVE_MESSAGES] = pending.count;
 	deltas[ARCHIVE_BYTES] = pending.raw_len;
 	deltas[ARCHIVE_OBJECTS] = 1;
@@ -783,7 +783,7 @@ ss_archive_worker_main(Datum main_arg)
 	args = ss_worker_args;
 	worker_no = args.worker_no;
 
-	pipeline = ss_catalog_load_pipeline(args.owner_id);
+	pipeline = ss_store_load_pipeline(args.owner_id);
 	if (pipeline == NULL || !pipeline->running || pipeline->generation != args.generation ||
 		args.worker_no >= pipeline->workers)
 	{

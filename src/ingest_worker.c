@@ -24,8 +24,8 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
-#include "catalog.h"
 #include "ingest_worker.h"
+#include "pipeline_store.h"
 #include "producer.h"
 #include "secrets.h"
 #include "settings.h"
@@ -171,7 +171,7 @@ ss_ingest_worker_main(Datum main_arg)
 	mallopt(M_MXFAST, 0);
 	cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream ingest", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	src = ss_catalog_load_source(args.owner_id);
+	src = ss_store_load_source(args.owner_id);
 	if (src == NULL || !src->running || src->generation != args.generation)
 	{
 		ereport(LOG, (errmsg("stocks_stream: source %d changed before its worker started; exiting",

@@ -7,7 +7,7 @@
 
 #include "postgres.h"
 
-#include "catalog.h"
+#include "pipeline_store.h"
 
 extern PGDLLEXPORT void ss_ingest_worker_main(Datum main_arg);
 

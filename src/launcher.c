@@ -24,8 +24,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "catalog.h"
 #include "launcher.h"
+#include "pipeline_store.h"
 #include "settings.h"
 #include "worker_args.h"
 #include "worker_status.h"
@@ -157,7 +157,7 @@ reconcile(void)
 	MemoryContext cxt =
 		AllocSetContextCreate(CurrentMemoryContext, "launcher round", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List *wanted = ss_catalog_wanted_workers();
+	List *wanted = ss_store_wanted_workers();
 	ListCell *lc;
 	List *keep = NIL;
 

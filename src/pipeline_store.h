@@ -1,10 +1,10 @@
 /*
- * catalog.h
- *	  Reading pipelines and stored offsets, and recording flushes, in the
- *	  extension's tables (through SPI, each call its own transaction).
+ * pipeline_store.h
+ *	  Reading pipelines, sources and stored offsets, and recording flushes,
+ *	  in the extension's tables (through SPI, each call its own transaction).
  */
-#ifndef STOCKS_STREAM_CATALOG_H
-#define STOCKS_STREAM_CATALOG_H
+#ifndef STOCKS_STREAM_PIPELINE_STORE_H
+#define STOCKS_STREAM_PIPELINE_STORE_H
 
 #include "nodes/pg_list.h"
 
@@ -73,11 +73,11 @@ typedef struct SourceConfig
 	bool skip_unchanged;
 } SourceConfig;
 
-extern PipelineConfig *ss_catalog_load_pipeline(int pipeline_id);
-extern int ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
-extern bool ss_catalog_record_flush(const FlushRecord *rec);
-extern void ss_catalog_load_realtime(const PipelineConfig *pipeline);
-extern List *ss_catalog_wanted_workers(void);
-extern SourceConfig *ss_catalog_load_source(int source_id);
+extern PipelineConfig *ss_store_load_pipeline(int pipeline_id);
+extern int ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
+extern bool ss_store_record_flush(const FlushRecord *rec);
+extern void ss_store_load_bronze(const PipelineConfig *pipeline);
+extern List *ss_store_wanted_workers(void);
+extern SourceConfig *ss_store_load_source(int source_id);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * catalog.c
- *	  SPI access to stocks_stream.pipelines, .offsets and .manifest for the
- *	  background workers.
+ * pipeline_store.c
+ *	  The background workers' access, over SPI, to what the extension's
+ *	  tables hold about them: pipelines, sources, stored offsets and the
+ *	  manifest (pg_cron's job_metadata.c plays this part there).
  *
  * Each function runs in a transaction of its own and copies its results
  * into the caller's memory context before committing.
@@ -16,7 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
-#include "catalog.h"
+#include "pipeline_store.h"
 
 static void
 begin_tx(const char *activity)
@@ -61,7 +62,7 @@ column(HeapTuple tup, TupleDesc desc, int col)
 }
 
 PipelineConfig *
-ss_catalog_load_pipeline(int pipeline_id)
+ss_store_load_pipeline(int pipeline_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	PipelineConfig *cfg = NULL;
@@ -101,7 +102,7 @@ ss_catalog_load_pipeline(int pipeline_id)
 }
 
 int
-ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
+ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid argtypes[2] = {INT4OID, TEXTOID};
@@ -136,7 +137,7 @@ ss_catalog_load_offsets(int pipeline_id, const char *topic, StoredOffset **offse
  * manifest row for the same key (a retry after a crash) is overwritten.
  */
 bool
-ss_catalog_record_flush(const FlushRecord *r)
+ss_store_record_flush(const FlushRecord *r)
 {
 	const PipelineConfig *p = r->pipeline;
 	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
@@ -189,11 +190,12 @@ ss_catalog_record_flush(const FlushRecord *r)
 }
 
 /*
- * Real-time mode: load what this pipeline archived into silver now, with
- * load_bronze() and so its exactly-once rules, in a transaction of its own.
+ * Run stocks_stream.load_bronze(pipeline) in a transaction of its own: the
+ * archive worker's real-time mode loads what it archived into silver at
+ * once, under load_bronze()'s exactly-once rules.
  */
 void
-ss_catalog_load_realtime(const PipelineConfig *p)
+ss_store_load_bronze(const PipelineConfig *p)
 {
 	Oid types[1] = {TEXTOID};
 	Datum args[1] = {CStringGetTextDatum(p->name)};
@@ -212,7 +214,7 @@ ss_catalog_load_realtime(const PipelineConfig *p)
  * extension is not installed in this database (yet).
  */
 List *
-ss_catalog_wanted_workers(void)
+ss_store_wanted_workers(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	List *result = NIL;
@@ -250,7 +252,7 @@ ss_catalog_wanted_workers(void)
 }
 
 SourceConfig *
-ss_catalog_load_source(int source_id)
+ss_store_load_source(int source_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	SourceConfig *cfg = NULL;
