@@ -17,13 +17,12 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "utils/timestamp.h"
 
+#include "http.h"
 #include "ingest_worker.h"
 #include "settings.h"
 #include "worker_status.h"
@@ -31,7 +30,7 @@
 #define MIN_CALL_SPACING_MS 34 /* never more than 30 calls a second */
 #define AUTH_RETRY_MS		60000
 #define MAX_BACKOFF_MS		60000
-#define HTTP_TIMEOUT_MS		10000
+#define HTTP_TIMEOUT_MS		10000L
 
 typedef struct QuoteCall
 {
@@ -53,13 +52,6 @@ collect_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
-static int
-abort_on_die_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-				curl_off_t ulnow)
-{
-	return ProcDiePending ? 1 : 0;
-}
-
 static void
 call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 {
@@ -70,10 +62,7 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 	char curl_error[CURL_ERROR_SIZE] = "";
 	CURLcode rc;
 
-	if (curl == NULL && (curl = curl_easy_init()) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
-	curl_easy_reset(curl);
+	ss_http_ready_handle(&curl);
 	escaped = curl_easy_escape(curl, symbol, 0);
 	url = psprintf("%s/quote?symbol=%s", ss_finnhub_url, escaped);
 	curl_free(escaped);
@@ -84,16 +73,11 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 	resetStringInfo(&call->body);
 	call->http_status = 0;
 	call->error[0] = '\0';
+	ss_http_set_defaults(curl, curl_error, HTTP_TIMEOUT_MS);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) HTTP_TIMEOUT_MS);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_cb);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &call->body);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_on_die_cb);
 	rc = curl_easy_perform(curl);
 	curl_slist_free_all(headers);
 	/* the header held the key: wipe it */

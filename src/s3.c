@@ -6,21 +6,18 @@
  * the x-amz-content-sha256 header with the payload hash computed by
  * Postgres' own SHA-256, so the server verifies the body too.  One easy
  * handle per process is kept for connection reuse, and one more for
- * non-blocking uploads.  Everything runs on the backend's main thread:
- * libcurl's callbacks fire inside curl_easy_perform and s3_upload_step.
- * Settings are read at each request, so a SIGHUP takes effect at once.
- * Error texts never include credentials.
+ * non-blocking uploads; their common libcurl setup is http.c.  Everything runs on the backend's
+ *main thread: libcurl's callbacks fire inside curl_easy_perform and s3_upload_step. Settings are
+ *read at each request, so a SIGHUP takes effect at once. Error texts never include credentials.
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
-
 #include "common/cryptohash.h"
 #include "common/sha2.h"
-#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "http.h"
 #include "s3.h"
 #include "secrets.h"
 #include "settings.h"
@@ -46,33 +43,6 @@ static CURL *curl_handle = NULL;
 static CURLM *upload_multi = NULL;
 static CURL *upload_handle = NULL;
 static bool upload_busy = false;
-
-/*
- * Make *handle ready for a new request: created on first use (libcurl
- * initialised then too), reset otherwise so its connection is reused.
- */
-static void
-ready_handle(CURL **handle)
-{
-	static bool global_done = false;
-
-	if (!global_done)
-	{
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libcurl")));
-		global_done = true;
-	}
-	if (*handle == NULL)
-	{
-		*handle = curl_easy_init();
-		if (*handle == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
-	}
-	else
-		curl_easy_reset(*handle);
-}
 
 /* Drop the kept connections (not one an upload is using). */
 void
@@ -222,14 +192,6 @@ header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* Abort a transfer as soon as the backend is asked to terminate. */
-static int
-progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			curl_off_t ulnow)
-{
-	return ProcDiePending ? 1 : 0;
-}
-
 /* Pull the S3 error <Code> out of an XML error body, if any. */
 static void
 describe_failure(S3Result *res, const char *method, const char *bucket, const char *key,
@@ -299,21 +261,16 @@ prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, co
 	}
 
 	/* libcurl copies the strings it is given, so sigv4 may go out of scope */
+	ss_http_set_defaults(handle, c->curl_error, (long) ss_s3_timeout_ms);
 	curl_easy_setopt(handle, CURLOPT_URL, c->url);
-	curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
 	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secret("s3_access_key"));
 	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_secret("s3_secret_key"));
 	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, c->curl_error);
-	curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, (long) ss_s3_timeout_ms);
 	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_body_cb);
 	curl_easy_setopt(handle, CURLOPT_WRITEDATA, &c->st);
 	curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(handle, CURLOPT_HEADERDATA, &c->st);
-	curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, progress_cb);
 	if (strcmp(method, "PUT") == 0)
 	{
 		curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
@@ -352,7 +309,7 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	S3Call call;
 	S3Result res;
 
-	ready_handle(&curl_handle);
+	ss_http_ready_handle(&curl_handle);
 	prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type, response);
 	res = finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
 	/* a broken connection is not worth keeping */
@@ -519,7 +476,7 @@ s3_upload_begin(const char *bucket, const char *key, const char *data, size_t le
 	S3Upload *u = palloc0(sizeof(S3Upload));
 
 	Assert(!upload_busy);
-	ready_handle(&upload_handle);
+	ss_http_ready_handle(&upload_handle);
 	if (upload_multi == NULL && (upload_multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
 						errmsg("could not create a libcurl multi handle")));

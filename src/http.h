@@ -1,0 +1,16 @@
+/*
+ * http.h
+ *	  The libcurl setup shared by the S3 client and the Finnhub quotes
+ *	  source.
+ */
+#ifndef STOCKS_STREAM_HTTP_H
+#define STOCKS_STREAM_HTTP_H
+
+#include <curl/curl.h>
+
+#define HTTP_CONNECT_TIMEOUT_MS 5000L
+
+extern void ss_http_ready_handle(CURL **handle);
+extern void ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms);
+
+#endif
