@@ -1,2 +1,3 @@
 -- A candle whose high is below its low is wrong.
-select * from {{ ref('daily_candles') }} where high < low
+select * from {{ ref('daily_candles') }}
+where high < low

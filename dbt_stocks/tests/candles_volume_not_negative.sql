@@ -1,2 +1,3 @@
 -- Volume is never negative.
-select * from {{ ref('daily_candles') }} where volume < 0
+select * from {{ ref('daily_candles') }}
+where volume < 0

@@ -4,12 +4,15 @@
 with ranked as (
     select
         s.*,
-        dense_rank() over (partition by symbol order by day desc) as days_back
-    from {{ ref('stg_daily_summary') }} s
+        dense_rank() over (partition by s.symbol order by s.day desc) as days_back
+    from {{ ref('stg_daily_summary') }} as s
     {% if is_incremental() %}
-    where s.day >= (select coalesce(max(day), date '1970-01-01') from {{ this }}) - {{ var('trading_days') }}
+        where
+            s.day >= (select coalesce(max(done.day), date '1970-01-01') from {{ this }} as done)
+            - {{ var('trading_days') }}
     {% endif %}
 )
+
 select
     symbol,
     day,

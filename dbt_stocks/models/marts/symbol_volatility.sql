@@ -8,6 +8,7 @@ with returns as (
         close / nullif(lag(close) over (partition by symbol order by day), 0) - 1 as daily_return
     from {{ ref('daily_candles') }}
 ),
+
 per_symbol as (
     select
         symbol,
@@ -16,6 +17,7 @@ per_symbol as (
     from returns
     group by symbol
 )
+
 select
     symbol,
     return_days,

@@ -9,6 +9,5 @@ select
     change,
     change_pct,
     volatility,
-    volume,
-    symbol || '|' || day::text as summary_key
+    volume
 from {{ source('stocks_stream', 'daily_summary') }}

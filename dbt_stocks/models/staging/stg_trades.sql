@@ -1,8 +1,0 @@
--- Silver trades.
-select
-    symbol,
-    trade_time,
-    price,
-    volume,
-    conditions
-from {{ source('stocks_stream', 'trades') }}
