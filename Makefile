@@ -57,17 +57,24 @@ include $(PGXS)
 # seconds.  The extension is loaded from the system directories, so run
 # `make install` first.  `make installcheck` still runs the same suites
 # against a running server (PG* variables).  initdb refuses root, so as root
-# pg_regress runs as the postgres user; results and the instance go to a
-# scratch directory (REGRESS_OUT, default a new one under /tmp, removed when
-# every test passes; regression.diffs is printed when one fails).
+# pg_regress runs as the postgres user.  The suites, regress.conf, results
+# and the instance go to a scratch directory that user owns (REGRESS_OUT,
+# default a new one under /tmp, removed when every test passes;
+# regression.diffs is printed when one fails), so the source tree may be
+# one postgres cannot read.
 REGRESS_AS := $(if $(filter 0,$(shell id -u)),runuser -u postgres --)
 check-regress:
 	@out='$(REGRESS_OUT)'; [ -n "$$out" ] || out=$$(mktemp -d /tmp/stocks_stream_check_regress.XXXXXX); \
-	mkdir -p "$$out" && $(if $(REGRESS_AS),chown postgres "$$out" &&) \
+	mkdir -p "$$out/sql" "$$out/expected" && \
+	cp $(foreach t,$(REGRESS),'$(CURDIR)/sql/$(t).sql') "$$out/sql/" && \
+	cp $(foreach t,$(REGRESS),'$(CURDIR)/expected/$(t).out') "$$out/expected/" && \
+	cp '$(CURDIR)/regress.conf' "$$out/" && \
+	$(if $(REGRESS_AS),chown -R postgres "$$out" &&) \
 	echo "+++ regress check on a temporary instance in $$out +++" && \
-	if $(REGRESS_AS) $(top_builddir)/src/test/regress/pg_regress --inputdir='$(CURDIR)' --bindir='$(bindir)' \
-		--outputdir="$$out" --temp-instance="$$out/instance" --temp-config='$(CURDIR)/regress.conf' \
-		$(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS) $(REGRESS_OPTS) $(REGRESS); then \
+	if (cd "$$out" && $(REGRESS_AS) $(top_builddir)/src/test/regress/pg_regress --inputdir="$$out" \
+		--bindir='$(bindir)' --outputdir="$$out" --temp-instance="$$out/instance" \
+		--temp-config="$$out/regress.conf" \
+		$(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS) $(REGRESS_OPTS) $(REGRESS)); then \
 		[ -n '$(REGRESS_OUT)' ] || rm -rf "$$out"; \
 	else \
 		cat "$$out/regression.diffs" 2>/dev/null; exit 1; \
