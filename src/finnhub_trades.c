@@ -242,6 +242,11 @@ create_context(void)
 	lws_sul_schedule(context, 0, &tick, tick_cb, TICK_US);
 }
 
+/*
+ * Start a connection.  Its URL, key and path are garbage of this pass,
+ * freed with the pass's memory (worker_loop.c), so reconnecting leaks
+ * nothing; lws keeps copies of what it needs.
+ */
 static void
 connect_stream(void)
 {

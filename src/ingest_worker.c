@@ -14,14 +14,12 @@
 
 #include <malloc.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/pmsignal.h"
-#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
 #include "ingest_worker.h"
@@ -104,12 +102,22 @@ ingest_finnhub_key(void)
 	return NULL;
 }
 
+/* Serve delivery reports, and publish the counts. */
+static void
+serve_producer(void)
+{
+	ss_producer_poll(0);
+	publish_counts();
+}
+
 /*
- * Sleep up to timeout_ms (0: just check), serving signals, settings
- * reloads and Kafka delivery reports; it may return early.  While messages
- * are in flight it waits for their delivery reports (at most 100 ms at a
- * time, so signals are still served promptly) rather than on the latch:
- * acknowledgements are counted as they arrive, not a sleep later.
+ * End a source's pass: sleep up to timeout_ms (0: just check), serving
+ * signals, settings reloads and Kafka delivery reports, and begin the next
+ * pass (what the source allocated in this one is freed); it may return
+ * early.  While messages are in flight it waits for their delivery reports
+ * (at most 100 ms at a time, so signals are still served promptly) rather
+ * than on the latch: acknowledgements are counted as they arrive, not a
+ * sleep later.
  */
 void
 ingest_wait(long timeout_ms)
@@ -117,12 +125,10 @@ ingest_wait(long timeout_ms)
 	if (timeout_ms > 0 && ss_producer_in_flight() > 0)
 		ss_producer_poll((int) Min(timeout_ms, 100));
 	else if (timeout_ms > 0)
-		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
-				  PG_WAIT_EXTENSION);
+		ss_loop_wait(timeout_ms);
 	ResetLatch(MyLatch);
 	ss_worker_pass();
-	ss_producer_poll(0);
-	publish_counts();
+	serve_producer();
 }
 
 /*
@@ -143,7 +149,8 @@ ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms
 			ingest_set_state("waiting for Kafka");
 		waited = true;
 		ss_producer_poll(100);
-		ingest_wait(0);
+		ss_worker_serve();
+		serve_producer();
 	}
 	if (waited)
 		ingest_set_state("running");

@@ -17,10 +17,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
-#include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -28,6 +25,7 @@
 #include "pipeline_store.h"
 #include "settings.h"
 #include "worker_args.h"
+#include "worker_loop.h"
 #include "worker_status.h"
 
 #define MIN_RESTART_DELAY_MS 1000
@@ -150,50 +148,60 @@ reap_exited(TimestampTz now)
 	}
 }
 
-static void
-reconcile(void)
+/* The managed worker for this slot, added (in TopMemoryContext) if new. */
+static ManagedWorker *
+managed_worker(const WantedOwner *wo, int worker_no)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext cxt =
-		AllocSetContextCreate(CurrentMemoryContext, "launcher round", ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	List *wanted = ss_store_wanted_workers();
-	ListCell *lc;
-	List *keep = NIL;
+	ManagedWorker *mw = find_managed(wo->is_source, wo->id, worker_no);
+	MemoryContext old;
 
-	reap_exited(now);
+	if (mw != NULL)
+		return mw;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	mw = palloc0(sizeof(ManagedWorker));
+	mw->is_source = wo->is_source;
+	mw->owner_id = wo->id;
+	mw->worker_no = worker_no;
+	mw->generation = wo->generation;
+	mw->restart_delay_ms = MIN_RESTART_DELAY_MS;
+	managed = lappend(managed, mw);
+	MemoryContextSwitchTo(old);
+	return mw;
+}
+
+/* Mark each wanted worker, and start those not running that are due. */
+static void
+start_wanted(List *wanted, TimestampTz now)
+{
+	ListCell *lc;
+
 	foreach (lc, managed)
 		((ManagedWorker *) lfirst(lc))->wanted = false;
-
 	foreach (lc, wanted)
 	{
 		WantedOwner *wo = lfirst(lc);
 
 		for (int w = 0; w < wo->workers; w++)
 		{
-			ManagedWorker *mw = find_managed(wo->is_source, wo->id, w);
+			ManagedWorker *mw = managed_worker(wo, w);
 
-			if (mw != NULL && mw->generation != wo->generation)
-				continue; /* altered: the old one is stopped below first */
-			if (mw == NULL)
-			{
-				mw = MemoryContextAllocZero(TopMemoryContext, sizeof(ManagedWorker));
-				mw->is_source = wo->is_source;
-				mw->owner_id = wo->id;
-				mw->worker_no = w;
-				mw->generation = wo->generation;
-				mw->restart_delay_ms = MIN_RESTART_DELAY_MS;
-				MemoryContextSwitchTo(TopMemoryContext);
-				managed = lappend(managed, mw);
-				MemoryContextSwitchTo(cxt);
-			}
+			if (mw->generation != wo->generation)
+				continue; /* altered: the old one is stopped first */
 			mw->wanted = true;
 			if (mw->handle == NULL && now >= mw->restart_at)
 				start_worker(mw, wo->name);
 		}
 	}
+}
 
-	/* stop what is no longer wanted; forget it once it has exited */
+/* Stop what is no longer wanted; forget it once it has exited. */
+static void
+stop_unwanted(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	List *keep = NIL;
+	ListCell *lc;
+
 	foreach (lc, managed)
 	{
 		ManagedWorker *mw = lfirst(lc);
@@ -201,19 +209,25 @@ reconcile(void)
 		if (!mw->wanted && mw->handle != NULL)
 			TerminateBackgroundWorker(mw->handle);
 		if (mw->wanted || mw->handle != NULL)
-		{
-			MemoryContextSwitchTo(TopMemoryContext);
 			keep = lappend(keep, mw);
-			MemoryContextSwitchTo(cxt);
-		}
 		else
 			pfree(mw);
 	}
 	list_free(managed);
 	managed = keep;
-
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
+}
+
+/* Read what should run, and make the workers match it. */
+static void
+reconcile(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	List *wanted = ss_store_wanted_workers();
+
+	reap_exited(now);
+	start_wanted(wanted, now);
+	stop_unwanted();
 }
 
 static void
@@ -246,9 +260,7 @@ retire_orphans(void)
 								   "did not exit",
 								   n),
 							errhint("The launcher retries; pg_terminate_backend() ends them.")));
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		ss_loop_wait(100);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -256,9 +268,7 @@ retire_orphans(void)
 void
 ss_launcher_main(Datum main_arg)
 {
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	ss_loop_start();
 	launcher_generation = ss_status_launcher_started();
 	before_shmem_exit(launcher_exit, (Datum) 0);
 	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
@@ -268,15 +278,8 @@ ss_launcher_main(Datum main_arg)
 
 	for (;;)
 	{
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		ss_loop_pass();
 		reconcile();
-		WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ss_launcher_naptime_ms,
-				  PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		ss_loop_wait(ss_launcher_naptime_ms);
 	}
 }

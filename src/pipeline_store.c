@@ -31,12 +31,14 @@ begin_tx(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* Commit, and allocate in the caller's context again (commit leaves TopMemoryContext current). */
 static void
-end_tx(void)
+end_tx(MemoryContext caller)
 {
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -97,7 +99,7 @@ ss_store_load_pipeline(int pipeline_id)
 		cfg->running = DatumGetBool(column(t, d, 11));
 		cfg->realtime = DatumGetBool(column(t, d, 12));
 	}
-	end_tx();
+	end_tx(caller);
 	return cfg;
 }
 
@@ -125,7 +127,7 @@ ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets
 		(*offsets)[i].partition = DatumGetInt32(column(t, d, 1));
 		(*offsets)[i].next_offset = DatumGetInt64(column(t, d, 2));
 	}
-	end_tx();
+	end_tx(caller);
 	return n;
 }
 
@@ -139,6 +141,7 @@ ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets
 bool
 ss_store_record_flush(const FlushRecord *r)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	const PipelineConfig *p = r->pipeline;
 	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
 	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
@@ -185,7 +188,7 @@ ss_store_record_flush(const FlushRecord *r)
 			11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not insert into stocks_stream.manifest")));
-	end_tx();
+	end_tx(caller);
 	return advanced;
 }
 
@@ -197,6 +200,7 @@ ss_store_record_flush(const FlushRecord *r)
 void
 ss_store_load_bronze(const PipelineConfig *p)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	Oid types[1] = {TEXTOID};
 	Datum args[1] = {CStringGetTextDatum(p->name)};
 
@@ -206,7 +210,7 @@ ss_store_load_bronze(const PipelineConfig *p)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("stocks_stream: real-time load of pipeline \"%s\" failed", p->name)));
-	end_tx();
+	end_tx(caller);
 }
 
 /*
@@ -247,7 +251,7 @@ ss_store_wanted_workers(void)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	end_tx();
+	end_tx(caller);
 	return result;
 }
 
@@ -302,6 +306,6 @@ ss_store_load_source(int source_id)
 			cfg->symbols[n++] = sym;
 		cfg->nsymbols = n;
 	}
-	end_tx();
+	end_tx(caller);
 	return cfg;
 }
