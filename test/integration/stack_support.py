@@ -23,7 +23,7 @@ from collections import namedtuple
 import boto3
 import psycopg
 from botocore.config import Config
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.environ.get("STOCKS_STREAM_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -331,14 +331,19 @@ class Pipeline:
             if seen["archived"] < n:
                 return False
             seen["stored"] = self.stored_offsets()
-            seen["ends"] = high_watermarks(self.topic.name, self.topic.partitions)
+            try:
+                seen["ends"] = high_watermarks(self.topic.name, self.topic.partitions)
+            except KafkaException as e:     # the broker is restarting: not known yet
+                seen["ends"] = repr(e)
+                return False
             return all(seen["stored"].get(p) == end for p, end in seen["ends"].items() if end > 0)
 
         try:
             wait_until(done, timeout, f"{n} messages archived up to the end of {self.topic.name}")
         except AssertionError as e:
             raise AssertionError(f"{e}; last seen: {seen}") from None
-        assert self.archived_count() == n
+        archived = self.archived_count()
+        assert archived == n, f"{archived} messages archived, {n} expected (last seen: {seen})"
 
     def objects(self):
         """Every object in the bucket: key -> (list of lines, etag)."""
