@@ -119,17 +119,6 @@ copy_rows(const char *table, StringInfo rows, List *columns)
 	return n;
 }
 
-static List *
-column_list(const char *names)
-{
-	List *cols = NIL;
-	char *copy = pstrdup(names);
-
-	for (char *c = strtok(copy, " "); c; c = strtok(NULL, " "))
-		cols = lappend(cols, makeString(c));
-	return cols;
-}
-
 /* Gunzip `in` into `out` (reset first); ERROR on corrupt data. */
 void
 bronze_gunzip(StringInfo in, StringInfo out, const char *key)
@@ -230,8 +219,8 @@ mark_object(const ObjectRef *o, const char *error)
 /* A minute of one symbol that loaded rows touched. */
 typedef struct DirtyMinute
 {
-	char symbol[BRONZE_MAX_SYMBOL + 1]; /* zero-padded: the key is hashed as bytes */
-	int64 minute_ms;					/* unix milliseconds */
+	char symbol[SYMBOL_MAX_LEN + 1]; /* zero-padded: the key is hashed as bytes */
+	int64 minute_ms;				 /* unix milliseconds */
 } DirtyMinute;
 
 static HTAB *
@@ -520,11 +509,8 @@ bronze_load_objects(List *objects, LoadCounts *counts)
 	ListCell *lc;
 	LoadStep st = {0};
 
-	st.quote_cols = column_list("symbol quote_time price change change_pct day_high day_low "
-								"day_open prev_close fetched_at source_topic source_partition "
-								"source_offset");
-	st.trade_cols = column_list("symbol trade_time price volume conditions source_topic "
-								"source_partition source_offset");
+	st.quote_cols = bronze_copy_columns(BRONZE_QUOTE);
+	st.trade_cols = bronze_copy_columns(BRONZE_TRADE);
 	initStringInfo(&st.buffers.body);
 	initStringInfo(&st.buffers.plain);
 	initStringInfo(&st.buffers.quotes);

@@ -12,8 +12,8 @@
  * BRONZE_MIN_PRICE..BRONZE_MAX_PRICE, a volume outside 0..BRONZE_MAX_VOLUME,
  * any other figure beyond BRONZE_MAX_PRICE), a day high below the day low,
  * a time before stocks_stream.min_event_year or more than five minutes in
- * the future, a string holding a NUL character, or a symbol that is not
- * 1-32 of [A-Z0-9.:^_/-].  The bounds make every later step safe: no
+ * the future, a string holding a NUL character, or a symbol that breaks
+ * the rule of symbol.c.  The bounds make every later step safe: no
  * product or sum of valid figures in gold can overflow a double.  Numbers
  * go to COPY as the very doubles json-c parsed, so silver holds what
  * Finnhub sent.
@@ -29,6 +29,7 @@
 #include "datatype/timestamp.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
+#include "nodes/value.h"
 #include "port/pg_bswap.h"
 
 #include "bronze_record.h"
@@ -36,9 +37,19 @@
 
 #define FUTURE_SKEW_SECS 300
 
-/* fields of a rendered tuple: the silver columns but loaded_at */
-#define QUOTE_COLUMNS 13
-#define TRADE_COLUMNS 8
+/*
+ * The silver columns a rendered tuple fills, in the order check_quote and
+ * check_trade write them (every column but loaded_at).
+ */
+static const char *const quote_columns[] = {
+	"symbol",		"quote_time",		"price",		 "change",	   "change_pct",
+	"day_high",		"day_low",			"day_open",		 "prev_close", "fetched_at",
+	"source_topic", "source_partition", "source_offset",
+};
+static const char *const trade_columns[] = {
+	"symbol",		"trade_time",		"price",		 "volume", "conditions",
+	"source_topic", "source_partition", "source_offset",
+};
 
 /* The fields a quote or a trade may carry ("c" is a quote's price and a trade's conditions). */
 typedef enum FieldId
@@ -159,8 +170,7 @@ symbol_field(Fields *f, FieldId id, const char **symbol)
 	if (!string_ok(f, v, name, symbol))
 		return false;
 	len = strlen(*symbol);
-	if (len < 1 || len > BRONZE_MAX_SYMBOL ||
-		strspn(*symbol, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_/-") != len)
+	if (!ss_symbol_valid(*symbol, len))
 		return refuse(f, "field \"%s\" is not a symbol of 1 to 32 characters [A-Z0-9.:^_/-]", name);
 	return true;
 }
@@ -262,8 +272,7 @@ put_text_array(StringInfo row, json_object *items, size_t n)
 	*(uint32 *) (row->data + at) = pg_hton32((uint32) (row->len - at - 4));
 }
 
-/* symbol quote_time price change change_pct day_high day_low day_open prev_close fetched_at topic
- * partition offset */
+/* A quote, rendered in the order of quote_columns. */
 static bool
 check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *event)
 {
@@ -289,7 +298,7 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	set_event(event, symbol, t);
 	if (row == NULL)
 		return true;
-	pq_sendint16(row, QUOTE_COLUMNS);
+	pq_sendint16(row, lengthof(quote_columns));
 	put_text(row, symbol);
 	put_time(row, t);
 	put_number(row, c, false);
@@ -307,7 +316,7 @@ check_quote(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	return true;
 }
 
-/* symbol trade_time price volume conditions topic partition offset */
+/* A trade, rendered in the order of trade_columns. */
 static bool
 check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *event)
 {
@@ -350,7 +359,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	}
 	if (row == NULL)
 		return true;
-	pq_sendint16(row, TRADE_COLUMNS);
+	pq_sendint16(row, lengthof(trade_columns));
 	put_text(row, symbol);
 	put_time(row, t / 1000.0);
 	put_number(row, p, false);
@@ -421,4 +430,21 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 	if (kind == BRONZE_INVALID && trades != NULL)
 		trades->len = trades_len;
 	return kind;
+}
+
+/*
+ * The silver columns of a kind's tuples, in their order, as the column
+ * list of BeginCopyFrom.
+ */
+List *
+bronze_copy_columns(BronzeKind kind)
+{
+	const char *const *names = kind == BRONZE_QUOTE ? quote_columns : trade_columns;
+	int n = kind == BRONZE_QUOTE ? lengthof(quote_columns) : lengthof(trade_columns);
+	List *columns = NIL;
+
+	Assert(kind == BRONZE_QUOTE || kind == BRONZE_TRADE);
+	for (int i = 0; i < n; i++)
+		columns = lappend(columns, makeString(pstrdup(names[i])));
+	return columns;
 }

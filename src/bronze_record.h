@@ -6,9 +6,11 @@
 #define STOCKS_STREAM_BRONZE_RECORD_H
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
-#define BRONZE_MAX_LINE	  65536
-#define BRONZE_MAX_SYMBOL 32
+#include "symbol.h"
+
+#define BRONZE_MAX_LINE 65536
 
 /*
  * Bounds of a valid figure.  With them no product or sum of valid values
@@ -37,7 +39,7 @@ typedef struct BronzeSource
 /* What a valid line is about: for daily partitions and the gold watermark. */
 typedef struct BronzeEvent
 {
-	char symbol[BRONZE_MAX_SYMBOL + 1];
+	char symbol[SYMBOL_MAX_LEN + 1];
 	int64 time_ms; /* event time in unix milliseconds, exactly as stored */
 } BronzeEvent;
 
@@ -50,5 +52,6 @@ typedef struct BronzeEvent
 extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSource *src,
 									StringInfo quotes, StringInfo trades, BronzeEvent *event,
 									char *reason, size_t reason_len);
+extern List *bronze_copy_columns(BronzeKind kind);
 
 #endif

@@ -21,9 +21,9 @@
 #include "utils/builtins.h"
 
 #include "object_key.h"
+#include "symbol.h"
 
 #define OFFSET_DIGITS 20
-#define SYMBOL_CHARS  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:^_-"
 #define TOPIC_CHARS	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 char *
@@ -133,7 +133,7 @@ parse_python_quote(const char *key)
 	size_t sym = slash ? (size_t) (slash - key) : 0;
 	size_t digits;
 
-	if (sym < 1 || sym > 32 || strspn(key, SYMBOL_CHARS) < sym)
+	if (!ss_symbol_valid(key, sym))
 		return false;
 	digits = strspn(slash + 1, "0123456789");
 	return digits >= 1 && strcmp(slash + 1 + digits, ".json") == 0;

@@ -23,10 +23,10 @@
 #include "utils/builtins.h"
 
 #include "simulator.h"
+#include "symbol.h"
 
 #define STEP_YEARS (1.0 / (252.0 * 6.5 * 3600.0))
 #define MS_PER_DAY INT64CONST(86400000)
-#define MAX_SYMBOL 32 /* the SQL API's limit, checked again here */
 
 typedef struct SymbolState
 {
@@ -96,10 +96,11 @@ sim_create(char **symbols, int nsymbols, int64 seed, int quote_every)
 
 		s->symbol = pstrdup(symbols[i]);
 		s->symbol_len = strlen(symbols[i]);
-		if (s->symbol_len > MAX_SYMBOL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("symbol \"%s\" is longer than %d characters", symbols[i], MAX_SYMBOL)));
+		/* the SQL API checked them; MAX_MESSAGE relies on it */
+		if (!ss_symbol_valid(s->symbol, s->symbol_len))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("invalid symbol \"%s\"", symbols[i]),
+							errhint("Symbols are " SYMBOL_RULE ".")));
 		s->price = cents(20.0 + 480.0 * pg_prng_double(&sim->rng));
 		s->sigma = 0.15 + 0.45 * pg_prng_double(&sim->rng);
 		s->mu = 0.10 * (pg_prng_double(&sim->rng) - 0.5);
@@ -138,7 +139,7 @@ step_price(Simulator *sim, SymbolState *s)
  * millions of messages a second, and StringInfo's per-append length and
  * capacity checks were a tenth of the worker's time.  A message is at most
  * nine numbers of up to 26 characters, the field names and a symbol of at
- * most MAX_SYMBOL characters; MAX_MESSAGE leaves room over.
+ * most SYMBOL_MAX_LEN characters; MAX_MESSAGE leaves room over.
  */
 #define MAX_MESSAGE 512
 

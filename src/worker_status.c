@@ -6,12 +6,14 @@
  * Each archive or ingest worker claims one slot at start and releases it
  * at exit.  A slot holds a state, a detail text (assigned partitions,
  * symbols), a few kind-specific counters, the time of the last activity
- * (flush or message) and the last error.  The SQL views name the counters
- * per kind.  A single spinlock guards the array: every critical section is
- * a few stores or a memcpy, and nothing inside can raise an error.
+ * (flush or message) and the last error.  The counters are named here,
+ * once: stocks_stream.worker_status_internal() returns them as columns of
+ * those names, which the views select.  A single spinlock guards the array: every critical section
+ *is a few stores or a memcpy, and nothing inside can raise an error.
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -282,11 +284,208 @@ ss_status_set_error(WorkerStatus *slot, const char *message)
 	SpinLockRelease(&status_array->mutex);
 }
 
+/*
+ * The columns of stocks_stream.worker_status_internal(kind): each field of
+ * a slot and each counter named once, here.  The SQL function declares the
+ * columns it wants by these names (in any order); a name this table does
+ * not know is an error, and a counter of the other kind is NULL.
+ */
+typedef enum StatusField
+{
+	SF_OWNER,
+	SF_OWNER_ID,
+	SF_WORKER,
+	SF_PID,
+	SF_STATE,
+	SF_DETAIL,
+	SF_STARTED_AT,
+	SF_LAST_ACTIVITY,
+	SF_LAST_ERROR,
+	SF_LAST_ERROR_AT,
+	SF_COUNTER
+} StatusField;
+
+typedef struct StatusColumn
+{
+	const char *name;
+	StatusField field;
+	Oid type;
+	WorkerKind kind; /* SF_COUNTER: whose counter */
+	int counter;
+} StatusColumn;
+
+static const StatusColumn status_columns[] = {
+	{"owner", SF_OWNER, TEXTOID, 0, 0},
+	{"owner_id", SF_OWNER_ID, INT4OID, 0, 0},
+	{"worker", SF_WORKER, INT4OID, 0, 0},
+	{"pid", SF_PID, INT4OID, 0, 0},
+	{"state", SF_STATE, TEXTOID, 0, 0},
+	{"detail", SF_DETAIL, TEXTOID, 0, 0},
+	{"started_at", SF_STARTED_AT, TIMESTAMPTZOID, 0, 0},
+	{"last_activity", SF_LAST_ACTIVITY, TIMESTAMPTZOID, 0, 0},
+	{"last_error", SF_LAST_ERROR, TEXTOID, 0, 0},
+	{"last_error_at", SF_LAST_ERROR_AT, TIMESTAMPTZOID, 0, 0},
+	{"messages_archived", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_MESSAGES},
+	{"bytes_archived", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_BYTES},
+	{"objects_written", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_OBJECTS},
+	{"lag", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_LAG},
+	{"messages_produced", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_PRODUCED},
+	{"delivery_failures", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_DELIVERY_FAILURES},
+	{"api_calls", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_API_CALLS},
+	{"rate_limited_429", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_HTTP_429},
+	{"zero_quotes_skipped", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_ZERO_QUOTES},
+	{"unchanged_quotes_skipped", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_UNCHANGED_QUOTES},
+	{"reconnects", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_RECONNECTS},
+};
+
+StaticAssertDecl(ARCHIVE_COUNTERS <= STATUS_COUNTERS && INGEST_COUNTERS <= STATUS_COUNTERS,
+				 "a status slot holds every counter");
+
+/* 'archive' or 'ingest' */
+static WorkerKind
+kind_from_text(text *kind_text)
+{
+	char *kind_name = text_to_cstring(kind_text);
+
+	if (strcmp(kind_name, "archive") == 0)
+		return WORKER_ARCHIVE;
+	if (strcmp(kind_name, "ingest") == 0)
+		return WORKER_INGEST;
+	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("unknown worker kind \"%s\"", kind_name),
+					errhint("Use 'archive' or 'ingest'.")));
+	pg_unreachable();
+}
+
+/* A copy of the live slots of one kind, taken under the lock; *n of them. */
+static WorkerStatus *
+copy_slots(WorkerKind kind, int *n)
+{
+	WorkerStatus *copy;
+	int nslots;
+
+	if (status_array == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("stocks_stream must be loaded via shared_preload_libraries")));
+	nslots = status_array->nslots;
+	copy = palloc(sizeof(WorkerStatus) * nslots);
+	SpinLockAcquire(&status_array->mutex);
+	memcpy(copy, status_array->slots, sizeof(WorkerStatus) * nslots);
+	SpinLockRelease(&status_array->mutex);
+
+	*n = 0;
+	for (int i = 0; i < nslots; i++)
+		if (copy[i].in_use && copy[i].kind == kind)
+			copy[(*n)++] = copy[i];
+	return copy;
+}
+
+/* The status_columns entry of each column of the result, by its name. */
+static const StatusColumn **
+resolve_columns(TupleDesc desc)
+{
+	const StatusColumn **cols = palloc(sizeof(StatusColumn *) * desc->natts);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		cols[i] = NULL;
+		for (int j = 0; j < (int) lengthof(status_columns) && cols[i] == NULL; j++)
+			if (strcmp(NameStr(att->attname), status_columns[j].name) == 0)
+				cols[i] = &status_columns[j];
+		if (cols[i] == NULL || cols[i]->type != att->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("stocks_stream worker status has no column \"%s\" of type %s",
+							NameStr(att->attname), format_type_be(att->atttypid)),
+					 errhint("The extension's SQL and its library differ: run ALTER EXTENSION "
+							 "stocks_stream UPDATE.")));
+	}
+	return cols;
+}
+
 static Datum
 timestamp_or_null(TimestampTz ts, bool *isnull)
 {
 	*isnull = (ts == 0);
 	return TimestampTzGetDatum(ts);
+}
+
+/* The value of one field (not a counter) of a slot. */
+static Datum
+field_value(const WorkerStatus *s, StatusField field, bool *isnull)
+{
+	*isnull = false;
+	switch (field)
+	{
+		case SF_OWNER:
+			return CStringGetTextDatum(s->owner_name);
+		case SF_OWNER_ID:
+			return Int32GetDatum(s->owner_id);
+		case SF_WORKER:
+			return Int32GetDatum(s->worker_no);
+		case SF_PID:
+			return Int32GetDatum(s->pid);
+		case SF_STATE:
+			return CStringGetTextDatum(s->state);
+		case SF_DETAIL:
+			return CStringGetTextDatum(s->detail);
+		case SF_STARTED_AT:
+			return timestamp_or_null(s->started_at, isnull);
+		case SF_LAST_ACTIVITY:
+			return timestamp_or_null(s->last_activity, isnull);
+		case SF_LAST_ERROR:
+			*isnull = (s->last_error[0] == '\0');
+			return CStringGetTextDatum(s->last_error);
+		case SF_LAST_ERROR_AT:
+			return timestamp_or_null(s->last_error_at, isnull);
+		case SF_COUNTER:
+			break;
+	}
+	elog(ERROR, "unexpected worker status field %d", (int) field);
+	pg_unreachable();
+}
+
+/* The value of one column for a slot: a counter of its kind, or NULL. */
+static Datum
+column_value(const WorkerStatus *s, const StatusColumn *col, bool *isnull)
+{
+	if (col->field != SF_COUNTER)
+		return field_value(s, col->field, isnull);
+	*isnull = (col->kind != s->kind);
+	return Int64GetDatum(s->counters[col->counter]);
+}
+
+PG_FUNCTION_INFO_V1(ss_worker_status_v2);
+
+/*
+ * worker_status_internal(kind) of 0.2.0: one row per live slot of that
+ * kind ('archive' or 'ingest'), in the columns its SQL declaration names.
+ */
+Datum
+ss_worker_status_v2(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WorkerKind kind = kind_from_text(PG_GETARG_TEXT_PP(0));
+	const StatusColumn **cols;
+	WorkerStatus *slots;
+	Datum *values;
+	bool *nulls;
+	int n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	cols = resolve_columns(rsinfo->setDesc);
+	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
+	nulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
+	slots = copy_slots(kind, &n);
+	for (int i = 0; i < n; i++)
+	{
+		for (int c = 0; c < rsinfo->setDesc->natts; c++)
+			values[c] = column_value(&slots[i], cols[c], &nulls[c]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 static Datum
@@ -303,58 +502,33 @@ counters_array(const int64 *counters)
 PG_FUNCTION_INFO_V1(ss_worker_status);
 
 /*
- * worker_status_internal(kind) returns one row per live slot of that kind
- * ('archive' or 'ingest').
+ * worker_status_internal(kind) of 0.1.0, its counters a bigint[] in the
+ * order of ArchiveCounter and IngestCounter: served while a database's
+ * extension has not been updated yet.
  */
 Datum
 ss_worker_status(PG_FUNCTION_ARGS)
 {
+	static const StatusField fields[] = {
+		SF_OWNER,	   SF_WORKER,		 SF_PID,		SF_STATE,		  SF_DETAIL,  SF_COUNTER,
+		SF_STARTED_AT, SF_LAST_ACTIVITY, SF_LAST_ERROR, SF_LAST_ERROR_AT, SF_OWNER_ID};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char *kind_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	WorkerKind kind;
-	WorkerStatus *copy;
-	int nslots;
-
-	if (strcmp(kind_name, "archive") == 0)
-		kind = WORKER_ARCHIVE;
-	else if (strcmp(kind_name, "ingest") == 0)
-		kind = WORKER_INGEST;
-	else
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown worker kind \"%s\"", kind_name),
-						errhint("Use 'archive' or 'ingest'.")));
+	WorkerStatus *slots;
+	int n;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (status_array == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						errmsg("stocks_stream must be loaded via shared_preload_libraries")));
-
-	nslots = status_array->nslots;
-	copy = palloc(sizeof(WorkerStatus) * nslots);
-	SpinLockAcquire(&status_array->mutex);
-	memcpy(copy, status_array->slots, sizeof(WorkerStatus) * nslots);
-	SpinLockRelease(&status_array->mutex);
-
-	for (int i = 0; i < nslots; i++)
+	slots = copy_slots(kind_from_text(PG_GETARG_TEXT_PP(0)), &n);
+	for (int i = 0; i < n; i++)
 	{
-		WorkerStatus *s = &copy[i];
-		Datum values[11];
-		bool nulls[11] = {0};
+		Datum values[lengthof(fields)];
+		bool nulls[lengthof(fields)];
 
-		if (!s->in_use || s->kind != kind)
-			continue;
-		values[0] = CStringGetTextDatum(s->owner_name);
-		values[1] = Int32GetDatum(s->worker_no);
-		values[2] = Int32GetDatum(s->pid);
-		values[3] = CStringGetTextDatum(s->state);
-		values[4] = CStringGetTextDatum(s->detail);
-		values[5] = counters_array(s->counters);
-		values[6] = timestamp_or_null(s->started_at, &nulls[6]);
-		values[7] = timestamp_or_null(s->last_activity, &nulls[7]);
-		values[8] = CStringGetTextDatum(s->last_error);
-		nulls[8] = (s->last_error[0] == '\0');
-		values[9] = timestamp_or_null(s->last_error_at, &nulls[9]);
-		values[10] = Int32GetDatum(s->owner_id);
+		for (int c = 0; c < (int) lengthof(fields); c++)
+		{
+			nulls[c] = false;
+			values[c] = fields[c] == SF_COUNTER ? counters_array(slots[i].counters)
+												: field_value(&slots[i], fields[c], &nulls[c]);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

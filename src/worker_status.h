@@ -16,20 +16,31 @@ typedef enum WorkerKind
 	WORKER_INGEST = 2
 } WorkerKind;
 
-/* counters of an archive worker */
-#define ARCHIVE_MESSAGES 0
-#define ARCHIVE_BYTES	 1
-#define ARCHIVE_OBJECTS	 2
-#define ARCHIVE_LAG		 3 /* messages in Kafka not archived yet (a gauge) */
+/*
+ * The counters of each kind.  worker_status.c names them (the columns of
+ * stocks_stream.worker_status_internal()); a slot has room for
+ * STATUS_COUNTERS, the length of the bigint[] that 0.1.0's SQL reads.
+ */
+typedef enum ArchiveCounter
+{
+	ARCHIVE_MESSAGES,
+	ARCHIVE_BYTES,
+	ARCHIVE_OBJECTS,
+	ARCHIVE_LAG, /* messages in Kafka not archived yet (a gauge) */
+	ARCHIVE_COUNTERS
+} ArchiveCounter;
 
-/* counters of an ingest worker */
-#define INGEST_PRODUCED			 0
-#define INGEST_DELIVERY_FAILURES 1
-#define INGEST_API_CALLS		 2
-#define INGEST_HTTP_429			 3
-#define INGEST_ZERO_QUOTES		 4
-#define INGEST_UNCHANGED_QUOTES	 5
-#define INGEST_RECONNECTS		 6
+typedef enum IngestCounter
+{
+	INGEST_PRODUCED,
+	INGEST_DELIVERY_FAILURES,
+	INGEST_API_CALLS,
+	INGEST_HTTP_429,
+	INGEST_ZERO_QUOTES,
+	INGEST_UNCHANGED_QUOTES,
+	INGEST_RECONNECTS,
+	INGEST_COUNTERS
+} IngestCounter;
 
 #define STATUS_COUNTERS 8
 
