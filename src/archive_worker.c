@@ -24,12 +24,10 @@
  *
  * The worker waits inside rd_kafka_consumer_poll (or, while an object is in
  * flight, on its socket), at most 100 ms at a time, so SIGTERM and SIGHUP
- * are seen within that.  (Waiting on the latch plus
- * an rd_kafka_queue_io_event_enable pipe, as first built, measured five
- * times slower: librdkafka 2.0 signals the pipe only when the queue was
- * empty, and a wake-up per fetch response left the worker idle most of the
- * time.)  All of librdkafka's callbacks (rebalance, log, error) are served
- * by rd_kafka_consumer_poll on this thread.
+ * are seen within that (not on the latch and librdkafka's event pipe, which
+ * left the worker idle between wake-ups: see bench/README.md).  All of
+ * librdkafka's callbacks (rebalance, log, error) are served by
+ * rd_kafka_consumer_poll on this thread.
  */
 #include "postgres.h"
 
@@ -712,12 +710,9 @@ static void
 create_consumer(void)
 {
 	/*
-	 * The prefetch queue is bounded: its bytes (and librdkafka's per-message
-	 * overhead) are most of the worker's memory besides the batches; 4 MB
-	 * kept bench/archive as fast as 8 or 16 MB at 15 MB less RSS.  When it
-	 * is full librdkafka stops fetching a partition for
-	 * fetch.queue.backoff.ms; before 2.2 that was a fixed second, which made
-	 * archiving three times slower than kcat (measured with debug=fetch).
+	 * The prefetch queue is bounded, as small as stays fast: it is most of
+	 * the worker's memory besides the batches.  A full queue pauses a
+	 * partition for fetch.queue.backoff.ms, kept short (bench/README.md).
 	 * Operators may override any of these in stocks_stream.kafka_properties.
 	 */
 	static const KafkaSetting defaults[] = {

@@ -32,10 +32,8 @@
 #include "worker_status.h"
 
 /*
- * Messages queued between servings of delivery reports.  Serving them only
- * when librdkafka's queue was full kept 200,000 acknowledged messages
- * waiting to be freed, tens of MB the processor's caches kept losing:
- * 13% slower than serving every 1000 (A/B, 3M messages).
+ * Messages queued between servings of delivery reports: acknowledged
+ * messages are freed while still in cache (bench/README.md).
  */
 #define DELIVERY_REPORTS_EVERY 1000
 
@@ -167,13 +165,8 @@ ss_ingest_worker_main(Datum main_arg)
 	args = ss_worker_args;
 
 	/*
-	 * librdkafka mallocs each message and its headers and frees them in
-	 * bulk, thousands per delivery report.  Kept in glibc's fast bins, those
-	 * small chunks were handed out again one cold cache line at a time:
-	 * malloc was 28-38% of this worker's time (perf), against 5% in kcat.
-	 * Without fast bins freed chunks coalesce and are reused in order.
-	 * (Re-checked with delivery reports served every 1000 messages: a run
-	 * with fast bins still took 35% longer.)
+	 * librdkafka frees messages in bulk; without glibc's fast bins the freed
+	 * chunks coalesce and are reused in order (bench/README.md).
 	 */
 	mallopt(M_MXFAST, 0);
 	cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream ingest", ALLOCSET_DEFAULT_SIZES);

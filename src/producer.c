@@ -5,9 +5,9 @@
  * The producer is idempotent (enable.idempotence, acks=all), so retries
  * inside librdkafka never duplicate or reorder a partition.  Every message
  * carries the key (the symbol) and two headers: the source's name and the
- * schema version.  (A third header for the record type cost a third of
- * the simulator's throughput in librdkafka's per-header allocations; the
- * loader tells quotes from trades by their shape.)  Delivery reports are served by
+ * schema version; no record type header, since each header costs
+ * allocations per message (bench/README.md) and the loader tells quotes
+ * from trades by their shape.  Delivery reports are served by
  * rd_kafka_poll on the worker's main thread and counted: a message counts
  * as produced only once the broker acknowledged it; a failed delivery is
  * counted and its error kept for source_status.  When librdkafka's local
