@@ -154,6 +154,44 @@ ms_until(TimestampTz when)
 	return when <= now ? 0 : (long) ((when - now + 999) / 1000);
 }
 
+/*
+ * A failed call: record why, and return how long to wait before the same
+ * symbol is tried again (a minute for a rejected key, else a backoff that
+ * doubles from a second, never below the call spacing).
+ */
+static long
+call_failed(const char *symbol, QuoteCall *call, long spacing, long *backoff)
+{
+	if (call->http_status == 401 || call->http_status == 403)
+	{
+		ingest_set_state("API key rejected");
+		snprintf(call->error, sizeof(call->error),
+				 "Finnhub rejected the API key (HTTP %ld); check finnhub_api_key in "
+				 "stocks_stream.secrets_file",
+				 call->http_status);
+		ingest_error(call->error);
+		return AUTH_RETRY_MS;
+	}
+	if (call->http_status == 429)
+	{
+		ingest_count(INGEST_HTTP_429, 1);
+		ingest_set_state("rate limited");
+		snprintf(call->error, sizeof(call->error),
+				 "Finnhub answered 429 (API limit reached) for %s", symbol);
+	}
+	else if (call->http_status != 0)
+	{
+		ingest_set_state("Finnhub error");
+		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s returned HTTP %ld", symbol,
+				 call->http_status);
+	}
+	else
+		ingest_set_state("network error");
+	ingest_error(call->error);
+	*backoff = Min(Max(Max(*backoff * 2, 1000), spacing), MAX_BACKOFF_MS);
+	return *backoff;
+}
+
 void
 ss_run_finnhub_quotes(const SourceConfig *src)
 {
@@ -201,34 +239,7 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		}
 
 		/* a failed call: the same symbol is tried again */
-		if (call.http_status == 401 || call.http_status == 403)
-		{
-			ingest_set_state("API key rejected");
-			snprintf(call.error, sizeof(call.error),
-					 "Finnhub rejected the API key (HTTP %ld); check finnhub_api_key in "
-					 "stocks_stream.secrets_file",
-					 call.http_status);
-			ingest_error(call.error);
-			next_call = TimestampTzPlusMilliseconds(started, AUTH_RETRY_MS);
-			continue;
-		}
-		if (call.http_status == 429)
-		{
-			ingest_count(INGEST_HTTP_429, 1);
-			ingest_set_state("rate limited");
-			snprintf(call.error, sizeof(call.error),
-					 "Finnhub answered 429 (API limit reached) for %s", src->symbols[i]);
-		}
-		else if (call.http_status != 0)
-		{
-			ingest_set_state("Finnhub error");
-			snprintf(call.error, sizeof(call.error), "Finnhub quote for %s returned HTTP %ld",
-					 src->symbols[i], call.http_status);
-		}
-		else
-			ingest_set_state("network error");
-		ingest_error(call.error);
-		backoff = Min(Max(Max(backoff * 2, 1000), spacing), MAX_BACKOFF_MS);
-		next_call = TimestampTzPlusMilliseconds(started, backoff);
+		next_call = TimestampTzPlusMilliseconds(
+			started, call_failed(src->symbols[i], &call, spacing, &backoff));
 	}
 }
