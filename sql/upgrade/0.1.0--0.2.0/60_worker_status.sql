@@ -6,11 +6,9 @@
 -- database not updated yet.
 -- ---------------------------------------------------------------------------
 
-DROP VIEW stocks_stream.worker_status;
-DROP VIEW stocks_stream.source_status;
-DROP FUNCTION stocks_stream.worker_status_internal(text);
-
-CREATE FUNCTION stocks_stream.worker_status_internal(
+-- The new function takes the old one's name once the views read it, so
+-- views of users that select from worker_status or source_status stay.
+CREATE FUNCTION stocks_stream.worker_status_named(
     kind text,
     OUT owner text, OUT owner_id integer, OUT worker integer, OUT pid integer,
     OUT state text, OUT detail text,
@@ -23,33 +21,30 @@ CREATE FUNCTION stocks_stream.worker_status_internal(
     OUT last_error text, OUT last_error_at timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ss_worker_status_v2' LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION stocks_stream.worker_status_internal IS
-    'One row per running worker of a kind (archive or ingest): its slot and its counters; the counters of the other kind are NULL.';
-REVOKE ALL ON FUNCTION stocks_stream.worker_status_internal(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_internal(text) TO stocks_stream_api_owner;
+REVOKE ALL ON FUNCTION stocks_stream.worker_status_named(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_named(text) TO stocks_stream_api_owner;
 
-CREATE VIEW stocks_stream.worker_status AS
+CREATE OR REPLACE VIEW stocks_stream.worker_status AS
     SELECT w.owner AS pipeline, w.worker, w.pid, w.state, w.detail AS assigned_partitions,
            w.messages_archived, w.bytes_archived, w.objects_written, w.lag, w.started_at,
            w.last_activity AS last_flush, w.last_error, w.last_error_at
-      FROM stocks_stream.worker_status_internal('archive') w
+      FROM stocks_stream.worker_status_named('archive') w
       JOIN stocks_stream.pipelines p ON p.pipeline_id = w.owner_id AND p.name = w.owner
      ORDER BY w.owner, w.worker;
-COMMENT ON VIEW stocks_stream.worker_status IS
-    'One row per running archive worker of this database''s pipelines: state, assigned Kafka partitions, what it archived, and its last error.';
-REVOKE ALL ON stocks_stream.worker_status FROM PUBLIC;
 
-CREATE VIEW stocks_stream.source_status AS
+CREATE OR REPLACE VIEW stocks_stream.source_status AS
     SELECT w.owner AS source, s.kind, w.pid, w.state, w.detail,
            w.messages_produced, w.delivery_failures, w.api_calls, w.rate_limited_429,
            w.zero_quotes_skipped, w.unchanged_quotes_skipped, w.reconnects, w.started_at,
            w.last_activity AS last_message_at, w.last_error, w.last_error_at
-      FROM stocks_stream.worker_status_internal('ingest') w
+      FROM stocks_stream.worker_status_named('ingest') w
       JOIN stocks_stream.sources s ON s.source_id = w.owner_id AND s.name = w.owner
      ORDER BY w.owner;
-COMMENT ON VIEW stocks_stream.source_status IS
-    'One row per running ingest source: state, messages produced (acknowledged by Kafka), delivery failures, Finnhub API calls, 429s, zero and unchanged quotes skipped, WebSocket reconnects, last message time, last error.';
-REVOKE ALL ON stocks_stream.source_status FROM PUBLIC;
+
+DROP FUNCTION stocks_stream.worker_status_internal(text);
+ALTER FUNCTION stocks_stream.worker_status_named(text) RENAME TO worker_status_internal;
+COMMENT ON FUNCTION stocks_stream.worker_status_internal IS
+    'One row per running worker of a kind (archive or ingest): its slot and its counters; the counters of the other kind are NULL.';
 
 -- api.pipeline_health's worker status, without the error texts (owner,
 -- grants and SECURITY DEFINER kept from 0.1.0)
