@@ -6,11 +6,7 @@ stack_support.py, a plain module: test files import them from there
 """
 import pytest
 
-# Imported for the fixtures below, and still importable from here for test
-# files not yet moved to `from stack_support import ...`.
-from stack_support import (BROKERS, ROOT, Message, Pipeline, Source, Topic, archive_simulated,  # noqa: F401
-                           high_watermarks, holds_for, kafka_committed, parse_key, quote_message,
-                           read_topic, s3_client, sql, sql_value, stack, wait_until)
+from stack_support import Pipeline, Topic
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import uuid
 
 import psycopg
 
-from conftest import sql, wait_until
+from stack_support import sql, wait_until
 
 POSTGREST_URL = os.environ.get("POSTGREST_URL", "http://127.0.0.1:53000")
 WEB_URL = os.environ.get("WEB_URL", "http://127.0.0.1:58080")

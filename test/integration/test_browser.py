@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from stack_support import ROOT
 from http_helpers import WEB_URL, drop_symbols, insert_trades, new_symbol, refresh_gold
 
 STACK = os.environ.get("STOCKS_STREAM_STACK", os.path.join(ROOT, ".stack"))

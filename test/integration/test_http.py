@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from conftest import ROOT, sql, wait_until
+from stack_support import ROOT, sql, wait_until
 from http_helpers import (POSTGREST_URL, WEB_URL, drop_symbols, get, http, insert_quotes, insert_trades,
                           new_symbol, refresh_gold)
 
