@@ -67,7 +67,6 @@ static PipelineConfig *pipeline = NULL;
 static int worker_no = 0;
 static WorkerStatus *status = NULL;
 static rd_kafka_t *consumer = NULL;
-static char *kafka_fingerprint = NULL;
 
 /* batches indexed by partition number */
 static PartitionBatch *batches = NULL;
@@ -750,22 +749,13 @@ create_consumer(void)
 							   rd_kafka_err2str(err))));
 }
 
-/* Settings were reloaded; a change of Kafka settings needs a new consumer. */
+/*
+ * Settings were reloaded (a change of Kafka settings has made the worker
+ * exit already, worker_loop.c); S3 settings are read at each request.
+ */
 static void
 settings_reloaded(void)
 {
-	char *fingerprint;
-
-	fingerprint = ss_kafka_settings_fingerprint();
-	if (strcmp(fingerprint, kafka_fingerprint) != 0)
-	{
-		ereport(LOG,
-				(errmsg("stocks_stream pipeline \"%s\": Kafka settings changed, restarting worker",
-						pipeline->name)));
-		proc_exit(1);
-	}
-	pfree(fingerprint);
-	/* S3 settings are read at each request */
 	s3_reset_connection();
 }
 
@@ -800,7 +790,6 @@ ss_archive_worker_main(Datum main_arg)
 	batch_init_context();
 	pending_context = AllocSetContextCreate(TopMemoryContext, "stocks_stream pending object",
 											ALLOCSET_DEFAULT_SIZES);
-	kafka_fingerprint = ss_kafka_settings_fingerprint();
 	create_consumer();
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");

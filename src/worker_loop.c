@@ -29,6 +29,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "kafka.h"
 #include "settings.h"
 #include "worker_loop.h"
 
@@ -106,6 +107,9 @@ release_status(int code, Datum arg)
 	ss_status_release(status);
 }
 
+/* the Kafka settings this worker's client was made with */
+static char *kafka_fingerprint = NULL;
+
 /* Read the launcher's arguments, set up the loop, connect to the database. */
 void
 ss_worker_start(void)
@@ -113,6 +117,27 @@ ss_worker_start(void)
 	memcpy(&ss_worker_args, MyBgworkerEntry->bgw_extra, sizeof(WorkerArgs));
 	ss_loop_start();
 	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+	kafka_fingerprint = MemoryContextStrdup(TopMemoryContext, ss_kafka_settings_fingerprint());
+}
+
+/*
+ * After a reload: a Kafka client cannot change its settings, so a worker
+ * whose Kafka settings changed exits, and the launcher starts it again
+ * with the new ones (archive workers resume from the stored offsets).
+ */
+static void
+exit_if_kafka_settings_changed(void)
+{
+	char *fingerprint = ss_kafka_settings_fingerprint();
+
+	if (strcmp(fingerprint, kafka_fingerprint) != 0)
+	{
+		ereport(LOG, (errmsg("stocks_stream worker for \"%s\"/%d: Kafka settings changed, "
+							 "restarting",
+							 MyBgworkerEntry->bgw_name, ss_worker_args.worker_no)));
+		proc_exit(1);
+	}
+	pfree(fingerprint);
 }
 
 /*
@@ -158,6 +183,8 @@ ss_worker_serve(void)
 	serve_interrupts();
 	exit_if_orphaned();
 	reloaded = reload_settings();
+	if (reloaded)
+		exit_if_kafka_settings_changed();
 	return reloaded;
 }
 

@@ -119,6 +119,7 @@ def test_one_worker_per_slot_whatever_is_killed(what, make_pipeline):
         holds_for(lambda: running_workers("archive", p.name) <= 2 and running_workers("ingest", src.name) <= 1,
                   8, "one worker per pipeline slot and per source")
         wait_until(lambda: (src.status() or {}).get("state") == "done", 180, "the simulator to finish")
+        src.stop_and_wait()   # nothing is produced from here on
         wait_until(lambda: caught_up(sql, p.name, t), 120, "everything produced to be archived")
     finally:
         src.drop()
@@ -426,3 +427,35 @@ def test_incremental_listing_loads_each_new_object_once(warehouse, make_pipeline
     assert load(None)[1] == 2
     assert warehouse.execute("SELECT count(*), count(DISTINCT (source_partition, source_offset)) "
                              "FROM stocks_stream.quotes").fetchone() == (1502, 1502)
+
+
+# --- settings reloads ------------------------------------------------------------------------
+
+def set_kafka_properties(value):
+    loaded = sql_value("SELECT pg_conf_load_time()")
+    if value is None:
+        sql("ALTER SYSTEM RESET stocks_stream.kafka_properties")
+    else:
+        sql(f"ALTER SYSTEM SET stocks_stream.kafka_properties = '{value}'")
+    sql("SELECT pg_reload_conf()")
+    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
+
+
+def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
+    """Archive and ingest workers alike take new Kafka settings: a reload
+    that changes them restarts both (a Kafka client cannot change its own)."""
+    t = Topic()
+    p = make_pipeline(t, batch_max_age_ms=300)
+    src = Source("simulator", ["AAPL"], t.name, options={"seed": 3, "rate": 200})
+    try:
+        p.start()
+        src.start()
+        wait_until(lambda: p.workers() and (src.status() or {}).get("state") == "running", 60, "both workers")
+        archive_pid, ingest_pid = p.workers()[0].pid, src.status()["pid"]
+        set_kafka_properties("linger.ms=7")
+        wait_until(lambda: p.workers() and p.workers()[0].pid != archive_pid and
+                   (src.status() or {}).get("pid") not in (None, ingest_pid), 60,
+                   "both workers to restart with the new settings")
+    finally:
+        set_kafka_properties(None)
+        src.drop()
