@@ -146,15 +146,14 @@ note_marks(const char *bucket, List *keys)
 	foreach (lc, keys)
 	{
 		const char *key = lfirst(lc);
-		char hour[OBJECT_KEY_HOUR_LEN + 1];
-		size_t folder_len;
+		ObjectKey k;
 		Datum args[3];
 
-		if (!object_key_folder_hour(key, &folder_len, hour))
+		if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
 			continue;
 		args[0] = CStringGetTextDatum(bucket);
-		args[1] = PointerGetDatum(cstring_to_text_with_len(key, (int) folder_len));
-		args[2] = CStringGetTextDatum(hour);
+		args[1] = PointerGetDatum(cstring_to_text_with_len(key, (int) k.folder_len));
+		args[2] = CStringGetTextDatum(k.hour);
 		if (SPI_execute_with_args(
 				"INSERT INTO stocks_stream.listing_marks AS m (bucket, folder, last_hour) "
 				"VALUES ($1, $2, ($3 || ':00')::timestamp) "

@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 
 #include "object_key.h"
 #include "symbol.h"
@@ -100,29 +101,36 @@ parse_file_name(const char *name, ObjectKey *out)
 	return kind;
 }
 
-/* <topic>/dt=YYYY-MM-DD/hour=HH/ ending at `file`: the topic, or NULL. */
-static char *
-parse_topic_dirs(const char *key, const char *file)
+/*
+ * [<prefix>/]<topic>/dt=YYYY-MM-DD/hour=HH/ ending at `file`: its parts go
+ * to *out.  False when the key does not have that shape.
+ */
+static bool
+parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 {
 	const char *hour, *dt, *topic;
 	size_t len;
 
 	/* "dt=YYYY-MM-DD/hour=HH/" is 22 characters before the file name */
-	if (file - key < 23)
-		return NULL;
+	if (file - key < 24)
+		return false;
 	hour = file - 8;
 	dt = hour - 14;
 	if (strncmp(hour, "hour=", 5) != 0 || strspn(hour + 5, "0123456789") != 2 || hour[7] != '/' ||
 		strncmp(dt, "dt=", 3) != 0 || strspn(dt + 3, "0123456789-") != 10 || dt[13] != '/' ||
-		dt - key < 2 || dt[-1] != '/')
-		return NULL;
+		dt[-1] != '/')
+		return false;
 	/* the topic is the path segment before dt= */
 	for (topic = dt - 1; topic > key && topic[-1] != '/'; topic--)
 		;
 	len = (dt - 1) - topic;
 	if (len < 1 || len > 249 || strspn(topic, TOPIC_CHARS) < len)
-		return NULL;
-	return pnstrdup(topic, len);
+		return false;
+	out->topic = pnstrdup(topic, len);
+	out->prefix = pnstrdup(key, topic > key ? topic - key - 1 : 0);
+	out->folder_len = dt - key;
+	snprintf(out->hour, sizeof(out->hour), "%.10s %.2s", dt + 3, hour + 5);
+	return true;
 }
 
 /* <symbol>/<unix_ts>.json at the top of the bucket */
@@ -152,28 +160,9 @@ object_key_parse(const char *key, ObjectKey *out)
 	if (file == NULL)
 		return OBJECT_KEY_OTHER;
 	out->kind = parse_file_name(file + 1, out);
-	if (out->kind != OBJECT_KEY_OTHER && (out->topic = parse_topic_dirs(key, file + 1)) == NULL)
+	if (out->kind != OBJECT_KEY_OTHER && !parse_topic_dirs(key, file + 1, out))
 		out->kind = OBJECT_KEY_OTHER;
 	return out->kind;
-}
-
-/*
- * For an archive key: the length of its folder ("<prefix>/<topic>/", the
- * part before dt=) and its hour as "YYYY-MM-DD HH".  False for other keys.
- */
-bool
-object_key_folder_hour(const char *key, size_t *folder_len, char hour[OBJECT_KEY_HOUR_LEN + 1])
-{
-	ObjectKey k;
-	const char *dt;
-
-	if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
-		return false;
-	/* parse_topic_dirs checked "dt=YYYY-MM-DD/hour=HH/" before the file name */
-	dt = strrchr(key, '/') + 1 - 22;
-	*folder_len = dt - key;
-	snprintf(hour, OBJECT_KEY_HOUR_LEN + 1, "%.10s %.2s", dt + 3, dt + 19);
-	return true;
 }
 
 /*
@@ -189,9 +178,9 @@ object_key_hour_start(const char *folder, const char *hour)
 PG_FUNCTION_INFO_V1(ss_parse_object_key);
 
 /*
- * parse_object_key(key) -> (kind, topic, partition, first_offset,
- * last_offset, compressed); kind is 'archive', 'archive_v1',
- * 'python_quote' or NULL with every field NULL.
+ * parse_object_key(key) -> (kind, prefix, topic, day, hour, partition,
+ * first_offset, last_offset, compressed); kind is 'archive', 'archive_v1',
+ * 'python_quote' or NULL with every other field NULL.
  */
 Datum
 ss_parse_object_key(PG_FUNCTION_ARGS)
@@ -200,12 +189,13 @@ ss_parse_object_key(PG_FUNCTION_ARGS)
 	char *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	ObjectKey k;
 	TupleDesc tupdesc;
-	Datum values[6] = {0};
-	bool nulls[6] = {true, true, true, true, true, true};
+	Datum values[9] = {0};
+	bool nulls[9];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("parse_object_key must return a row")));
+	memset(nulls, true, sizeof(nulls));
 	if (object_key_parse(key, &k) != OBJECT_KEY_OTHER)
 	{
 		values[0] = CStringGetTextDatum(kinds[k.kind]);
@@ -213,13 +203,17 @@ ss_parse_object_key(PG_FUNCTION_ARGS)
 	}
 	if (k.kind == OBJECT_KEY_ARCHIVE || k.kind == OBJECT_KEY_ARCHIVE_V1)
 	{
-		values[1] = CStringGetTextDatum(k.topic);
-		values[2] = Int32GetDatum(k.partition);
-		values[3] = Int64GetDatum(k.first_offset);
-		values[4] = Int64GetDatum(k.last_offset);
-		values[5] = BoolGetDatum(k.compressed);
-		nulls[1] = nulls[2] = nulls[3] = nulls[5] = false;
-		nulls[4] = (k.last_offset < 0);
+		k.hour[10] = '\0'; /* "YYYY-MM-DD" and "HH" */
+		values[1] = CStringGetTextDatum(k.prefix);
+		values[2] = CStringGetTextDatum(k.topic);
+		values[3] = DirectFunctionCall1(date_in, CStringGetDatum(k.hour));
+		values[4] = Int32GetDatum(atoi(k.hour + 11));
+		values[5] = Int32GetDatum(k.partition);
+		values[6] = Int64GetDatum(k.first_offset);
+		values[7] = Int64GetDatum(k.last_offset);
+		values[8] = BoolGetDatum(k.compressed);
+		memset(nulls + 1, false, sizeof(bool) * 8);
+		nulls[7] = (k.last_offset < 0);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

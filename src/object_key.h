@@ -14,10 +14,15 @@ typedef enum ObjectKeyKind
 	OBJECT_KEY_PYTHON_QUOTE /* the old Python pipeline: <symbol>/<ts>.json */
 } ObjectKeyKind;
 
+#define OBJECT_KEY_HOUR_LEN 13 /* YYYY-MM-DD HH */
+
 typedef struct ObjectKey
 {
 	ObjectKeyKind kind;
-	char *topic; /* palloc'd; NULL for a Python quote */
+	char *prefix;						/* palloc'd, "" for none; NULL for a Python quote */
+	char *topic;						/* palloc'd; NULL for a Python quote */
+	size_t folder_len;					/* of "<prefix>/<topic>/", the key's part before dt= */
+	char hour[OBJECT_KEY_HOUR_LEN + 1]; /* "YYYY-MM-DD HH" (UTC) of the first message */
 	int32 partition;
 	int64 first_offset;
 	int64 last_offset; /* -1 when the key does not say (0.1.0 keys) */
@@ -27,11 +32,7 @@ typedef struct ObjectKey
 extern char *object_key_format(const char *prefix, const char *topic, int32 partition,
 							   int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
 							   bool gzip);
-#define OBJECT_KEY_HOUR_LEN 13 /* YYYY-MM-DD HH */
-
 extern ObjectKeyKind object_key_parse(const char *key, ObjectKey *out);
-extern bool object_key_folder_hour(const char *key, size_t *folder_len,
-								   char hour[OBJECT_KEY_HOUR_LEN + 1]);
 extern char *object_key_hour_start(const char *folder, const char *hour);
 
 #endif

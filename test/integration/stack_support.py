@@ -13,7 +13,6 @@ import functools
 import gzip
 import json
 import os
-import re
 import subprocess
 import threading
 import time
@@ -145,33 +144,19 @@ def s3_client():
     )
 
 
-# <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first offset>[-<last offset>].ndjson[.gz],
-# offsets as 20 digits.  The older form names only the first offset.
-_KEY_RE = re.compile(
-    r"^(?:(?P<prefix>.*)/)?(?P<topic>[A-Za-z0-9._-]+)/dt=(?P<date>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/"
-    r"(?P<partition>\d+)-(?P<first>\d{20})(?:-(?P<last>\d{20}))?\.ndjson(?P<gz>\.gz)?$"
-)
-
-
 def parse_key(key):
     """The parts of an archive object key, or None when key is not one.
 
-    The one place the tests know the key format: a dict with prefix ('' for
-    none), topic, date ('YYYY-MM-DD'), hour (int), partition, first_offset,
-    last_offset (None in the older <partition>-<first> form) and gz (bool)."""
-    m = _KEY_RE.match(key)
-    if not m:
+    The key format has one home, the extension's object_key.c: this asks it
+    (stocks_stream.parse_object_key).  A dict with prefix ('' for none),
+    topic, date ('YYYY-MM-DD'), hour (int), partition, first_offset,
+    last_offset (None in 0.1.0's <partition>-<first> form) and gz (bool)."""
+    k = sql("SELECT * FROM stocks_stream.parse_object_key(%s)", [key])[0]
+    if k.kind not in ("archive", "archive_v1"):
         return None
-    return {
-        "prefix": m.group("prefix") or "",
-        "topic": m.group("topic"),
-        "date": m.group("date"),
-        "hour": int(m.group("hour")),
-        "partition": int(m.group("partition")),
-        "first_offset": int(m.group("first")),
-        "last_offset": int(m.group("last")) if m.group("last") else None,
-        "gz": m.group("gz") is not None,
-    }
+    return {"prefix": k.prefix, "topic": k.topic, "date": k.day.isoformat(), "hour": k.hour,
+            "partition": k.partition, "first_offset": k.first_offset, "last_offset": k.last_offset,
+            "gz": k.compressed}
 
 
 # --- Kafka --------------------------------------------------------------------

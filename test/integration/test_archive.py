@@ -98,10 +98,13 @@ def test_objects_decode_under_their_prefix(topic, make_pipeline, gzip, suffix):
     ("AAPL/1764000000.json", None),
     ("bronze/market/dt=2026-11-25/hour=07/3-42.ndjson", None),
     ("bronze/market/dt=2026-11-25/hour=07/3-00000000000000000042.json", None),
+    ("bronze/market/dt=2026-11-25/hour=07/3-00000000000000000042-00000000000000000041.ndjson", None),
+    ("bronze/market/hour=07/3-00000000000000000042-00000000000000000042.ndjson", None),
 ], ids=["first-offset-form", "first-last-form-gzip", "no-prefix", "old-pipeline-object", "short-offset",
-        "not-ndjson"])
+        "not-ndjson", "last-before-first", "no-day-folder"])
 def test_parse_key_reads_both_key_forms(key, parts):
-    """The tests' one reader of archive keys (stack_support.parse_key)."""
+    """The tests' one reader of archive keys (stack_support.parse_key), which
+    asks the extension's own parser (object_key.c, parse_object_key)."""
     assert parse_key(key) == parts
 
 
