@@ -4,13 +4,9 @@ archived, duplicated, lost) from manifests and S3."""
 import json
 import os
 import socket
-import time
 import uuid
 
-import psycopg
-from psycopg.rows import namedtuple_row
-
-from stack_support import high_watermarks, s3_client, parse_key, stack
+from stack_support import bucket_objects, high_watermarks, parse_key, sql, stack
 
 
 def free_port():
@@ -29,20 +25,8 @@ class Instance:
         self.port = free_port()
         stack("cluster", "start", self.name, str(self.port))
 
-    def connect(self, db="stocks"):
-        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=db,
-                               autocommit=True, connect_timeout=5, row_factory=namedtuple_row)
-
-    def sql(self, query, params=None, db="stocks", retries=60):
-        for attempt in range(retries):
-            try:
-                with self.connect(db) as conn:
-                    cur = conn.execute(query, params)
-                    return cur.fetchall() if cur.description else None
-            except psycopg.OperationalError:
-                if attempt == retries - 1:
-                    raise
-                time.sleep(1)
+    def sql(self, query, params=None, db="stocks"):
+        return sql(query, params, host="127.0.0.1", port=self.port, user="postgres", dbname=db)
 
     def value(self, query, params=None, db="stocks"):
         rows = self.sql(query, params, db)
@@ -60,20 +44,6 @@ def manifest_rows(run_sql, pipeline):
     return run_sql("SELECT object_key, partition, first_offset, last_offset, message_count, etag "
                    "FROM stocks_stream.manifest WHERE pipeline = %s ORDER BY partition, first_offset",
                    [pipeline])
-
-
-def bucket_objects(bucket):
-    """key -> (lines, etag) of every object in the bucket."""
-    import gzip
-    s3 = s3_client()
-    out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            if obj["Key"].endswith(".gz"):
-                body = gzip.decompress(body)
-            out[obj["Key"]] = (body[:-1].split(b"\n") if body else [], obj["ETag"].strip('"'))
-    return out
 
 
 def account(topic, manifests, bucket):

@@ -46,15 +46,16 @@ def named_row(cursor):
     return make
 
 
-def sql(query, params=None, retries=60):
-    """Run one statement on a fresh connection (survives server restarts).
+def sql(query, params=None, retries=60, **connect):
+    """Run one statement on a fresh connection (survives server restarts);
+    `connect` may name another server or database (host, port, dbname).
 
     Returns its rows (None for a statement without a result).  Rows are
     named tuples: `row.state` names the column, and they still compare and
     unpack like plain tuples."""
     for attempt in range(retries):
         try:
-            with psycopg.connect(autocommit=True, connect_timeout=5, row_factory=named_row) as conn:
+            with psycopg.connect(autocommit=True, connect_timeout=5, row_factory=named_row, **connect) as conn:
                 cur = conn.execute(query, params)
                 return cur.fetchall() if cur.description else None
         except psycopg.OperationalError:
@@ -142,6 +143,21 @@ def s3_client():
         region_name=os.environ.get("S3_REGION", "us-east-1"),
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}),
     )
+
+
+def bucket_objects(bucket):
+    """Every object in a bucket, gunzipped: key -> (list of lines, etag).
+    Every object ends with a newline (one message per line)."""
+    s3 = s3_client()
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            if obj["Key"].endswith(".gz"):
+                body = gzip.decompress(body)
+            assert body.endswith(b"\n"), f"{obj['Key']} does not end with a newline"
+            out[obj["Key"]] = (body[:-1].split(b"\n"), obj["ETag"].strip('"'))
+    return out
 
 
 def parse_key(key):
@@ -332,16 +348,7 @@ class Pipeline:
 
     def objects(self):
         """Every object in the bucket: key -> (list of lines, etag)."""
-        s3 = s3_client()
-        out = {}
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for obj in page.get("Contents", []):
-                body = s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
-                if obj["Key"].endswith(".gz"):
-                    body = gzip.decompress(body)
-                assert body.endswith(b"\n"), f"{obj['Key']} does not end with a newline"
-                out[obj["Key"]] = (body[:-1].split(b"\n"), obj["ETag"].strip('"'))
-        return out
+        return bucket_objects(self.bucket)
 
     def archived_messages(self):
         """(partition, offset) -> value over all objects; fails on a duplicate."""
