@@ -136,24 +136,61 @@ register_keys(const char *bucket, List *keys, LoadCounts *counts)
 	}
 }
 
-/* Remember the latest hour listed in each archive topic folder. */
+/* An archive topic folder and the latest hour a listing found in it. */
+typedef struct FolderMark
+{
+	char *folder;
+	char hour[OBJECT_KEY_HOUR_LEN + 1]; /* "YYYY-MM-DD HH": sorts as text */
+} FolderMark;
+
+/* The latest hour of each archive topic folder among the keys. */
+static List *
+latest_hours(List *keys)
+{
+	List *marks = NIL;
+	ListCell *lc;
+
+	foreach (lc, keys)
+	{
+		const char *key = lfirst(lc);
+		FolderMark *mark = NULL;
+		ListCell *mc;
+		ObjectKey k;
+
+		if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
+			continue;
+		foreach (mc, marks)
+		{
+			FolderMark *m = lfirst(mc);
+
+			if (strlen(m->folder) == k.folder_len && strncmp(m->folder, key, k.folder_len) == 0)
+				mark = m;
+		}
+		if (mark == NULL)
+		{
+			mark = palloc0(sizeof(FolderMark));
+			mark->folder = pnstrdup(key, k.folder_len);
+			marks = lappend(marks, mark);
+		}
+		if (strcmp(k.hour, mark->hour) > 0)
+			strlcpy(mark->hour, k.hour, sizeof(mark->hour));
+	}
+	return marks;
+}
+
+/* Remember the latest hour listed in each archive topic folder: a row each. */
 static void
 note_marks(const char *bucket, List *keys)
 {
 	ListCell *lc;
 	Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
 
-	foreach (lc, keys)
+	foreach (lc, latest_hours(keys))
 	{
-		const char *key = lfirst(lc);
-		ObjectKey k;
-		Datum args[3];
+		FolderMark *m = lfirst(lc);
+		Datum args[3] = {CStringGetTextDatum(bucket), CStringGetTextDatum(m->folder),
+						 CStringGetTextDatum(m->hour)};
 
-		if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
-			continue;
-		args[0] = CStringGetTextDatum(bucket);
-		args[1] = PointerGetDatum(cstring_to_text_with_len(key, (int) k.folder_len));
-		args[2] = CStringGetTextDatum(k.hour);
 		if (SPI_execute_with_args(
 				"INSERT INTO stocks_stream.listing_marks AS m (bucket, folder, last_hour) "
 				"VALUES ($1, $2, ($3 || ':00')::timestamp) "

@@ -271,6 +271,22 @@ def read_topic(topic, partitions=4, timeout=30):
 
 # --- pipelines and sources ----------------------------------------------------
 
+def stored_offsets(pipeline, run_sql=sql):
+    """partition -> the next offset a pipeline will archive, as stored in
+    Postgres (run_sql: the stack's database, or another instance's)."""
+    return {r.partition: r.next_offset for r in run_sql(
+        "SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
+        "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s", [pipeline])}
+
+
+def caught_up(pipeline, topic, run_sql=sql):
+    """The stored offsets reach the end of every non-empty partition of the
+    topic: every message in Kafka has been archived and recorded."""
+    hw = high_watermarks(topic.name, topic.partitions)
+    stored = stored_offsets(pipeline, run_sql)
+    return all(stored.get(p) == end for p, end in hw.items() if end > 0)
+
+
 class Pipeline:
     """An archive pipeline on its own bucket, dropped at the end of a test."""
 
@@ -309,17 +325,10 @@ class Pipeline:
                          [self.name])
 
     def stored_offsets(self):
-        """partition -> the next offset the pipeline will archive, as stored in Postgres."""
-        return {r.partition: r.next_offset for r in sql(
-            "SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
-            "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s", [self.name])}
+        return stored_offsets(self.name)
 
     def caught_up(self):
-        """The stored offsets reach the end of every non-empty partition of the
-        topic: every message in Kafka has been archived and recorded."""
-        hw = high_watermarks(self.topic.name, self.topic.partitions)
-        stored = self.stored_offsets()
-        return all(stored.get(p) == end for p, end in hw.items() if end > 0)
+        return caught_up(self.name, self.topic)
 
     def wait_archived(self, n, timeout=120):
         """Wait until the manifest holds at least n messages and the stored
