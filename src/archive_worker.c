@@ -62,6 +62,7 @@
 #define INITIAL_BACKOFF_MS	   500
 #define COMMITTED_TIMEOUT_MS   10000
 #define EXIT_COMMIT_TIMEOUT_MS 2000
+#define AWAIT_UNRECORDED_MS	   30000 /* longest a batch waits to match an unrecorded object */
 
 static PipelineConfig *pipeline = NULL;
 static int worker_no = 0;
@@ -217,6 +218,7 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 		b->assigned = true;
 		b->next_offset = start;
 		b->recorded_offset = -1;
+		b->probe_unrecorded = true;
 	}
 	pfree(stored);
 	pfree(committed);
@@ -280,6 +282,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			b->assigned = false;
 			b->next_offset = -1;
 			b->recorded_offset = -1;
+			b->probe_unrecorded = false;
 		}
 		rd_kafka_assign(rk, NULL);
 	}
@@ -540,6 +543,45 @@ wait_for_topic(void)
 						 pipeline->name, pipeline->topic)));
 }
 
+/*
+ * The end of an object that a worker PUT where this partition now resumes
+ * but never recorded (it crashed, was stopped, or lost the partition
+ * between its PUT and its record), or -1.  The first batch after an
+ * assignment then ends where that object ends, so its PUT writes the very
+ * same bytes under the very same key instead of leaving an overlapping
+ * object beside it.  Found by one LIST per partition and assignment; when
+ * S3 does not answer, the batch is cut as usual.
+ */
+static int64
+unrecorded_object_end(int32 partition, int64 first_offset, int64 timestamp_ms)
+{
+	char *start = object_key_format_start(pipeline->key_prefix, pipeline->topic, partition,
+										  first_offset, timestamp_ms);
+	List *keys;
+	ListCell *lc;
+	int64 end = -1;
+
+	if (!s3_list(pipeline->bucket, start, NULL, NULL, &keys, NULL).ok)
+		return -1;
+	foreach (lc, keys)
+	{
+		ObjectKey k;
+
+		if (object_key_parse(lfirst(lc), &k) == OBJECT_KEY_ARCHIVE &&
+			k.compressed == pipeline->gzip && k.first_offset == first_offset)
+			end = Max(end, k.last_offset);
+	}
+	return end;
+}
+
+/* Is the batch still short of the unrecorded object it is to match? */
+static bool
+awaiting_end(const PartitionBatch *b)
+{
+	return b->end_at >= 0 && b->last_offset < b->end_at &&
+		   !TimestampDifferenceExceeds(b->opened_at, GetCurrentTimestamp(), AWAIT_UNRECORDED_MS);
+}
+
 static void
 handle_message(rd_kafka_message_t *msg)
 {
@@ -574,10 +616,17 @@ handle_message(rd_kafka_message_t *msg)
 		if (!paused)
 			make_room(need);
 	}
+	if (b->count == 0 && b->probe_unrecorded)
+	{
+		b->probe_unrecorded = false;
+		b->end_at =
+			unrecorded_object_end(b->partition, msg->offset, rd_kafka_message_timestamp(msg, NULL));
+	}
 	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
 	buffered_bytes += need;
-	if (!paused &&
-		(b->count >= pipeline->batch_max_messages || b->len >= (size_t) pipeline->batch_max_bytes))
+	if (!paused && ((b->end_at >= 0 && b->last_offset >= b->end_at) ||
+					(b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
+					b->len >= (size_t) pipeline->batch_max_bytes))
 		flush_batch(b);
 }
 
@@ -599,7 +648,7 @@ flush_due_batches(void)
 	{
 		PartitionBatch *b = &batches[i];
 
-		if (b->count == 0)
+		if (b->count == 0 || awaiting_end(b))
 			continue;
 		if (paused || TimestampDifferenceExceeds(b->opened_at, now, pipeline->batch_max_age_ms))
 		{
@@ -660,7 +709,9 @@ next_timeout_ms(void)
 		for (int i = 0; i < nbatches; i++)
 			if (batches[i].count > 0)
 				due = Min(due, TimestampTzPlusMilliseconds(batches[i].opened_at,
-														   pipeline->batch_max_age_ms));
+														   awaiting_end(&batches[i])
+															   ? AWAIT_UNRECORDED_MS
+															   : pipeline->batch_max_age_ms));
 	if (due <= now)
 		return 0;
 	return (long) ((due - now + 999) / 1000);

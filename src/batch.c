@@ -93,6 +93,7 @@ batch_clear(PartitionBatch *batch)
 	batch->first_offset = -1;
 	batch->last_offset = -1;
 	batch->opened_at = 0;
+	batch->end_at = -1;
 }
 
 /* Hand the batch's buffer to the caller (to pfree) and empty the batch. */

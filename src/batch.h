@@ -14,6 +14,8 @@ typedef struct PartitionBatch
 	bool assigned;
 	int64 next_offset;	   /* next offset expected; -1 when unknown */
 	int64 recorded_offset; /* next offset after the last object recorded; -1: none yet */
+	bool probe_unrecorded; /* look for an unrecorded object where the next batch starts */
+	int64 end_at;		   /* end the batch at this offset (an unrecorded object's); -1: no */
 	int64 first_offset;
 	int64 last_offset;
 	int64 first_timestamp_ms;

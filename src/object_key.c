@@ -27,9 +27,13 @@
 #define OFFSET_DIGITS 20
 #define TOPIC_CHARS	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
+/*
+ * The part of an object's key its first message fixes:
+ * <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-
+ */
 char *
-object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
-				  int64 last_offset, int64 first_timestamp_ms, bool gzip)
+object_key_format_start(const char *prefix, const char *topic, int32 partition, int64 first_offset,
+						int64 first_timestamp_ms)
 {
 	time_t secs = (time_t) (first_timestamp_ms / 1000);
 	struct tm tm;
@@ -37,10 +41,19 @@ object_key_format(const char *prefix, const char *topic, int32 partition, int64 
 	if (first_timestamp_ms < 0)
 		secs = time(NULL);
 	gmtime_r(&secs, &tm);
-	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%0*lld-%0*lld.ndjson%s", prefix,
-					prefix[0] ? "/" : "", topic, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-					tm.tm_hour, partition, OFFSET_DIGITS, (long long) first_offset, OFFSET_DIGITS,
-					(long long) last_offset, gzip ? ".gz" : "");
+	return psprintf("%s%s%s/dt=%04d-%02d-%02d/hour=%02d/%d-%0*lld-", prefix, prefix[0] ? "/" : "",
+					topic, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, partition,
+					OFFSET_DIGITS, (long long) first_offset);
+}
+
+char *
+object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
+				  int64 last_offset, int64 first_timestamp_ms, bool gzip)
+{
+	return psprintf(
+		"%s%0*lld.ndjson%s",
+		object_key_format_start(prefix, topic, partition, first_offset, first_timestamp_ms),
+		OFFSET_DIGITS, (long long) last_offset, gzip ? ".gz" : "");
 }
 
 /* Exactly n digits at *p (advanced past them) as a number. */

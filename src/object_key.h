@@ -29,6 +29,8 @@ typedef struct ObjectKey
 	bool compressed;
 } ObjectKey;
 
+extern char *object_key_format_start(const char *prefix, const char *topic, int32 partition,
+									 int64 first_offset, int64 first_timestamp_ms);
 extern char *object_key_format(const char *prefix, const char *topic, int32 partition,
 							   int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
 							   bool gzip);

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from operations_support import Instance, account, manifest_rows, report
-from stack_support import (Source, Topic, holds_for, high_watermarks, kafka_committed, quote_message, s3_client,
-                           sql, sql_value, stack, wait_until)
+from stack_support import (Source, Topic, caught_up, holds_for, high_watermarks, kafka_committed, quote_message,
+                           s3_client, sql, sql_value, stack, wait_until)
 
 APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
 
@@ -73,13 +73,6 @@ class Producer(threading.Thread):
         assert self.topic.failed == 0
 
 
-def caught_up(run_sql, pipeline, topic):
-    hw = high_watermarks(topic.name, topic.partitions)
-    stored = dict(run_sql("SELECT o.partition, o.next_offset FROM stocks_stream.offsets o "
-                          "JOIN stocks_stream.pipelines p USING (pipeline_id) WHERE p.name = %s", [pipeline]))
-    return all(stored.get(p, 0) >= end for p, end in hw.items())
-
-
 # --- one worker per slot, whatever is killed ---------------------------------------------
 
 def terminate_launcher():
@@ -120,7 +113,7 @@ def test_one_worker_per_slot_whatever_is_killed(what, make_pipeline):
                   8, "one worker per pipeline slot and per source")
         wait_until(lambda: (src.status() or {}).get("state") == "done", 180, "the simulator to finish")
         src.stop_and_wait()   # nothing is produced from here on
-        wait_until(lambda: caught_up(sql, p.name, t), 120, "everything produced to be archived")
+        wait_until(lambda: caught_up(p.name, t), 120, "everything produced to be archived")
     finally:
         src.drop()
     counts = account(t, manifest_rows(sql, p.name), p.bucket)
@@ -151,7 +144,7 @@ def test_second_instance_in_the_group_archives_nothing_twice(instances):
     wait_until(lambda: archived[b]() >= 5000, 120, "instance b to take its share")
     a.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])   # the first stops later
     producer.finish()
-    wait_until(lambda: sum(f() for f in archived.values()) >= 80000 and caught_up(b.sql, name, t), 180,
+    wait_until(lambda: sum(f() for f in archived.values()) >= 80000 and caught_up(name, t, b.sql), 180,
                "every message archived by one instance or the other")
     b.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])
     counts = account(t, manifest_rows(a.sql, name) + manifest_rows(b.sql, name), bucket)
@@ -204,14 +197,14 @@ def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
         t.produce([quote_message(i) for i in range(6000, 9000)])
         wait_until(lambda: any(w.assigned_partitions == "0,1,2,3" for w in p.workers() if w.pid != zombie), 90,
                    "worker 1 to take every partition")
-        wait_until(lambda: caught_up(sql, p.name, t), 120, "worker 1 to archive everything")
+        wait_until(lambda: caught_up(p.name, t), 120, "worker 1 to archive everything")
     finally:
         os.kill(zombie, signal.SIGCONT)
     # the zombie wakes up; whatever it does, it must not win
     wait_until(lambda: sorted(w.assigned_partitions for w in p.workers()) in (["", "0,1,2,3"], ["0,1", "2,3"]),
                90, "the zombie to exit or rejoin the group")
     t.produce([quote_message(i) for i in range(9000, 10000)])
-    wait_until(lambda: caught_up(sql, p.name, t), 120, "the last messages archived")
+    wait_until(lambda: caught_up(p.name, t), 120, "the last messages archived")
     counts = account(t, manifest_rows(sql, p.name), p.bucket)
     report("zombie writer", **counts)
     assert counts["produced"] == 10000
@@ -239,7 +232,7 @@ def fill(inst, t, name, bucket, messages, first=0):
     """Archive `messages` quotes through a pipeline, load silver, refresh gold."""
     t.produce([quote_message(i, symbol=("AAPL", "MSFT")[i % 2]) for i in range(first, first + messages)])
     inst.sql("SELECT stocks_stream.start_pipeline(%s)", [name])
-    wait_until(lambda: caught_up(inst.sql, name, t), 120, "the pipeline to archive everything")
+    wait_until(lambda: caught_up(name, t, inst.sql), 120, "the pipeline to archive everything")
     inst.sql("SELECT stocks_stream.stop_pipeline(%s)", [name])
     wait_until(lambda: running_workers("archive", name, inst.sql) == 0, 60, "the pipeline to stop")
     inst.sql("SELECT * FROM stocks_stream.load_bronze()")
@@ -344,7 +337,7 @@ def test_alter_extension_update_from_released_0_1_0(instances):
 
     # and the workers go on: more messages, archived and loaded once
     t.produce([quote_message(i) for i in range(3000, 5000)])
-    wait_until(lambda: caught_up(u.sql, name, t), 120, "the worker to archive after the update")
+    wait_until(lambda: caught_up(name, t, u.sql), 120, "the worker to archive after the update")
     loaded = u.sql("SELECT * FROM stocks_stream.load_bronze()")[0]
     u.sql("SELECT stocks_stream.refresh_gold()")
     counts = account(t, manifest_rows(u.sql, name), bucket)
@@ -459,3 +452,30 @@ def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
     finally:
         set_kafka_properties(None)
         src.drop()
+
+
+def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline):
+    """A worker that stopped between its PUT and its record left an object no
+    manifest names.  The worker that resumes there ends its first batch where
+    that object ends: the same key and bytes again, no overlapping object."""
+    t = Topic(partitions=1)
+    p = make_pipeline(t, batch_max_age_ms=300, batch_max_messages=100000)
+    stamp = int(time.time() * 1000)
+    values = [quote_message(i).encode() for i in range(100)]
+    producer = t.producer()
+    for v in values:
+        producer.produce(t.name, value=v, key=b"k", partition=0, timestamp=stamp)
+    assert producer.flush(30) == 0
+    day, hour = time.strftime("%Y-%m-%d %H", time.gmtime(stamp / 1000)).split()
+    left = f"bronze/{t.name}/dt={day}/hour={hour}/0-{0:020d}-{39:020d}.ndjson"
+    s3 = s3_client()
+    s3.create_bucket(Bucket=p.bucket)
+    s3.put_object(Bucket=p.bucket, Key=left, Body=b"\n".join(values[:40]) + b"\n")
+    p.start()
+    wait_until(lambda: caught_up(p.name, t), 60, "everything archived")
+    manifest = manifest_rows(sql, p.name)
+    assert manifest[0].object_key == left
+    assert [(r.first_offset, r.last_offset) for r in manifest] == [(0, 39), (40, 99)]
+    t.produced = {(0, i): v for i, v in enumerate(values)}
+    counts = account(t, manifest, p.bucket)
+    assert counts == {"produced": 100, "archived": 100, "duplicated": 0, "lost": 0, "orphan_objects": 0}
