@@ -307,9 +307,17 @@ def catalog(inst, db="stocks"):
     return {k: inst.sql(q, db=db) for k, q in CATALOG.items()}
 
 
-def test_alter_extension_update_from_released_0_1_0(instances):
+RELEASED = ["0.1.0", "0.2.0"]  # every released version an install may be updated from
+
+
+def default_version():
+    return sql("SELECT default_version FROM pg_available_extensions WHERE name = 'stocks_stream'")[0][0]
+
+
+@pytest.mark.parametrize("released", RELEASED)
+def test_alter_extension_update_from_a_released_version(instances, released):
     u = instances("upgraded")
-    u.sql("CREATE EXTENSION stocks_stream VERSION '0.1.0'")
+    u.sql(f"CREATE EXTENSION stocks_stream VERSION '{released}'")
     t = Topic()
     name, bucket = "p_" + uuid.uuid4().hex[:8], "b-" + uuid.uuid4().hex[:10]
     u.sql("SELECT stocks_stream.create_pipeline(%s, %s, %s, batch_max_age_ms => 300)", [name, t.name, bucket])
@@ -324,11 +332,11 @@ def test_alter_extension_update_from_released_0_1_0(instances):
     # symbols not on UTC days for rebuilding, which the next refresh does
     u.sql("SELECT stocks_stream.refresh_gold()")
     after = row_counts(u)
-    assert u.value("SELECT extversion FROM pg_extension WHERE extname = 'stocks_stream'") == "0.2.0"
+    assert u.value("SELECT extversion FROM pg_extension WHERE extname = 'stocks_stream'") == default_version()
     assert {k: after[k] for k in before} == before, "the update lost or added rows"
     assert u.sql("SELECT partition, next_offset FROM stocks_stream.offsets ORDER BY 1") == offsets_before
 
-    # the same objects, code, grants and api as a fresh 0.2.0 install
+    # the same objects, code, grants and api as a fresh install
     u.sql("CREATE DATABASE fresh")
     u.sql("CREATE EXTENSION stocks_stream", db="fresh")
     upgraded, fresh = catalog(u), catalog(u, db="fresh")
@@ -341,7 +349,7 @@ def test_alter_extension_update_from_released_0_1_0(instances):
     loaded = u.sql("SELECT * FROM stocks_stream.load_bronze()")[0]
     u.sql("SELECT stocks_stream.refresh_gold()")
     counts = account(t, manifest_rows(u.sql, name), bucket)
-    report("ALTER EXTENSION UPDATE 0.1.0 -> 0.2.0", **counts, rows_before=sum(before.values()),
+    report(f"ALTER EXTENSION UPDATE {released} -> {default_version()}", **counts, rows_before=sum(before.values()),
            rows_after=sum(after.values()), catalog_items=sum(len(v) for v in fresh.values()))
     assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 5000
     assert loaded.objects_failed == 0
