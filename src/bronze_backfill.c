@@ -24,19 +24,26 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "bronze_loader.h"
+#include "load_progress.h"
 #include "object_key.h"
 #include "s3.h"
+#include "settings.h"
 
 #define MAX_FOLDER_DEPTH 16
+
+/* how many listed keys are looked up and registered per statement */
+#define REGISTER_CHUNK 10000
 
 typedef struct RegisterStep
 {
 	const char *bucket;
 	const char *key;
+	S3Fetch *fetch;
 	bool registered;
 } RegisterStep;
 
@@ -52,10 +59,9 @@ count_lines(const StringInfo text)
 }
 
 /*
- * Add a manifest row for an object found by LIST: an archive object keeps
- * its Kafka source (object_key.c reads it from the key); an object of the
- * old Python pipeline (<symbol>/<unix_ts>.json) becomes its own source
- * (topic = its key).  Other keys are skipped.
+ * Add the manifest row of an archive object found by LIST (its Kafka source
+ * read from its key, object_key.c), once its body, the next the fetch
+ * hands back, shows how many lines it holds.
  */
 static void
 register_step(void *arg)
@@ -64,41 +70,32 @@ register_step(void *arg)
 	Oid types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID};
 	Datum args[8];
 	StringInfoData body;
+	StringInfoData plain;
 	S3Result res;
 	ObjectKey k;
-	int64 lines = 1;
+	int64 lines;
 
-	args[0] = CStringGetTextDatum(st->bucket);
-	args[1] = CStringGetTextDatum(st->key);
-	if (SPI_execute_with_args(
-			"SELECT 1 FROM stocks_stream.manifest WHERE bucket = $1 AND object_key = $2", 2, types,
-			args, NULL, true, 1) != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
-	if (SPI_processed > 0 || object_key_parse(st->key, &k) == OBJECT_KEY_OTHER)
-		return;
+	object_key_parse(st->key, &k);
 	initStringInfo(&body);
-	res = s3_get_object(st->bucket, st->key, &body);
+	res = s3_fetch_next(st->fetch, &body);
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
-	if (k.kind != OBJECT_KEY_PYTHON_QUOTE)
+	if (k.compressed)
 	{
-		StringInfoData plain;
-
-		if (k.compressed)
-		{
-			initStringInfo(&plain);
-			bronze_gunzip(&body, &plain, st->key);
-		}
-		lines = count_lines(k.compressed ? &plain : &body);
-		if (lines == 0)
-			return;
-		if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
-							(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
+		initStringInfo(&plain);
+		bronze_gunzip(&body, &plain, st->key);
 	}
-	args[2] = CStringGetTextDatum(k.topic ? k.topic : st->key);
+	lines = count_lines(k.compressed ? &plain : &body);
+	if (lines == 0)
+		return;
+	if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
+						(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
+	args[0] = CStringGetTextDatum(st->bucket);
+	args[1] = CStringGetTextDatum(st->key);
+	args[2] = CStringGetTextDatum(k.topic);
 	args[3] = CStringGetTextDatum(res.etag);
 	args[4] = Int32GetDatum(k.partition);
 	args[5] = Int64GetDatum(k.first_offset);
@@ -116,15 +113,100 @@ register_step(void *arg)
 	st->registered = SPI_processed > 0;
 }
 
-/* Register each listed key, in a subtransaction of its own. */
-static void
-register_keys(const char *bucket, List *keys, LoadCounts *counts)
+/* A text[] of the keys of the first n entries. */
+static Datum
+keys_array(S3ListEntry **entries, int n)
 {
-	ListCell *lc;
+	Datum *keys = palloc(sizeof(Datum) * Max(n, 1));
 
-	foreach (lc, keys)
+	for (int i = 0; i < n; i++)
+		keys[i] = CStringGetTextDatum(entries[i]->key);
+	return PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Of the bronze keys among entries, those the manifest has no row for, in order. */
+static int
+new_entries(const char *bucket, S3ListEntry **entries, int n, S3ListEntry **out)
+{
+	Oid types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum args[2] = {CStringGetTextDatum(bucket), keys_array(entries, n)};
+	int nout = 0;
+
+	if (SPI_execute_with_args(
+			"SELECT u.i::int4 FROM unnest($2) WITH ORDINALITY AS u(k, i) "
+			" WHERE NOT EXISTS (SELECT FROM stocks_stream.manifest m "
+			"                    WHERE m.bucket = $1 AND m.object_key = u.k) ORDER BY u.i",
+			2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		RegisterStep st = {bucket, lfirst(lc), false};
+		bool isnull;
+		S3ListEntry *e = entries[DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+															 SPI_tuptable->tupdesc, 1, &isnull)) -
+								 1];
+		ObjectKey k;
+
+		if (object_key_parse(e->key, &k) != OBJECT_KEY_OTHER)
+			out[nout++] = e;
+	}
+	return nout;
+}
+
+/*
+ * Add the manifest rows of the old Python pipeline's objects
+ * (<symbol>/<unix_ts>.json, one quote each) in one statement: each is its
+ * own source (topic = its key) of one message, and the listing gives its
+ * ETag and size, so none is read before it is loaded.
+ */
+static void
+register_quotes(const char *bucket, S3ListEntry **quotes, int n)
+{
+	Oid types[4] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum *etags = palloc(sizeof(Datum) * n);
+	Datum *sizes = palloc(sizeof(Datum) * n);
+	Datum args[4];
+
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		etags[i] = CStringGetTextDatum(quotes[i]->etag);
+		sizes[i] = Int64GetDatum(quotes[i]->size);
+	}
+	args[0] = CStringGetTextDatum(bucket);
+	args[1] = keys_array(quotes, n);
+	args[2] = PointerGetDatum(construct_array(etags, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(
+		construct_array(sizes, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, partition, "
+			" first_offset, last_offset, message_count, bytes, etag, compressed) "
+			"SELECT 'load_bronze_prefix', $1, k, k, 0, 0, 0, 1, b, e, false "
+			"  FROM unnest($2, $3, $4) WITH ORDINALITY AS u(k, e, b, i) ORDER BY i "
+			"ON CONFLICT (bucket, object_key) DO NOTHING",
+			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
+}
+
+/*
+ * Register the archive objects among the new entries, each in a
+ * subtransaction of its own, their GETs in flight together.
+ */
+static void
+register_archived(const char *bucket, S3ListEntry **objs, int n, LoadCounts *counts)
+{
+	S3Fetch *fetch;
+	LoadProgress progress;
+
+	if (n == 0)
+		return;
+	fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
+	for (int i = 0; i < n; i++)
+		s3_fetch_add(fetch, bucket, objs[i]->key);
+	load_progress_begin(&progress, "load_bronze_prefix", "read", n);
+	for (int i = 0; i < n; i++)
+	{
+		RegisterStep st = {bucket, objs[i]->key, fetch, false};
 		char *error;
 
 		if (!bronze_in_subtransaction(register_step, &st, &error))
@@ -133,6 +215,45 @@ register_keys(const char *bucket, List *keys, LoadCounts *counts)
 			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
 							  errhint("A later call retries it.")));
 		}
+		load_progress_step(&progress, counts);
+	}
+	s3_fetch_end(fetch);
+}
+
+/*
+ * Add a manifest row for each bronze object a LIST found that has none:
+ * an archive object keeps its Kafka source (object_key.c reads it from the
+ * key), an object of the old Python pipeline (<symbol>/<unix_ts>.json)
+ * becomes its own source (topic = its key).  Other keys are skipped.
+ * Looked up and registered REGISTER_CHUNK keys at a time.
+ */
+static void
+register_keys(const char *bucket, List *entries, LoadCounts *counts)
+{
+	int n = list_length(entries);
+	S3ListEntry **all = palloc(sizeof(S3ListEntry *) * Max(n, 1));
+	S3ListEntry **fresh = palloc(sizeof(S3ListEntry *) * Max(Min(n, REGISTER_CHUNK), 1));
+	S3ListEntry **quotes = palloc(sizeof(S3ListEntry *) * Max(Min(n, REGISTER_CHUNK), 1));
+	S3ListEntry **archived = palloc(sizeof(S3ListEntry *) * Max(Min(n, REGISTER_CHUNK), 1));
+
+	for (int i = 0; i < n; i++)
+		all[i] = list_nth(entries, i);
+	for (int from = 0; from < n; from += REGISTER_CHUNK)
+	{
+		int nfresh = new_entries(bucket, all + from, Min(REGISTER_CHUNK, n - from), fresh);
+		int nquotes = 0, narchived = 0;
+
+		for (int i = 0; i < nfresh; i++)
+		{
+			ObjectKey k;
+
+			if (object_key_parse(fresh[i]->key, &k) == OBJECT_KEY_PYTHON_QUOTE)
+				quotes[nquotes++] = fresh[i];
+			else
+				archived[narchived++] = fresh[i];
+		}
+		register_quotes(bucket, quotes, nquotes);
+		register_archived(bucket, archived, narchived, counts);
 	}
 }
 
@@ -143,16 +264,16 @@ typedef struct FolderMark
 	char hour[OBJECT_KEY_HOUR_LEN + 1]; /* "YYYY-MM-DD HH": sorts as text */
 } FolderMark;
 
-/* The latest hour of each archive topic folder among the keys. */
+/* The latest hour of each archive topic folder among the listed entries. */
 static List *
-latest_hours(List *keys)
+latest_hours(List *entries)
 {
 	List *marks = NIL;
 	ListCell *lc;
 
-	foreach (lc, keys)
+	foreach (lc, entries)
 	{
-		const char *key = lfirst(lc);
+		const char *key = ((S3ListEntry *) lfirst(lc))->key;
 		FolderMark *mark = NULL;
 		ListCell *mc;
 		ObjectKey k;
@@ -180,12 +301,12 @@ latest_hours(List *keys)
 
 /* Remember the latest hour listed in each archive topic folder: a row each. */
 static void
-note_marks(const char *bucket, List *keys)
+note_marks(const char *bucket, List *entries)
 {
 	ListCell *lc;
 	Oid types[3] = {TEXTOID, TEXTOID, TEXTOID};
 
-	foreach (lc, latest_hours(keys))
+	foreach (lc, latest_hours(entries))
 	{
 		FolderMark *m = lfirst(lc);
 		Datum args[3] = {CStringGetTextDatum(bucket), CStringGetTextDatum(m->folder),
@@ -202,17 +323,18 @@ note_marks(const char *bucket, List *keys)
 	}
 }
 
+/* The entries (S3ListEntry) listed under a prefix. */
 static List *
 list_or_error(const char *bucket, const char *prefix, const char *delimiter,
 			  const char *start_after, List **folders)
 {
-	List *keys;
-	S3Result res = s3_list(bucket, prefix, delimiter, start_after, &keys, folders);
+	List *entries;
+	S3Result res = s3_list_entries(bucket, prefix, delimiter, start_after, &entries, folders);
 
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
 						errmsg("could not list s3://%s/%s: %s", bucket, prefix, res.error)));
-	return keys;
+	return entries;
 }
 
 /* Where the listing of a topic folder starts: its last hour less lookback. */
@@ -313,7 +435,8 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 		if (keeps_marks)
 			note_marks(bucket, keys);
 	}
-	bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix), &counts);
+	bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix), &counts,
+						"load_bronze_prefix");
 	SPI_finish();
 	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }

@@ -45,8 +45,10 @@
 
 #include "bronze_loader.h"
 #include "bronze_record.h"
+#include "load_progress.h"
 #include "object_key.h"
 #include "s3.h"
+#include "settings.h"
 
 typedef struct ObjectRef
 {
@@ -316,10 +318,13 @@ typedef struct LoadBuffers
 	StringInfoData trades;
 } LoadBuffers;
 
-/* Load one object; ERROR (caught by the caller) when it cannot be read. */
+/*
+ * Load one object, the next the fetch hands back; ERROR (caught by the
+ * caller) when it cannot be read.
+ */
 static void
 load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols,
-			LoadBuffers *buf)
+			LoadBuffers *buf, S3Fetch *fetch)
 {
 	StringInfo text;
 	S3Result res;
@@ -331,8 +336,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	List *days = NIL;
 	HTAB *minutes = new_dirty_minutes();
 
-	resetStringInfo(&buf->body);
-	res = s3_get_object(o->bucket, o->key, &buf->body);
+	res = s3_fetch_next(fetch, &buf->body);
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
 	text = &buf->body;
@@ -492,6 +496,7 @@ typedef struct LoadStep
 	List *quote_cols;
 	List *trade_cols;
 	LoadBuffers buffers;
+	S3Fetch *fetch;
 } LoadStep;
 
 static void
@@ -499,15 +504,21 @@ load_step(void *arg)
 {
 	LoadStep *st = arg;
 
-	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols, &st->buffers);
+	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols, &st->buffers, st->fetch);
 }
 
-/* Load each object in a subtransaction of its own; a failed one is marked. */
+/*
+ * Load each object in a subtransaction of its own, in the list's order; a
+ * failed one is marked.  Their GETs travel stocks_stream.s3_gets_in_flight
+ * at a time (s3_fetch.c); `caller` names the SQL function in progress
+ * NOTICEs.
+ */
 void
-bronze_load_objects(List *objects, LoadCounts *counts)
+bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 {
 	ListCell *lc;
 	LoadStep st = {0};
+	LoadProgress progress;
 
 	st.quote_cols = bronze_copy_columns(BRONZE_QUOTE);
 	st.trade_cols = bronze_copy_columns(BRONZE_TRADE);
@@ -515,6 +526,14 @@ bronze_load_objects(List *objects, LoadCounts *counts)
 	initStringInfo(&st.buffers.plain);
 	initStringInfo(&st.buffers.quotes);
 	initStringInfo(&st.buffers.trades);
+	st.fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
+	foreach (lc, objects)
+	{
+		ObjectRef *o = lfirst(lc);
+
+		s3_fetch_add(st.fetch, o->bucket, o->key);
+	}
+	load_progress_begin(&progress, caller, "loaded", list_length(objects));
 	foreach (lc, objects)
 	{
 		char *error;
@@ -536,7 +555,9 @@ bronze_load_objects(List *objects, LoadCounts *counts)
 					(errmsg("could not load object \"%s\": %s", st.object->key, error),
 					 errhint("It stays in the manifest and is retried by the next call.")));
 		}
+		load_progress_step(&progress, counts);
 	}
+	s3_fetch_end(st.fetch);
 }
 
 Datum
@@ -584,7 +605,8 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
-	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL), &counts);
+	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL), &counts,
+						"load_bronze");
 	SPI_finish();
 	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }

@@ -23,7 +23,7 @@ extern void bronze_gunzip(StringInfo in, StringInfo out, const char *key);
 extern bool bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error);
 extern List *bronze_pending_objects(text *pipeline, int max_objects, const char *bucket,
 									const char *prefix);
-extern void bronze_load_objects(List *objects, LoadCounts *counts);
+extern void bronze_load_objects(List *objects, LoadCounts *counts, const char *caller);
 extern Datum bronze_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts);
 
 #endif

@@ -15,12 +15,9 @@
 
 #include "http.h"
 
-/*
- * Make *handle ready for a new request: created on first use (libcurl
- * initialised then too), reset otherwise so its connection is reused.
- */
+/* libcurl's global initialisation, once per process, before any handle. */
 void
-ss_http_ready_handle(CURL **handle)
+ss_http_init(void)
 {
 	static bool global_done = false;
 
@@ -31,6 +28,16 @@ ss_http_ready_handle(CURL **handle)
 					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libcurl")));
 		global_done = true;
 	}
+}
+
+/*
+ * Make *handle ready for a new request: created on first use (libcurl
+ * initialised then too), reset otherwise so its connection is reused.
+ */
+void
+ss_http_ready_handle(CURL **handle)
+{
+	ss_http_init();
 	if (*handle == NULL)
 	{
 		*handle = curl_easy_init();

@@ -10,6 +10,7 @@
 
 #define HTTP_CONNECT_TIMEOUT_MS 5000L
 
+extern void ss_http_init(void);
 extern void ss_http_ready_handle(CURL **handle);
 extern void ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms);
 

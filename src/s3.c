@@ -19,23 +19,9 @@
 
 #include "http.h"
 #include "s3.h"
+#include "s3_internal.h"
 #include "secrets.h"
 #include "settings.h"
-
-typedef struct RequestBody
-{
-	const char *data;
-	size_t len;
-	size_t pos;
-} RequestBody;
-
-typedef struct ResponseState
-{
-	StringInfo body; /* NULL: collect only the start, for errors */
-	char error_body[400];
-	size_t error_len;
-	char etag[80];
-} ResponseState;
 
 static CURL *curl_handle = NULL;
 
@@ -152,8 +138,8 @@ read_body_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-static size_t
-write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+size_t
+s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	ResponseState *st = userdata;
 	size_t n = size * nmemb;
@@ -215,27 +201,14 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 				 bucket, key ? key : "", res->http_status, codebuf[0] ? " " : "", codebuf);
 }
 
-/* One prepared request: what libcurl reads from and writes to. */
-typedef struct S3Call
-{
-	const char *method;
-	char *bucket;
-	char *key;
-	char *url;
-	RequestBody body;
-	ResponseState st;
-	struct curl_slist *headers;
-	char curl_error[CURL_ERROR_SIZE];
-} S3Call;
-
 /*
  * Set up `handle` for a request; `c` must stay where it is until
- * finish_call, libcurl keeps pointers into it.
+ * s3_finish_call, libcurl keeps pointers into it.
  */
-static void
-prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, const char *key,
-			 const char *query, const char *data, size_t len, const char *content_type,
-			 StringInfo response)
+void
+s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, const char *key,
+				const char *query, const char *data, size_t len, const char *content_type,
+				StringInfo response)
 {
 	char sigv4[128];
 	char hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
@@ -267,7 +240,7 @@ prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, co
 	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secret("s3_access_key"));
 	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_secret("s3_secret_key"));
 	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_body_cb);
+	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, s3_write_body_cb);
 	curl_easy_setopt(handle, CURLOPT_WRITEDATA, &c->st);
 	curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(handle, CURLOPT_HEADERDATA, &c->st);
@@ -283,8 +256,8 @@ prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, co
 }
 
 /* The outcome of a finished (rc) call on `handle`; frees what it holds. */
-static S3Result
-finish_call(S3Call *c, CURL *handle, CURLcode rc)
+S3Result
+s3_finish_call(S3Call *c, CURL *handle, CURLcode rc)
 {
 	S3Result res = {0};
 
@@ -310,8 +283,9 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	S3Result res;
 
 	ss_http_ready_handle(&curl_handle);
-	prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type, response);
-	res = finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
+	s3_prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type,
+					response);
+	res = s3_finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
 	/* a broken connection is not worth keeping */
 	if (!res.ok)
 		s3_reset_connection();
@@ -385,6 +359,33 @@ xml_next(const char *xml, const char *tag, const char **pos)
 	return out.data;
 }
 
+/*
+ * The listing's entry for `key`: its ETag (unquoted, as a GET's header
+ * gives it) and Size follow the <Key> in the same <Contents>.
+ */
+static S3ListEntry *
+list_entry(char *key, const char *xml, const char **pos)
+{
+	S3ListEntry *e = palloc0(sizeof(S3ListEntry));
+	const char *at = *pos;
+	char *etag = xml_next(xml, "ETag", &at);
+	char *size = xml_next(xml, "Size", &at);
+	size_t len;
+
+	e->key = key;
+	if (etag != NULL)
+	{
+		while (*etag == '"')
+			etag++;
+		len = strlen(etag);
+		while (len > 0 && etag[len - 1] == '"')
+			len--;
+		strlcpy(e->etag, etag, Min(len + 1, sizeof(e->etag)));
+	}
+	e->size = size ? strtoll(size, NULL, 10) : -1;
+	return e;
+}
+
 static void
 append_query_param(StringInfo q, const char *name, const char *value)
 {
@@ -400,14 +401,16 @@ append_query_param(StringInfo q, const char *name, const char *value)
  * too; with start_after only the keys after it.  Query parameters are
  * written in sorted order: libcurl 7.88 signs the query string as given.
  */
-S3Result
-s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
-		List **keys, List **folders)
+static S3Result
+list_pages(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
+		   List **keys, List **entries, List **folders)
 {
 	char *token = NULL;
 	S3Result res = {0};
 
 	*keys = NIL;
+	if (entries != NULL)
+		*entries = NIL;
 	if (folders != NULL)
 		*folders = NIL;
 	do
@@ -431,7 +434,11 @@ s3_list(const char *bucket, const char *prefix, const char *delimiter, const cha
 			return res;
 		pos = body.data;
 		while ((item = xml_next(body.data, "Key", &pos)) != NULL)
+		{
 			*keys = lappend(*keys, item);
+			if (entries != NULL)
+				*entries = lappend(*entries, list_entry(item, body.data, &pos));
+		}
 		for (pos = body.data; folders != NULL && (pos = strstr(pos, "<CommonPrefixes>")) != NULL;)
 		{
 			pos += strlen("<CommonPrefixes>");
@@ -446,6 +453,23 @@ s3_list(const char *bucket, const char *prefix, const char *delimiter, const cha
 					: NULL;
 	} while (token != NULL);
 	return res;
+}
+
+S3Result
+s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
+		List **keys, List **folders)
+{
+	return list_pages(bucket, prefix, delimiter, start_after, keys, NULL, folders);
+}
+
+/* s3_list() with each key's ETag and size: S3ListEntry items. */
+S3Result
+s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
+				const char *start_after, List **entries, List **folders)
+{
+	List *keys;
+
+	return list_pages(bucket, prefix, delimiter, start_after, &keys, entries, folders);
 }
 
 S3Result
@@ -480,7 +504,8 @@ s3_upload_begin(const char *bucket, const char *key, const char *data, size_t le
 	if (upload_multi == NULL && (upload_multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
 						errmsg("could not create a libcurl multi handle")));
-	prepare_call(&u->call, upload_handle, "PUT", bucket, key, NULL, data, len, content_type, NULL);
+	s3_prepare_call(&u->call, upload_handle, "PUT", bucket, key, NULL, data, len, content_type,
+					NULL);
 	MemoryContextSwitchTo(old);
 	curl_multi_add_handle(upload_multi, upload_handle);
 	upload_busy = true;
@@ -527,7 +552,7 @@ s3_upload_end(S3Upload *u)
 
 	curl_multi_remove_handle(upload_multi, upload_handle);
 	upload_busy = false;
-	res = finish_call(&u->call, upload_handle, u->done ? u->rc : CURLE_ABORTED_BY_CALLBACK);
+	res = s3_finish_call(&u->call, upload_handle, u->done ? u->rc : CURLE_ABORTED_BY_CALLBACK);
 	if (!res.ok)
 	{
 		curl_easy_cleanup(upload_handle);

@@ -17,12 +17,30 @@ typedef struct S3Result
 	char error[512];
 } S3Result;
 
+/* A key of a listing with what the listing says of it. */
+typedef struct S3ListEntry
+{
+	char *key;
+	char etag[80];
+	int64 size;
+} S3ListEntry;
+
+/* Many GETs in flight, objects handed back in the order asked (s3_fetch.c). */
+typedef struct S3Fetch S3Fetch;
+
 extern S3Result s3_create_bucket(const char *bucket);
 extern S3Result s3_get_object(const char *bucket, const char *key, StringInfo body);
 extern S3Result s3_list_objects(const char *bucket, const char *prefix, List **keys);
 extern S3Result s3_list(const char *bucket, const char *prefix, const char *delimiter,
 						const char *start_after, List **keys, List **folders);
+extern S3Result s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
+								const char *start_after, List **entries, List **folders);
 extern void s3_reset_connection(void);
+
+extern S3Fetch *s3_fetch_begin(int max_in_flight, Size max_bytes);
+extern void s3_fetch_add(S3Fetch *fetch, const char *bucket, const char *key);
+extern S3Result s3_fetch_next(S3Fetch *fetch, StringInfo body);
+extern void s3_fetch_end(S3Fetch *fetch);
 
 /* one non-blocking PUT at a time; `data` must stay put until s3_upload_end */
 typedef struct S3Upload S3Upload;

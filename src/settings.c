@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "settings.h"
@@ -29,6 +31,9 @@ int ss_max_workers = 16;
 int ss_launcher_naptime_ms = 1000;
 int ss_retry_max_backoff_ms = 30000;
 int ss_min_event_year = 2000;
+int ss_s3_gets_in_flight = 32;
+int ss_load_buffer_kb = 65536;
+int ss_progress_interval_ms = 10000;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
 
@@ -89,6 +94,20 @@ ss_define_settings(void)
 							"A quote or trade from before it is quarantined instead of creating "
 							"partitions and candles of that time.",
 							&ss_min_event_year, 2000, 1971, 9999, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.s3_gets_in_flight",
+		"How many S3 GETs load_bronze() and load_bronze_prefix() keep in flight.",
+		"1 reads one object at a time.", &ss_s3_gets_in_flight, 32, 1, 256, PGC_USERSET, 0, NULL,
+		NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.load_buffer",
+		"Most bytes of objects received and not yet loaded that a load holds.",
+		"Transfers pause when it is full; the object loaded next is read whatever its size.",
+		&ss_load_buffer_kb, 65536, 1024, MAX_KILOBYTES, PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("stocks_stream.progress_interval",
+							"How often a long load reports its progress in a NOTICE.",
+							"0 reports after every object; -1 never.", &ss_progress_interval_ms,
+							10000, -1, 3600000, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("stocks_stream");
 }

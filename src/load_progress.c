@@ -1,0 +1,52 @@
+/*
+ * load_progress.c
+ *	  Progress of a long load_bronze() or load_bronze_prefix() call, in a
+ *	  NOTICE every stocks_stream.progress_interval.
+ *
+ * A backfill of millions of objects runs for hours in one call; a person
+ * watching it (psql shows NOTICEs as they come) reads how many of the
+ * objects it took on are done, the rows so far and the rate, e.g.
+ *
+ *	 NOTICE:  load_bronze_prefix: 5000 of 20000 objects loaded (25%), 5000 rows,
+ *			  0 failed, 1234 objects/s
+ *
+ * A call shorter than the interval says nothing.
+ */
+#include "postgres.h"
+
+#include "utils/timestamp.h"
+
+#include "load_progress.h"
+#include "settings.h"
+
+void
+load_progress_begin(LoadProgress *p, const char *caller, const char *doing, int64 total)
+{
+	p->caller = caller;
+	p->doing = doing;
+	p->total = total;
+	p->done = 0;
+	p->started = p->reported = GetCurrentTimestamp();
+}
+
+/* One more object done: report when the interval has passed since the last report. */
+void
+load_progress_step(LoadProgress *p, const LoadCounts *counts)
+{
+	TimestampTz now;
+	double seconds;
+
+	p->done++;
+	if (ss_progress_interval_ms < 0)
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(p->reported, now, ss_progress_interval_ms))
+		return;
+	p->reported = now;
+	seconds = (double) (now - p->started) / USECS_PER_SEC;
+	ereport(NOTICE,
+			(errmsg("%s: %lld of %lld objects %s (%d%%), %lld rows, %lld failed, %.0f objects/s",
+					p->caller, (long long) p->done, (long long) p->total, p->doing,
+					(int) (100 * p->done / Max(p->total, 1)), (long long) counts->rows_loaded,
+					(long long) counts->objects_failed, seconds > 0 ? p->done / seconds : 0.0)));
+}
