@@ -77,6 +77,28 @@ copy_from_buffer(void *outbuf, int minread, int maxread)
 	return n;
 }
 
+/*
+ * Run a statement the loaders run once per object through a plan prepared
+ * on first use and kept for the backend's life (*plan), so it is parsed
+ * and planned once, not once per object.  As SPI_execute_with_args.
+ */
+int
+bronze_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args,
+					const char *nulls, bool read_only)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not prepare \"%s\": %s", sql,
+															 SPI_result_code_string(SPI_result))));
+		*plan = p;
+	}
+	return SPI_execute_plan(*plan, args, nulls, read_only, 0);
+}
+
 /* (Re)start a binary COPY stream: signature, flags, no header extension. */
 static void
 begin_copy_stream(StringInfo rows)
@@ -154,18 +176,20 @@ loaded_offsets(const ObjectRef *o)
 {
 	int64 span = o->last_offset - o->first_offset + 1;
 	bool *seen = palloc0(sizeof(bool) * span);
+	static SPIPlanPtr plan = NULL;
 	Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
 	Datum args[4] = {CStringGetTextDatum(o->topic), Int32GetDatum(o->partition),
 					 Int64GetDatum(o->first_offset), Int64GetDatum(o->last_offset)};
 
-	if (SPI_execute_with_args("SELECT source_offset FROM stocks_stream.quotes "
-							  " WHERE source_topic = $1 AND source_partition = $2 "
-							  "   AND source_offset BETWEEN $3 AND $4 "
-							  "UNION ALL "
-							  "SELECT source_offset FROM stocks_stream.trades "
-							  " WHERE source_topic = $1 AND source_partition = $2 "
-							  "   AND source_offset BETWEEN $3 AND $4",
-							  4, types, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (bronze_execute_kept(&plan,
+							"SELECT source_offset FROM stocks_stream.quotes "
+							" WHERE source_topic = $1 AND source_partition = $2 "
+							"   AND source_offset BETWEEN $3 AND $4 "
+							"UNION ALL "
+							"SELECT source_offset FROM stocks_stream.trades "
+							" WHERE source_topic = $1 AND source_partition = $2 "
+							"   AND source_offset BETWEEN $3 AND $4",
+							4, types, args, NULL, false) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -181,6 +205,7 @@ loaded_offsets(const ObjectRef *o)
 static void
 quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, const char *reason)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid types[5] = {TEXTOID, TEXTOID, INT8OID, BYTEAOID, TEXTOID};
 	bytea *raw = palloc(VARHDRSZ + len);
 	Datum args[5];
@@ -192,29 +217,31 @@ quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, cons
 	args[2] = Int64GetDatum(line_no);
 	args[3] = PointerGetDatum(raw);
 	args[4] = CStringGetTextDatum(reason);
-	if (SPI_execute_with_args(
+	if (bronze_execute_kept(
+			&plan,
 			"INSERT INTO stocks_stream.quarantine "
 			"(bucket, object_key, line_number, raw, reason) VALUES ($1, $2, $3, $4, $5) "
 			"ON CONFLICT (bucket, object_key, line_number) DO NOTHING",
-			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			5, types, args, NULL, false) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not write to quarantine")));
 }
 
 static void
 mark_object(const ObjectRef *o, const char *error)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid types[2] = {INT8OID, TEXTOID};
 	Datum args[2] = {Int64GetDatum(o->object_id), error ? CStringGetTextDatum(error) : (Datum) 0};
 	char nulls[2] = {' ', error ? ' ' : 'n'};
 
-	if (SPI_execute_with_args(
-			error ? "UPDATE stocks_stream.manifest SET load_error = $2, load_attempts = "
-					"load_attempts + 1, "
-					"       last_load_attempt = now() WHERE object_id = $1"
-				  : "UPDATE stocks_stream.manifest SET loaded_at = now(), load_error = NULL, "
-					"       load_attempts = load_attempts + 1, last_load_attempt = now() WHERE "
-					"object_id = $1",
-			2, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+	/* loaded (no error) or failed (with one), in one statement */
+	if (bronze_execute_kept(
+			&plan,
+			"UPDATE stocks_stream.manifest "
+			"   SET loaded_at = CASE WHEN $2 IS NULL THEN now() END, load_error = $2, "
+			"       load_attempts = load_attempts + 1, last_load_attempt = now() "
+			" WHERE object_id = $1",
+			2, types, args, nulls, false) != SPI_OK_UPDATE)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not update the manifest")));
 }
 
@@ -254,6 +281,7 @@ note_event(List *days, HTAB *minutes, const BronzeEvent *event)
 static void
 ensure_partitions(List *days)
 {
+	static SPIPlanPtr plan = NULL;
 	ListCell *lc;
 
 	foreach (lc, days)
@@ -261,9 +289,9 @@ ensure_partitions(List *days)
 		Oid types[1] = {INT4OID};
 		Datum args[1] = {Int32GetDatum(lfirst_int(lc))};
 
-		if (SPI_execute_with_args(
-				"SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)", 1, types, args,
-				NULL, false, 0) != SPI_OK_SELECT)
+		if (bronze_execute_kept(&plan,
+								"SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)",
+								1, types, args, NULL, false) != SPI_OK_SELECT)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 							errmsg("could not create a daily partition")));
 	}
@@ -276,6 +304,7 @@ ensure_partitions(List *days)
 static void
 mark_gold_dirty(HTAB *minutes)
 {
+	static SPIPlanPtr plan = NULL;
 	long n = hash_get_num_entries(minutes);
 	Datum *symbols, *times;
 	HASH_SEQ_STATUS seq;
@@ -297,10 +326,11 @@ mark_gold_dirty(HTAB *minutes)
 	args[0] = PointerGetDatum(construct_array(symbols, n, TEXTOID, -1, false, TYPALIGN_INT));
 	args[1] = PointerGetDatum(
 		construct_array(times, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
-							  "SELECT s, to_timestamp(m / 1000) FROM unnest($1, $2) AS u(s, m) "
-							  "ON CONFLICT DO NOTHING",
-							  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (bronze_execute_kept(&plan,
+							"INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
+							"SELECT s, to_timestamp(m / 1000) FROM unnest($1, $2) AS u(s, m) "
+							"ON CONFLICT DO NOTHING",
+							2, types, args, NULL, false) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not record the minutes to refresh")));
 }

@@ -6,6 +6,7 @@
 #ifndef STOCKS_STREAM_BRONZE_LOADER_H
 #define STOCKS_STREAM_BRONZE_LOADER_H
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -19,6 +20,8 @@ typedef struct LoadCounts
 	int64 objects_failed;
 } LoadCounts;
 
+extern int bronze_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+							   Datum *args, const char *nulls, bool read_only);
 extern void bronze_gunzip(StringInfo in, StringInfo out, const char *key);
 extern bool bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error);
 extern List *bronze_pending_objects(text *pipeline, int max_objects, const char *bucket,

@@ -1,0 +1,234 @@
+"""load_bronze_prefix() over many objects: many GETs in flight (s3_fetch.c),
+the same outcome as one GET at a time, failures isolated to their objects,
+exactly once across retries, bounded memory, and progress a person can read."""
+import json
+import re
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from stack_support import quote_message, s3_client, sql, sql_value, stack, wait_until
+
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META"]
+
+# Old-pipeline objects that are not a good quote, with the reason each is
+# quarantined with; the backfill loads everything around them.
+BAD_OBJECTS = {
+    "malformed": (b'{"c": 187.2, "d": 1.1,', "line is not valid JSON"),
+    "zero-price": (b'{"c": 0, "d": null, "dp": null, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0, '
+                   b'"symbol": "TSLA", "fetched_time": 1764000000}', 'price ("c") is not greater than 0'),
+}
+
+
+def old_quote(i, base):
+    sym = SYMBOLS[i % len(SYMBOLS)]
+    return {"c": round(100 + i / 100, 2), "d": 1.5, "dp": 1.51, "h": 250.0, "l": 99.0, "o": 100.0,
+            "pc": 99.0, "t": base + i - 5, "symbol": sym, "fetched_time": base + i}
+
+
+class LegacyBucket:
+    """A bucket of the old Python pipeline: <symbol>/<unix_ts>.json, one quote each."""
+
+    def __init__(self):
+        self.name = "legacy-" + uuid.uuid4().hex[:8]
+        self.s3 = s3_client()
+        self.s3.create_bucket(Bucket=self.name)
+        self.base = 1700000000 + uuid.uuid4().int % 50000000   # keys name a quote: new ones per run
+        self.bodies = {}
+
+    def put(self, key, body):
+        self.s3.put_object(Bucket=self.name, Key=key, Body=body)
+        self.bodies[key] = body
+
+    def fill(self, n, bad=()):
+        """n quotes (one pretty-printed, as json.dumps(indent=2) wrote some), then the bad ones."""
+        for i in range(n):
+            q = old_quote(i, self.base)
+            self.put(f"{q['symbol']}/{q['fetched_time']}.json", json.dumps(q, indent=2 if i == 7 else None).encode())
+        for j, name in enumerate(bad):
+            self.put(f"TSLA/{self.base + n + j}.json", BAD_OBJECTS[name][0])
+
+    def keys(self):
+        return sorted(self.bodies)
+
+    def backfill(self, gets_in_flight=32, **settings):
+        """load_bronze_prefix() of the whole bucket: its counts and its NOTICEs and WARNINGs."""
+        messages = []
+        with psycopg.connect(autocommit=True) as conn:
+            conn.add_notice_handler(lambda d: messages.append((d.severity_nonlocalized, d.message_primary)))
+            conn.execute(f"SET stocks_stream.s3_gets_in_flight = {gets_in_flight}")
+            for name, value in settings.items():
+                conn.execute(f"SET stocks_stream.{name} = '{value}'")
+            counts = conn.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [self.name]).fetchone()
+        return counts, messages
+
+    def outcome(self):
+        """What a backfill leaves: silver rows, quarantine rows and manifest rows (ids and times left out)."""
+        silver = sql("SELECT source_topic, source_partition, source_offset, symbol, quote_time, price, day_high, "
+                     "fetched_at FROM stocks_stream.quotes WHERE source_topic = ANY(%s) ORDER BY source_topic",
+                     [self.keys()])
+        quarantine = sql("SELECT object_key, line_number, raw, reason FROM stocks_stream.quarantine "
+                         "WHERE bucket = %s ORDER BY object_key", [self.name])
+        manifest = sql("SELECT pipeline, object_key, topic, partition, first_offset, last_offset, message_count, "
+                       "bytes, etag, compressed, loaded_at IS NOT NULL AS loaded, load_error, load_attempts "
+                       "FROM stocks_stream.manifest WHERE bucket = %s ORDER BY object_key", [self.name])
+        return silver, quarantine, manifest
+
+    def forget(self):
+        """Take what a backfill loaded out of silver, the quarantine and the manifest."""
+        sql("DELETE FROM stocks_stream.quotes WHERE source_topic = ANY(%s)", [self.keys()])
+        sql("DELETE FROM stocks_stream.quarantine WHERE bucket = %s", [self.name])
+        sql("DELETE FROM stocks_stream.manifest WHERE bucket = %s", [self.name])
+
+    def drop(self):
+        for key in self.s3.list_objects_v2(Bucket=self.name).get("Contents", []):
+            self.s3.delete_object(Bucket=self.name, Key=key["Key"])
+        self.s3.delete_bucket(Bucket=self.name)
+
+
+@pytest.fixture
+def legacy():
+    b = LegacyBucket()
+    yield b
+    b.drop()
+
+
+def test_many_gets_in_flight_load_what_one_get_at_a_time_loads(legacy):
+    legacy.fill(400, bad=["malformed", "zero-price"])
+
+    one_at_a_time, _ = legacy.backfill(gets_in_flight=1)
+    expected = legacy.outcome()
+    legacy.forget()
+    in_flight, _ = legacy.backfill(gets_in_flight=32)
+
+    assert one_at_a_time == in_flight == (402, 400, 0, 2, 0)
+    assert legacy.outcome() == expected
+    silver, quarantine, manifest = expected
+    assert [r.source_topic for r in silver] == [k for k in legacy.keys() if legacy.bodies[k] not in
+                                                [b for b, _ in BAD_OBJECTS.values()]]
+    assert sorted(r.reason for r in quarantine) == sorted(reason for _, reason in BAD_OBJECTS.values())
+    assert [r.raw for r in quarantine] == [legacy.bodies[r.object_key] for r in quarantine]
+    assert all(r.loaded and r.load_error is None and r.message_count == 1 for r in manifest)
+    assert [r.bytes for r in manifest] == [len(legacy.bodies[r.object_key]) for r in manifest]
+    # a rerun finds everything loaded
+    assert legacy.backfill()[0] == (0, 0, 0, 0, 0)
+
+
+def backfill_in_background(legacy, **settings):
+    """Start a backfill that waits for silver (an EXCLUSIVE lock on quotes,
+    held by the returned transaction) once it has asked for its first
+    objects; returns (thread, box, blocker)."""
+    blocker = psycopg.connect()
+    blocker.execute("LOCK TABLE stocks_stream.quotes IN EXCLUSIVE MODE")
+    box = {}
+
+    def run():
+        try:
+            box["counts"], box["messages"] = legacy.backfill(**settings)
+        except Exception as e:
+            box["error"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    wait_until(lambda: sql_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND query LIKE %s", [f"%load_bronze_prefix%"]) > 0 or "error" in box,
+               60, "the backfill waiting for silver")
+    return t, box, blocker
+
+
+def test_an_object_gone_before_its_get_fails_alone_and_loads_once_when_back(legacy):
+    legacy.fill(200)
+    gone = legacy.keys()[-10:]          # the last the backfill GETs (it reads in key order)
+    t, box, blocker = backfill_in_background(legacy, gets_in_flight=4)
+    for key in gone:
+        legacy.s3.delete_object(Bucket=legacy.name, Key=key)
+    blocker.rollback()
+    t.join(120)
+
+    assert box["counts"] == (190, 190, 0, 0, 10)
+    warnings = [m for severity, m in box["messages"] if severity == "WARNING"]
+    assert len(warnings) == 10 and all("404 NoSuchKey" in w for w in warnings), warnings
+    failed = sql("SELECT object_key, load_error, load_attempts FROM stocks_stream.manifest "
+                 "WHERE bucket = %s AND loaded_at IS NULL ORDER BY object_key", [legacy.name])
+    assert [r.object_key for r in failed] == gone
+    assert all(f"S3 GET {legacy.name}/{r.object_key} returned HTTP 404 NoSuchKey" == r.load_error
+               and r.load_attempts == 1 for r in failed)
+
+    for key in gone:
+        legacy.put(key, legacy.bodies[key])
+    assert legacy.backfill()[0] == (10, 10, 0, 0, 0)
+    assert legacy.backfill()[0] == (0, 0, 0, 0, 0)
+    silver, _, _ = legacy.outcome()
+    assert [r.source_topic for r in silver] == legacy.keys()   # each once
+
+
+def test_s3_stopping_mid_backfill_fails_the_rest_and_a_retry_loads_them_once(legacy):
+    legacy.fill(200)
+    t, box, blocker = backfill_in_background(legacy, gets_in_flight=4)
+    stack("stop-minio")
+    try:
+        blocker.rollback()
+        t.join(300)
+        loaded, rows, _, _, failed = box["counts"]
+        assert loaded + failed == 200 and failed >= 190 and rows == loaded
+        errors = sql("SELECT DISTINCT load_error LIKE %s AS says_what FROM stocks_stream.manifest "
+                     "WHERE bucket = %s AND loaded_at IS NULL", ["S3 GET " + legacy.name + "/%failed: %", legacy.name])
+        assert errors == [(True,)]
+    finally:
+        stack("start-minio")
+    assert legacy.backfill()[0] == (failed, failed, 0, 0, 0)
+    silver, _, manifest = legacy.outcome()
+    assert [r.source_topic for r in silver] == legacy.keys()   # each once
+    assert all(r.loaded and r.load_error is None for r in manifest)
+
+
+def test_a_long_backfill_reports_its_progress(legacy):
+    legacy.fill(50, bad=["zero-price"])
+    counts, messages = legacy.backfill(progress_interval=0)     # a NOTICE after every object
+    assert counts == (51, 50, 0, 1, 0)
+    progress = [m for severity, m in messages if severity == "NOTICE"]
+    assert len(progress) == 51
+    assert progress[0].startswith("load_bronze_prefix: 1 of 51 objects loaded (1%), 1 rows, 0 failed, ")
+    assert progress[-1].startswith("load_bronze_prefix: 51 of 51 objects loaded (100%), 50 rows, 0 failed, ")
+    assert all(re.search(r", \d+ objects/s$", m) for m in progress)
+    # a call shorter than the interval (10 s by default) says nothing
+    legacy.forget()
+    assert legacy.backfill()[1] == []
+
+
+def archive_object(topic, partition, lines):
+    """An archive object (as the archive worker writes) of `lines` quotes: key, body."""
+    key = f"bronze/{topic}/dt=2025-11-24/hour=16/{partition}-{0:020d}-{lines - 1:020d}.ndjson"
+    return key, "".join(quote_message(i) + "\n" for i in range(lines)).encode()
+
+
+def peak_memory_growth(bucket, topic, **settings):
+    """How much a backfill of the bucket raises its backend's peak RSS (VmHWM), in bytes."""
+    with psycopg.connect(autocommit=True) as conn:
+        for name, value in settings.items():
+            conn.execute(f"SET stocks_stream.{name} = '{value}'")
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+        def hwm():
+            with open(f"/proc/{pid}/status") as f:
+                return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
+        before = hwm()
+        counts = conn.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, %s)",
+                              [bucket, f"bronze/{topic}/"]).fetchone()
+        after = hwm()
+        conn.execute("DELETE FROM stocks_stream.quotes WHERE source_topic = %s", [topic])
+        conn.execute("DELETE FROM stocks_stream.manifest WHERE bucket = %s", [bucket])
+    assert counts == (40, 40 * 5000, 0, 0, 0)
+    return after - before
+
+
+def test_memory_stays_within_the_buffer_however_many_gets_are_in_flight(legacy):
+    topic = "t_" + uuid.uuid4().hex[:10]
+    for partition in range(40):                 # 40 objects of ~0.8 MB
+        legacy.put(*archive_object(topic, partition, 5000))
+    # both backends touch the same shared buffers: the difference is what they buffered
+    bounded = peak_memory_growth(legacy.name, topic, s3_gets_in_flight=32, load_buffer="1MB")
+    unbounded = peak_memory_growth(legacy.name, topic, s3_gets_in_flight=32, load_buffer="1GB")
+    assert unbounded - bounded > 15 * 1024 * 1024, \
+        f"peak grew by {bounded / 1e6:.1f} MB with a 1 MB buffer, {unbounded / 1e6:.1f} MB with 1 GB"
