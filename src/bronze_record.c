@@ -14,8 +14,9 @@
  * a time before stocks_stream.min_event_year or more than five minutes in
  * the future, a string holding a NUL character, or a symbol that breaks
  * the rule of symbol.c.  The bounds make every later step safe: no
- * product or sum of valid figures in gold can overflow a double.  Numbers
- * go to COPY as the very doubles json-c parsed, so silver holds what
+ * product or sum of valid figures in gold can overflow a double.  Lines are
+ * parsed by flat_json.c, in one pass and without building a tree; numbers
+ * go to COPY as the very doubles strtod reads, so silver holds what
  * Finnhub sent.
  */
 #include "postgres.h"
@@ -23,16 +24,16 @@
 #include <math.h>
 #include <time.h>
 
-#include <json-c/json.h>
-
 #include "catalog/pg_type.h"
 #include "datatype/timestamp.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
 #include "nodes/value.h"
 #include "port/pg_bswap.h"
+#include "utils/memutils.h"
 
 #include "bronze_record.h"
+#include "flat_json.h"
 #include "settings.h"
 
 #define FUTURE_SKEW_SECS 300
@@ -73,32 +74,35 @@ typedef enum FieldId
 static const char *const field_names[FID_COUNT] = {
 	"c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time", "s", "p", "v"};
 
-/*
- * One line's known fields, found in a single pass over the parsed object
- * (cheaper than a hash lookup per field); value NULL with present set is a
- * JSON null.
- */
+/* One line's known fields, as the parser found them. */
 typedef struct Fields
 {
-	json_object *value[FID_COUNT];
+	FlatJsonValue value[FID_COUNT];
 	bool present[FID_COUNT];
 	char *reason;
 	size_t reason_len;
 } Fields;
 
-static void
-collect_fields(Fields *f, json_object *obj)
+/* The parser's state, kept from one line to the next. */
+static FlatJson parser;
+static bool parser_ready = false;
+
+/* Which field a key names (flat_json_parse's FlatJsonFieldOf). */
+static int
+field_of(const char *key, size_t len)
 {
-	json_object_object_foreach(obj, key, val)
-	{
-		for (int i = 0; i < FID_COUNT; i++)
-			if (key[0] == field_names[i][0] && strcmp(key, field_names[i]) == 0)
-			{
-				f->value[i] = val;
-				f->present[i] = true;
-				break;
-			}
-	}
+	for (int i = 0; i < FID_COUNT; i++)
+		if (key[0] == field_names[i][0] && strlen(field_names[i]) == len &&
+			memcmp(key, field_names[i], len) == 0)
+			return i;
+	return -1;
+}
+
+/* Present and not a JSON null. */
+static bool
+has_value(const Fields *f, FieldId id)
+{
+	return f->present[id] && f->value[id].type != FLAT_JSON_NULL;
 }
 
 static bool
@@ -113,19 +117,19 @@ static bool
 number_field(Fields *f, FieldId id, bool nullable, double *value, bool *isnull)
 {
 	const char *name = field_names[id];
-	json_object *v = f->value[id];
+	const FlatJsonValue *v = &f->value[id];
 
 	*isnull = false;
 	if (!f->present[id])
 		return refuse(f, "missing field \"%s\"", name);
-	if (v == NULL)
+	if (v->type == FLAT_JSON_NULL)
 	{
 		*isnull = true;
 		return nullable ? true : refuse(f, "field \"%s\" is null", name);
 	}
-	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+	if (v->type != FLAT_JSON_NUMBER)
 		return refuse(f, "field \"%s\" is not a number", name);
-	*value = json_object_get_double(v);
+	*value = v->number;
 	if (!isfinite(*value))
 		return refuse(f, "field \"%s\" is not a finite number", name);
 	/* prices (price_ok) and times (time_ok) have bounds of their own */
@@ -148,10 +152,10 @@ price_ok(Fields *f, const char *name, double price)
 
 /* A JSON string, refused when it holds a NUL (C would cut it there). */
 static bool
-string_ok(Fields *f, json_object *v, const char *name, const char **out)
+string_ok(Fields *f, const FlatJsonValue *v, const char *name, const char **out)
 {
-	*out = json_object_get_string(v);
-	if (strlen(*out) != (size_t) json_object_get_string_len(v))
+	*out = v->string;
+	if (strlen(*out) != v->length)
 		return refuse(f, "field \"%s\" holds a NUL character", name);
 	return true;
 }
@@ -160,12 +164,12 @@ static bool
 symbol_field(Fields *f, FieldId id, const char **symbol)
 {
 	const char *name = field_names[id];
-	json_object *v = f->value[id];
+	const FlatJsonValue *v = &f->value[id];
 	size_t len;
 
-	if (v == NULL)
+	if (!has_value(f, id))
 		return refuse(f, "missing field \"%s\"", name);
-	if (!json_object_is_type(v, json_type_string))
+	if (v->type != FLAT_JSON_STRING)
 		return refuse(f, "field \"%s\" is not a string", name);
 	if (!string_ok(f, v, name, symbol))
 		return false;
@@ -254,7 +258,7 @@ put_source(StringInfo row, const BronzeSource *src)
 
 /* A one-dimensional text[] in array_send's format. */
 static void
-put_text_array(StringInfo row, json_object *items, size_t n)
+put_text_array(StringInfo row, const FlatJsonValue *items, size_t n)
 {
 	int at = row->len;
 
@@ -268,7 +272,7 @@ put_text_array(StringInfo row, json_object *items, size_t n)
 		pq_sendint32(row, 1);
 	}
 	for (size_t i = 0; i < n; i++)
-		put_text(row, json_object_get_string(json_object_array_get_idx(items, i)));
+		put_text(row, items[i].string);
 	*(uint32 *) (row->data + at) = pg_hton32((uint32) (row->len - at - 4));
 }
 
@@ -323,7 +327,7 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	const char *symbol;
 	double p, t, v;
 	bool n;
-	json_object *conds = f->value[FID_C];
+	const FlatJsonValue *conds = NULL;
 	size_t nconds = 0;
 
 	if (!symbol_field(f, FID_S, &symbol) || !number_field(f, FID_P, false, &p, &n) ||
@@ -336,20 +340,20 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 	if (!time_ok(f, "t", t / 1000.0))
 		return false;
 	set_event(event, symbol, t / 1000.0);
-	if (conds != NULL)
+	if (has_value(f, FID_C))
 	{
-		if (!json_object_is_type(conds, json_type_array))
+		if (f->value[FID_C].type != FLAT_JSON_ARRAY)
 			return refuse(f, "field \"%s\" is not an array of condition codes", "c");
-		nconds = json_object_array_length(conds);
+		conds = &parser.items[f->value[FID_C].first_item];
+		nconds = f->value[FID_C].nitems;
 		for (size_t i = 0; i < nconds; i++)
 		{
-			json_object *e = json_object_array_get_idx(conds, i);
-			const char *s;
+			const FlatJsonValue *e = &conds[i];
+			const char *s = "";
 
-			if (json_object_is_type(e, json_type_string) && !string_ok(f, e, "c", &s))
+			if (e->type == FLAT_JSON_STRING && !string_ok(f, e, "c", &s))
 				return false;
-			s = json_object_get_string(e);
-			if (!json_object_is_type(e, json_type_string) || strlen(s) > 16 ||
+			if (e->type != FLAT_JSON_STRING || strlen(s) > 16 ||
 				strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
 					strlen(s))
 				return refuse(
@@ -373,9 +377,7 @@ BronzeKind
 bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo quotes,
 				  StringInfo trades, BronzeEvent *event, char *reason, size_t reason_len)
 {
-	static json_tokener *tok = NULL;
 	Fields f;
-	json_object *obj;
 	BronzeKind kind = BRONZE_INVALID;
 	int quotes_len = quotes ? quotes->len : 0;
 	int trades_len = trades ? trades->len : 0;
@@ -401,29 +403,32 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 		snprintf(reason, reason_len, "line is not valid UTF-8");
 		return BRONZE_INVALID;
 	}
-	/* one tokener serves every line: creating one costs more than a parse */
-	if (tok == NULL && (tok = json_tokener_new()) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a JSON parser")));
-	json_tokener_reset(tok);
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, line, (int) len);
-	if (obj == NULL || json_tokener_get_parse_end(tok) != len)
-		snprintf(reason, reason_len, "line is not valid JSON");
-	else if (!json_object_is_type(obj, json_type_object))
-		snprintf(reason, reason_len, "line is JSON but not an object");
-	else
+	if (!parser_ready)
 	{
-		collect_fields(&f, obj);
-		if (f.present[FID_SYMBOL] || f.present[FID_PC])
-			kind = check_quote(&f, src, quotes, event) ? BRONZE_QUOTE : BRONZE_INVALID;
-		else if (f.present[FID_S] && f.present[FID_P])
-			kind = check_trade(&f, src, trades, event) ? BRONZE_TRADE : BRONZE_INVALID;
-		else
-			snprintf(reason, reason_len,
-					 "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		flat_json_init(&parser);
+		parser_ready = true;
+		MemoryContextSwitchTo(old);
 	}
-	if (obj)
-		json_object_put(obj);
+	switch (flat_json_parse(&parser, line, len, field_of, f.value, f.present))
+	{
+		case FLAT_JSON_INVALID:
+			snprintf(reason, reason_len, "line is not valid JSON");
+			break;
+		case FLAT_JSON_NOT_OBJECT:
+			snprintf(reason, reason_len, "line is JSON but not an object");
+			break;
+		case FLAT_JSON_OK:
+			if (f.present[FID_SYMBOL] || f.present[FID_PC])
+				kind = check_quote(&f, src, quotes, event) ? BRONZE_QUOTE : BRONZE_INVALID;
+			else if (f.present[FID_S] && f.present[FID_P])
+				kind = check_trade(&f, src, trades, event) ? BRONZE_TRADE : BRONZE_INVALID;
+			else
+				snprintf(reason, reason_len,
+						 "neither a quote (c, pc, t, symbol) nor a trade (s, p, t, v)");
+			break;
+	}
 	/* drop a half-written tuple */
 	if (kind == BRONZE_INVALID && quotes != NULL)
 		quotes->len = quotes_len;

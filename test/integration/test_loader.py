@@ -265,3 +265,18 @@ def test_realtime_pipeline_loads_silver_as_it_archives(topic, make_pipeline):
     # a later batch call finds nothing left
     r = load(p)
     assert (r.objects_loaded, r.rows_loaded) == (0, 0)
+
+
+def test_realtime_load_does_not_wait_for_a_load_in_another_session(topic, make_pipeline):
+    # another session is in the middle of a load of the same day (its
+    # transaction has checked the day's partitions and is still open)
+    day = sql_value("SELECT (to_timestamp(%s / 1000.0) AT TIME ZONE 'UTC')::date", [1764000000000])
+    sql("SELECT stocks_stream.ensure_day_partition(%s)", [day])
+    with psycopg.connect() as other:
+        other.execute("SELECT stocks_stream.ensure_day_partition(%s)", [day])
+        p = make_pipeline(topic, batch_max_age_ms=200, realtime=True)
+        p.start()
+        topic.produce([trade_message(i) for i in range(200)])
+        wait_until(lambda: silver_count(topic.name) == 200, 60,
+                   "the real-time load while another session's load transaction is open")
+        other.rollback()
