@@ -348,43 +348,36 @@ typedef struct LoadBuffers
 	StringInfoData trades;
 } LoadBuffers;
 
+/* What the lines of the objects of one step add up to, before they are written. */
+typedef struct LineTally
+{
+	List *days;
+	HTAB *minutes;
+	int64 nquotes;
+	int64 ntrades;
+} LineTally;
+
+/* One (possibly pretty-printed) JSON document of the old pipeline: make it one line. */
+static void
+flatten(StringInfo text)
+{
+	for (int i = 0; i < text->len; i++)
+		if (text->data[i] == '\n' || text->data[i] == '\r')
+			text->data[i] = ' ';
+}
+
 /*
- * Load one object, the next the fetch hands back; ERROR (caught by the
- * caller) when it cannot be read.
+ * Check each line of an object's text (line N is offset first_offset + N;
+ * seen[N]: silver holds it already): good ones are appended to the COPY
+ * streams, bad ones quarantined.
  */
 static void
-load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols,
-			LoadBuffers *buf, S3Fetch *fetch)
+scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *buf,
+		   LoadCounts *counts, LineTally *ss)
 {
-	StringInfo text;
-	S3Result res;
-	bool *seen;
 	char reason[200];
 	int64 line_no = 0;
-	int64 nquotes = 0, ntrades = 0;
 	char *p, *end;
-	List *days = NIL;
-	HTAB *minutes = new_dirty_minutes();
-
-	res = s3_fetch_next(fetch, &buf->body);
-	if (!res.ok)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
-	text = &buf->body;
-	if (o->compressed)
-	{
-		bronze_gunzip(&buf->body, &buf->plain, o->key);
-		text = &buf->plain;
-	}
-	if (o->single_record)
-	{
-		/* one (possibly pretty-printed) JSON document: make it one line */
-		for (int i = 0; i < text->len; i++)
-			if (text->data[i] == '\n' || text->data[i] == '\r')
-				text->data[i] = ' ';
-	}
-	seen = loaded_offsets(o);
-	begin_copy_stream(&buf->quotes);
-	begin_copy_stream(&buf->trades);
 
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
 	{
@@ -409,11 +402,11 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 			kind = bronze_check_line(p, len, &src, &buf->quotes, &buf->trades, &event, reason,
 									 sizeof(reason));
 			if (kind != BRONZE_INVALID)
-				days = note_event(days, minutes, &event);
+				ss->days = note_event(ss->days, ss->minutes, &event);
 			if (kind == BRONZE_QUOTE)
-				nquotes++;
+				ss->nquotes++;
 			else if (kind == BRONZE_TRADE)
-				ntrades++;
+				ss->ntrades++;
 			else
 			{
 				quarantine(o, line_no, p, len, reason);
@@ -422,14 +415,116 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 		}
 		p = nl ? nl + 1 : end;
 	}
-	ensure_partitions(days);
-	if (nquotes > 0)
+}
+
+/* Write what the scanned lines add up to: partitions, rows, minutes for gold. */
+static void
+write_rows(LineTally *ss, LoadBuffers *buf, LoadCounts *counts, List *quote_cols, List *trade_cols)
+{
+	ensure_partitions(ss->days);
+	if (ss->nquotes > 0)
 		counts->rows_loaded += copy_rows("quotes", &buf->quotes, quote_cols);
-	if (ntrades > 0)
+	if (ss->ntrades > 0)
 		counts->rows_loaded += copy_rows("trades", &buf->trades, trade_cols);
-	mark_gold_dirty(minutes);
+	mark_gold_dirty(ss->minutes);
+}
+
+/* Load one object whose body is in buf->body; ERROR (caught by the caller) when it cannot. */
+static void
+load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trade_cols,
+			LoadBuffers *buf)
+{
+	StringInfo text = &buf->body;
+	LineTally ss = {NIL, new_dirty_minutes(), 0, 0};
+
+	if (o->compressed)
+	{
+		bronze_gunzip(&buf->body, &buf->plain, o->key);
+		text = &buf->plain;
+	}
+	if (o->single_record)
+		flatten(text);
+	begin_copy_stream(&buf->quotes);
+	begin_copy_stream(&buf->trades);
+	scan_lines(o, text, loaded_offsets(o), buf, counts, &ss);
+	write_rows(&ss, buf, counts, quote_cols, trade_cols);
 	mark_object(o, NULL);
 	counts->objects_loaded++;
+}
+
+/*
+ * Which of a group of one-record objects (each its own Kafka source, one
+ * offset) silver holds already: seen[i] for objs[i].  One index probe per
+ * object (a LATERAL join keeps the planner from hashing a scan of silver).
+ */
+static bool *
+group_loaded(ObjectRef **objs, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	bool *seen = palloc0(sizeof(bool) * n);
+	Datum *topics = palloc(sizeof(Datum) * n);
+	Datum *partitions = palloc(sizeof(Datum) * n);
+	Datum *offsets = palloc(sizeof(Datum) * n);
+	Oid types[3] = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum args[3];
+
+	for (int i = 0; i < n; i++)
+	{
+		topics[i] = CStringGetTextDatum(objs[i]->topic);
+		partitions[i] = Int32GetDatum(objs[i]->partition);
+		offsets[i] = Int64GetDatum(objs[i]->first_offset);
+	}
+	args[0] = PointerGetDatum(construct_array(topics, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(partitions, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(
+		construct_array(offsets, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (bronze_execute_kept(
+			&plan,
+			"SELECT u.i::int4 FROM unnest($1, $2, $3) WITH ORDINALITY AS u(t, p, o, i) "
+			" CROSS JOIN LATERAL (SELECT FROM stocks_stream.quotes s WHERE s.source_topic = u.t "
+			"   AND s.source_partition = u.p AND s.source_offset = u.o LIMIT 1) AS q "
+			"UNION ALL "
+			"SELECT u.i::int4 FROM unnest($1, $2, $3) WITH ORDINALITY AS u(t, p, o, i) "
+			" CROSS JOIN LATERAL (SELECT FROM stocks_stream.trades s WHERE s.source_topic = u.t "
+			"   AND s.source_partition = u.p AND s.source_offset = u.o LIMIT 1) AS t",
+			3, types, args, NULL, false) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool isnull;
+
+		seen[DatumGetInt32(
+				 SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) -
+			 1] = true;
+	}
+	return seen;
+}
+
+/*
+ * Load a group of the old pipeline's one-quote objects as one: one look
+ * at silver, one COPY, one update of gold's minutes, where each object
+ * alone would take a statement of each.  The lines are checked as
+ * load_object checks them, so what is loaded, counted and quarantined is
+ * the same.
+ */
+static void
+load_group(ObjectRef **objs, StringInfo bodies, int n, LoadCounts *counts, List *quote_cols,
+		   List *trade_cols, LoadBuffers *buf)
+{
+	LineTally ss = {NIL, new_dirty_minutes(), 0, 0};
+	bool *seen = group_loaded(objs, n);
+
+	begin_copy_stream(&buf->quotes);
+	begin_copy_stream(&buf->trades);
+	for (int i = 0; i < n; i++)
+	{
+		flatten(&bodies[i]);
+		scan_lines(objs[i], &bodies[i], &seen[i], buf, counts, &ss);
+	}
+	write_rows(&ss, buf, counts, quote_cols, trade_cols);
+	for (int i = 0; i < n; i++)
+		mark_object(objs[i], NULL);
+	counts->objects_loaded += n;
 }
 
 /*
@@ -519,14 +614,21 @@ bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error)
 	return ok;
 }
 
+/* how many of the old pipeline's one-quote objects load as one group, at most */
+#define LOAD_GROUP_MAX 64
+/* and how many bytes of them */
+#define LOAD_GROUP_BYTES (1024 * 1024)
+
 typedef struct LoadStep
 {
-	ObjectRef *object;
+	ObjectRef *object; /* one object, its body in buffers.body */
+	ObjectRef **group; /* or a group of one-quote objects */
+	StringInfo bodies; /* with their bodies */
+	int ngroup;
 	LoadCounts counts;
 	List *quote_cols;
 	List *trade_cols;
 	LoadBuffers buffers;
-	S3Fetch *fetch;
 } LoadStep;
 
 static void
@@ -534,21 +636,98 @@ load_step(void *arg)
 {
 	LoadStep *st = arg;
 
-	load_object(st->object, &st->counts, st->quote_cols, st->trade_cols, &st->buffers, st->fetch);
+	if (st->group != NULL)
+		load_group(st->group, st->bodies, st->ngroup, &st->counts, st->quote_cols, st->trade_cols,
+				   &st->buffers);
+	else
+		load_object(st->object, &st->counts, st->quote_cols, st->trade_cols, &st->buffers);
+}
+
+static void
+add_counts(LoadCounts *to, const LoadCounts *from)
+{
+	to->objects_loaded += from->objects_loaded;
+	to->rows_loaded += from->rows_loaded;
+	to->rows_duplicate += from->rows_duplicate;
+	to->rows_quarantined += from->rows_quarantined;
+	to->objects_failed += from->objects_failed;
+}
+
+/* An object that could not be loaded stays pending, marked with the error. */
+static void
+fail_object(const ObjectRef *o, const char *error, LoadCounts *counts)
+{
+	mark_object(o, error);
+	counts->objects_failed++;
+	ereport(WARNING, (errmsg("could not load object \"%s\": %s", o->key, error),
+					  errhint("It stays in the manifest and is retried by the next call.")));
+}
+
+/* Load one object whose body is in st->buffers.body, in a subtransaction. */
+static void
+load_one(LoadStep *st, ObjectRef *o, LoadCounts *counts)
+{
+	char *error;
+
+	st->object = o;
+	st->group = NULL;
+	memset(&st->counts, 0, sizeof(st->counts));
+	if (bronze_in_subtransaction(load_step, st, &error))
+		add_counts(counts, &st->counts);
+	else
+		fail_object(o, error, counts);
 }
 
 /*
- * Load each object in a subtransaction of its own, in the list's order; a
- * failed one is marked.  Their GETs travel stocks_stream.s3_gets_in_flight
- * at a time (s3_fetch.c); `caller` names the SQL function in progress
- * NOTICEs.
+ * Load a group of one-quote objects (bodies fetched) in one
+ * subtransaction; if that fails, each alone, so a failure stays the
+ * object's own.
+ */
+static void
+load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCounts *counts,
+			   LoadProgress *progress)
+{
+	char *error;
+
+	st->group = objs;
+	st->bodies = bodies;
+	st->ngroup = n;
+	memset(&st->counts, 0, sizeof(st->counts));
+	if (n > 1 && bronze_in_subtransaction(load_step, st, &error))
+	{
+		add_counts(counts, &st->counts);
+		for (int i = 0; i < n; i++)
+			load_progress_step(progress, counts);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		resetStringInfo(&st->buffers.body);
+		appendBinaryStringInfo(&st->buffers.body, bodies[i].data, bodies[i].len);
+		load_one(st, objs[i], counts);
+		load_progress_step(progress, counts);
+	}
+}
+
+/*
+ * Load each object, in the list's order, in a subtransaction of its own; a
+ * failed one is marked.  Consecutive objects of the old pipeline (one
+ * quote each) load in groups of up to LOAD_GROUP_MAX, each group in one
+ * subtransaction, and each object alone should its group fail.  Their GETs
+ * travel stocks_stream.s3_gets_in_flight at a time (s3_fetch.c); `caller`
+ * names the SQL function in progress NOTICEs.
  */
 void
 bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 {
-	ListCell *lc;
+	int n = list_length(objects);
 	LoadStep st = {0};
 	LoadProgress progress;
+	S3Fetch *fetch;
+	ObjectRef **group = palloc(sizeof(ObjectRef *) * LOAD_GROUP_MAX);
+	StringInfo bodies = palloc0(sizeof(StringInfoData) * LOAD_GROUP_MAX);
+	int ngroup = 0;
+	Size group_bytes = 0;
 
 	st.quote_cols = bronze_copy_columns(BRONZE_QUOTE);
 	st.trade_cols = bronze_copy_columns(BRONZE_TRADE);
@@ -556,38 +735,54 @@ bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 	initStringInfo(&st.buffers.plain);
 	initStringInfo(&st.buffers.quotes);
 	initStringInfo(&st.buffers.trades);
-	st.fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
-	foreach (lc, objects)
+	for (int i = 0; i < LOAD_GROUP_MAX; i++)
+		initStringInfo(&bodies[i]);
+	fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
+	for (int i = 0; i < n; i++)
 	{
-		ObjectRef *o = lfirst(lc);
+		ObjectRef *o = list_nth(objects, i);
 
-		s3_fetch_add(st.fetch, o->bucket, o->key);
+		s3_fetch_add(fetch, o->bucket, o->key);
 	}
-	load_progress_begin(&progress, caller, "loaded", list_length(objects));
-	foreach (lc, objects)
+	load_progress_begin(&progress, caller, "loaded", n);
+	for (int i = 0; i < n; i++)
 	{
-		char *error;
+		ObjectRef *o = list_nth(objects, i);
+		ObjectRef *next = i + 1 < n ? list_nth(objects, i + 1) : NULL;
+		StringInfo body = o->single_record ? &bodies[ngroup] : &st.buffers.body;
+		S3Result res = s3_fetch_next(fetch, body);
 
-		st.object = lfirst(lc);
-		memset(&st.counts, 0, sizeof(st.counts));
-		if (bronze_in_subtransaction(load_step, &st, &error))
+		if (!res.ok)
 		{
-			counts->objects_loaded += st.counts.objects_loaded;
-			counts->rows_loaded += st.counts.rows_loaded;
-			counts->rows_duplicate += st.counts.rows_duplicate;
-			counts->rows_quarantined += st.counts.rows_quarantined;
+			fail_object(o, res.error, counts);
+			load_progress_step(&progress, counts);
+		}
+		else if (!o->single_record)
+		{
+			load_one(&st, o, counts);
+			load_progress_step(&progress, counts);
 		}
 		else
 		{
-			mark_object(st.object, error);
-			counts->objects_failed++;
-			ereport(WARNING,
-					(errmsg("could not load object \"%s\": %s", st.object->key, error),
-					 errhint("It stays in the manifest and is retried by the next call.")));
+			group[ngroup++] = o;
+			group_bytes += body->len;
 		}
-		load_progress_step(&progress, counts);
+		/* a group ends when it is full or the next object cannot join it */
+		if (ngroup > 0 && (ngroup == LOAD_GROUP_MAX || group_bytes >= LOAD_GROUP_BYTES ||
+						   next == NULL || !next->single_record))
+		{
+			load_one_group(&st, group, bodies, ngroup, counts, &progress);
+			for (int j = 0; j < ngroup; j++)
+				if (bodies[j].maxlen > 64 * 1024)
+				{
+					pfree(bodies[j].data);
+					initStringInfo(&bodies[j]);
+				}
+			ngroup = 0;
+			group_bytes = 0;
+		}
 	}
-	s3_fetch_end(st.fetch);
+	s3_fetch_end(fetch);
 }
 
 Datum

@@ -92,6 +92,7 @@ class LegacyBucket:
 def legacy():
     b = LegacyBucket()
     yield b
+    b.forget()      # no manifest row is left for a later load_bronze() of every pipeline
     b.drop()
 
 
@@ -171,7 +172,8 @@ def test_s3_stopping_mid_backfill_fails_the_rest_and_a_retry_loads_them_once(leg
         blocker.rollback()
         t.join(300)
         loaded, rows, _, _, failed = box["counts"]
-        assert loaded + failed == 200 and failed >= 190 and rows == loaded
+        # what was fetched before the stop (a group of 64 and 4 in flight at most) loads
+        assert loaded + failed == 200 and failed >= 200 - 64 - 4 and rows == loaded
         errors = sql("SELECT DISTINCT load_error LIKE %s AS says_what FROM stocks_stream.manifest "
                      "WHERE bucket = %s AND loaded_at IS NULL", ["S3 GET " + legacy.name + "/%failed: %", legacy.name])
         assert errors == [(True,)]
@@ -189,7 +191,7 @@ def test_a_long_backfill_reports_its_progress(legacy):
     assert counts == (51, 50, 0, 1, 0)
     progress = [m for severity, m in messages if severity == "NOTICE"]
     assert len(progress) == 51
-    assert progress[0].startswith("load_bronze_prefix: 1 of 51 objects loaded (1%), 1 rows, 0 failed, ")
+    assert progress[0].startswith("load_bronze_prefix: 1 of 51 objects loaded (1%), ")
     assert progress[-1].startswith("load_bronze_prefix: 51 of 51 objects loaded (100%), 50 rows, 0 failed, ")
     assert all(re.search(r", \d+ objects/s$", m) for m in progress)
     # a call shorter than the interval (10 s by default) says nothing
