@@ -1,7 +1,8 @@
 # bench/lib.sh — what the benchmark scripts share.  Source it from a script
 # in bench/ (it starts the stack, so source it after `set -euo pipefail`):
 #
-#   bench_topic_create TOPIC...   new 4-partition topics, deleted when the script exits
+#   bench_topic_create TOPIC...   new 4-partition topics (BENCH_PARTITIONS=N for
+#                                 N), deleted when the script exits
 #   bench_on_exit 'COMMAND'       more clean-up to run at exit (before the topics go)
 #
 # It sets ROOT, PY (the test virtualenv's python), OUT (a scratch folder in
