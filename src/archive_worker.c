@@ -106,6 +106,10 @@ typedef struct PendingObject
 } PendingObject;
 
 static PendingObject pending;
+
+/* real-time mode: rows were loaded since gold was last refreshed */
+static bool gold_due = false;
+static TimestampTz gold_tried_at = 0;
 static MemoryContext pending_context = NULL; /* the pending object's key and gzip body */
 static bool waiting_for_topic = false;
 
@@ -414,8 +418,8 @@ record_pending(const char *etag)
 						errdetail("The worker restarts and resumes from the stored offset.")));
 
 	commit_to_kafka(pending.partition, pending.last_offset + 1);
-	if (pipeline->realtime)
-		ss_store_load_bronze(pipeline);
+	if (pipeline->realtime && ss_store_load_bronze(pipeline) > 0)
+		gold_due = true;
 	deltas[ARCHIVE_MESSAGES] = pending.count;
 	deltas[ARCHIVE_BYTES] = pending.raw_len;
 	deltas[ARCHIVE_OBJECTS] = 1;
@@ -696,13 +700,36 @@ publish_lag(void)
 	ss_status_set_counter(status, ARCHIVE_LAG, lag);
 }
 
-/* How long the main loop may sleep before a batch becomes due. */
+/*
+ * Real-time mode keeps gold fresh too: after loads that brought rows, a
+ * refresh of the recent minutes, at most once per batch age (a refresh
+ * costs tens of milliseconds, a load of one object a few).  When another
+ * refresh is running it is tried again one batch age later.
+ */
+static void
+refresh_gold_when_due(void)
+{
+	TimestampTz now;
+
+	if (!gold_due)
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(gold_tried_at, now, pipeline->batch_max_age_ms))
+		return;
+	gold_tried_at = now;
+	if (ss_store_refresh_recent_gold() != GOLD_BUSY)
+		gold_due = false;
+}
+
+/* How long the main loop may sleep before a batch or a gold refresh becomes due. */
 static long
 next_timeout_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz due = TimestampTzPlusMilliseconds(now, 1000);
 
+	if (gold_due)
+		due = Min(due, TimestampTzPlusMilliseconds(gold_tried_at, pipeline->batch_max_age_ms));
 	if (paused)
 		due = Min(due, retry_at);
 	else
@@ -851,6 +878,7 @@ ss_archive_worker_main(Datum main_arg)
 			settings_reloaded();
 		consume_available(Min(next_timeout_ms(), MAX_WAIT_MS));
 		flush_due_batches();
+		refresh_gold_when_due();
 		publish_lag();
 	}
 }

@@ -193,24 +193,75 @@ ss_store_record_flush(const FlushRecord *r)
 }
 
 /*
+ * A derived-data transaction need not wait for its commit record to reach
+ * disk: if a crash loses it, what it did is done again (the manifest still
+ * says "not loaded", the minutes are still dirty), exactly once.
+ */
+static void
+commit_asynchronously(void)
+{
+	if (SPI_execute("SET LOCAL synchronous_commit = off", false, 0) != SPI_OK_UTILITY)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not set synchronous_commit")));
+}
+
+/*
  * Run stocks_stream.load_bronze(pipeline) in a transaction of its own: the
  * archive worker's real-time mode loads what it archived into silver at
- * once, under load_bronze()'s exactly-once rules.
+ * once, under load_bronze()'s exactly-once rules.  Returns the rows loaded.
  */
-void
+int64
 ss_store_load_bronze(const PipelineConfig *p)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid types[1] = {TEXTOID};
 	Datum args[1] = {CStringGetTextDatum(p->name)};
+	int64 rows = 0;
+	bool isnull;
 
 	begin_tx("stocks_stream: real-time load into silver");
-	if (SPI_execute_with_args("SELECT * FROM stocks_stream.load_bronze($1)", 1, types, args, NULL,
-							  false, 0) != SPI_OK_SELECT)
+	commit_asynchronously();
+	if (SPI_execute_with_args("SELECT rows_loaded FROM stocks_stream.load_bronze($1)", 1, types,
+							  args, NULL, false, 0) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("stocks_stream: real-time load of pipeline \"%s\" failed", p->name)));
+	if (SPI_processed == 1)
+		rows =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	end_tx(caller);
+	return rows;
+}
+
+/*
+ * Refresh gold for the minutes of the last ten minutes, unless another
+ * refresh is running (refresh_gold(since, wait => false)).
+ */
+GoldRefresh
+ss_store_refresh_recent_gold(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	GoldRefresh done = GOLD_UNAVAILABLE;
+	bool isnull;
+
+	begin_tx("stocks_stream: real-time refresh of gold");
+	if (SPI_execute("SELECT to_regprocedure('stocks_stream.refresh_gold(timestamptz, boolean)') "
+					"IS NOT NULL",
+					true, 0) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not look for refresh_gold(since, wait)")));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		commit_asynchronously();
+		if (SPI_execute("SELECT stocks_stream.refresh_gold(now() - interval '10 minutes', false)",
+						false, 0) != SPI_OK_SELECT)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("stocks_stream: real-time refresh of gold failed")));
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		done = isnull ? GOLD_BUSY : GOLD_REFRESHED;
+	}
+	end_tx(caller);
+	return done;
 }
 
 /*

@@ -73,10 +73,19 @@ typedef struct SourceConfig
 	bool skip_unchanged;
 } SourceConfig;
 
+/* What a real-time refresh of gold did. */
+typedef enum GoldRefresh
+{
+	GOLD_REFRESHED,
+	GOLD_BUSY,		  /* another refresh was running: try again later */
+	GOLD_UNAVAILABLE, /* the database is on a version without real-time gold */
+} GoldRefresh;
+
 extern PipelineConfig *ss_store_load_pipeline(int pipeline_id);
 extern int ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
 extern bool ss_store_record_flush(const FlushRecord *rec);
-extern void ss_store_load_bronze(const PipelineConfig *pipeline);
+extern int64 ss_store_load_bronze(const PipelineConfig *pipeline);
+extern GoldRefresh ss_store_refresh_recent_gold(void);
 extern List *ss_store_wanted_workers(void);
 extern SourceConfig *ss_store_load_source(int source_id);
 

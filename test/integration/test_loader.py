@@ -280,3 +280,27 @@ def test_realtime_load_does_not_wait_for_a_load_in_another_session(topic, make_p
         wait_until(lambda: silver_count(topic.name) == 200, 60,
                    "the real-time load while another session's load transaction is open")
         other.rollback()
+
+
+def test_realtime_pipeline_keeps_gold_fresh_for_the_last_minutes(topic, make_pipeline):
+    symbol = "RTG" + uuid.uuid4().hex[:5].upper()
+    now_ms = int(sql_value("SELECT extract(epoch FROM now()) * 1000"))
+    live = [json.dumps({"s": symbol, "p": 10 + i, "t": now_ms - i, "v": 1}) for i in range(50)]
+    # an hour old: a backfill's minute, left to the scheduled refresh_gold()
+    old = [json.dumps({"s": symbol, "p": 10, "t": now_ms - 3600 * 1000, "v": 1})]
+    p = make_pipeline(topic, batch_max_age_ms=200, realtime=True)
+    p.start()
+    topic.produce(live + old)
+
+    def live_candles():
+        return sql_value("SELECT coalesce(sum(sample_count), 0) FROM stocks_stream.candles "
+                         "WHERE symbol = %s AND interval = '1m' AND bucket_start > now() - interval '10 minutes'",
+                         [symbol])
+    wait_until(lambda: live_candles() == 50, 60, "1m candles counting the live trades, no refresh_gold() called")
+    assert sql_value("SELECT count(*) FROM stocks_stream.candles WHERE symbol = %s AND interval = '1d'",
+                     [symbol]) >= 1
+    old_minute = "SELECT count(*) FROM stocks_stream.candles WHERE symbol = %s AND interval = '1m' " \
+                 "AND bucket_start < now() - interval '30 minutes'"
+    assert sql_value(old_minute, [symbol]) == 0
+    sql("SELECT stocks_stream.refresh_gold()")
+    assert sql_value(old_minute, [symbol]) == 1
