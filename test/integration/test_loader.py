@@ -304,3 +304,12 @@ def test_realtime_pipeline_keeps_gold_fresh_for_the_last_minutes(topic, make_pip
     assert sql_value(old_minute, [symbol]) == 0
     sql("SELECT stocks_stream.refresh_gold()")
     assert sql_value(old_minute, [symbol]) == 1
+
+
+def test_gold_refreshes_run_one_at_a_time_and_a_worker_does_not_wait():
+    recent = "SELECT stocks_stream.refresh_gold(now() - interval '10 minutes', wait => false)"
+    with psycopg.connect() as other:
+        other.execute("SELECT stocks_stream.refresh_gold()")  # its transaction is still open
+        assert sql_value(recent) is None, "a refresh ran beside another"
+        other.rollback()
+    assert sql_value(recent) is not None
