@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "bronze_loader.h"
@@ -38,6 +39,8 @@
 
 /* how many listed keys are looked up and registered per statement */
 #define REGISTER_CHUNK 10000
+/* how many keys a backfill lists before it loads them */
+#define LIST_CHUNK 10000
 
 typedef struct RegisterStep
 {
@@ -203,7 +206,8 @@ register_archived(const char *bucket, S3ListEntry **objs, int n, LoadCounts *cou
 	fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
 	for (int i = 0; i < n; i++)
 		s3_fetch_add(fetch, bucket, objs[i]->key);
-	load_progress_begin(&progress, "load_bronze_prefix", "read", n);
+	load_progress_begin(&progress, "load_bronze_prefix", "read", false);
+	progress.total = n;
 	for (int i = 0; i < n; i++)
 	{
 		RegisterStep st = {bucket, objs[i]->key, fetch, false};
@@ -215,7 +219,7 @@ register_archived(const char *bucket, S3ListEntry **objs, int n, LoadCounts *cou
 			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
 							  errhint("A later call retries it.")));
 		}
-		load_progress_step(&progress, counts);
+		load_progress_step(&progress, counts, st.key);
 	}
 	s3_fetch_end(fetch);
 }
@@ -323,13 +327,14 @@ note_marks(const char *bucket, List *entries)
 	}
 }
 
-/* The entries (S3ListEntry) listed under a prefix. */
+/* The entries (S3ListEntry) listed under a prefix (max_keys: as s3_list_entries). */
 static List *
 list_or_error(const char *bucket, const char *prefix, const char *delimiter,
-			  const char *start_after, List **folders)
+			  const char *start_after, int max_keys, List **folders)
 {
 	List *entries;
-	S3Result res = s3_list_entries(bucket, prefix, delimiter, start_after, &entries, folders);
+	S3Result res =
+		s3_list_entries(bucket, prefix, delimiter, start_after, max_keys, &entries, folders);
 
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
@@ -377,12 +382,12 @@ static void
 walk(const char *bucket, const char *folder, Interval *lookback, int depth, LoadCounts *counts)
 {
 	List *subfolders;
-	List *keys = list_or_error(bucket, folder, "/", NULL, &subfolders);
+	List *keys = list_or_error(bucket, folder, "/", NULL, 0, &subfolders);
 	ListCell *lc;
 
 	if (holds_day_folders(folder, subfolders))
 	{
-		keys = list_or_error(bucket, folder, NULL, folder_start(bucket, folder, lookback), NULL);
+		keys = list_or_error(bucket, folder, NULL, folder_start(bucket, folder, lookback), 0, NULL);
 		register_keys(bucket, keys, counts);
 		note_marks(bucket, keys);
 		return;
@@ -395,6 +400,44 @@ walk(const char *bucket, const char *folder, Interval *lookback, int depth, Load
 						errhint("Call load_bronze_prefix() on a deeper prefix.")));
 	foreach (lc, subfolders)
 		walk(bucket, lfirst(lc), lookback, depth + 1, counts);
+}
+
+/*
+ * List the whole prefix, LIST_CHUNK keys at a time, and load each chunk
+ * before listing the next: the objects pending in that stretch of keys,
+ * those earlier calls left behind included (the first stretch starts at
+ * the prefix, the last one runs to its end).  A call over millions of
+ * objects holds one chunk's keys at a time, and loads from the start.
+ */
+static void
+backfill(const char *bucket, const char *prefix, bool keeps_marks, LoadCounts *counts,
+		 LoadProgress *progress)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext chunkcxt =
+		AllocSetContextCreate(outer, "stocks_stream backfill chunk", ALLOCSET_DEFAULT_SIZES);
+	char *after = NULL;
+	bool last;
+
+	do
+	{
+		List *entries;
+		char *upto;
+
+		MemoryContextSwitchTo(chunkcxt);
+		entries = list_or_error(bucket, prefix, NULL, after, LIST_CHUNK, NULL);
+		last = list_length(entries) < LIST_CHUNK;
+		upto = last ? NULL : ((S3ListEntry *) llast(entries))->key;
+		register_keys(bucket, entries, counts);
+		if (keeps_marks)
+			note_marks(bucket, entries);
+		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, after, upto), counts,
+							progress);
+		MemoryContextSwitchTo(outer);
+		after = upto ? pstrdup(upto) : NULL;
+		MemoryContextReset(chunkcxt);
+	} while (!last);
+	MemoryContextDelete(chunkcxt);
 }
 
 PG_FUNCTION_INFO_V1(ss_load_bronze_prefix);
@@ -412,6 +455,7 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 	bool keeps_marks = PG_NARGS() > 2;
 	Interval *lookback = keeps_marks && !PG_ARGISNULL(2) ? PG_GETARG_INTERVAL_P(2) : NULL;
 	LoadCounts counts = {0};
+	LoadProgress progress;
 
 	if (bucket == NULL || bucket[0] == '\0')
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("bucket must be given"),
@@ -425,18 +469,15 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 				 errhint("Use an interval such as '1 hour', or NULL to list everything.")));
 
 	SPI_connect();
+	load_progress_begin(&progress, "load_bronze_prefix", "loaded", true);
 	if (lookback != NULL)
-		walk(bucket, prefix, lookback, 0, &counts);
-	else
 	{
-		List *keys = list_or_error(bucket, prefix, NULL, NULL, NULL);
-
-		register_keys(bucket, keys, &counts);
-		if (keeps_marks)
-			note_marks(bucket, keys);
+		walk(bucket, prefix, lookback, 0, &counts);
+		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, NULL, NULL), &counts,
+							&progress);
 	}
-	bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix), &counts,
-						"load_bronze_prefix");
+	else
+		backfill(bucket, prefix, keeps_marks, &counts, &progress);
 	SPI_finish();
 	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }

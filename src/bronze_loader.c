@@ -529,17 +529,23 @@ load_group(ObjectRef **objs, StringInfo bodies, int n, LoadCounts *counts, List 
 
 /*
  * Lock the manifest rows not loaded yet: of one pipeline (or all), or, for
- * load_bronze_prefix(), under a bucket and key prefix.
+ * load_bronze_prefix(), under a bucket and key prefix, and there after the
+ * key `after` and up to the key `upto` (in S3's order, bytes; NULL: no
+ * bound).  Allocated in the current memory context.
  */
 List *
-bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix)
+bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix,
+					   const char *after, const char *upto)
 {
-	Oid types[4] = {TEXTOID, INT4OID, TEXTOID, TEXTOID};
-	Datum args[4] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0, Int32GetDatum(max_objects),
+	Oid types[6] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum args[6] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0,
+					 Int32GetDatum(max_objects),
 					 bucket ? CStringGetTextDatum(bucket) : (Datum) 0,
-					 prefix ? CStringGetTextDatum(prefix) : (Datum) 0};
-	char nulls[4] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n', bucket ? ' ' : 'n',
-					 prefix ? ' ' : 'n'};
+					 prefix ? CStringGetTextDatum(prefix) : (Datum) 0,
+					 after ? CStringGetTextDatum(after) : (Datum) 0,
+					 upto ? CStringGetTextDatum(upto) : (Datum) 0};
+	char nulls[6] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n', bucket ? ' ' : 'n',
+					 prefix ? ' ' : 'n',   after ? ' ' : 'n',			upto ? ' ' : 'n'};
 	List *objs = NIL;
 
 	if (SPI_execute_with_args(
@@ -548,14 +554,16 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 			"  FROM stocks_stream.manifest "
 			" WHERE loaded_at IS NULL AND ($1 IS NULL OR pipeline = $1) "
 			"   AND ($3 IS NULL OR (bucket = $3 AND starts_with(object_key, $4))) "
+			"   AND ($5 IS NULL OR object_key COLLATE \"C\" > $5) "
+			"   AND ($6 IS NULL OR object_key COLLATE \"C\" <= $6) "
 			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-			4, types, args, nulls, false, 0) != SPI_OK_SELECT)
+			6, types, args, nulls, false, 0) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
-		ObjectRef *o = SPI_palloc(sizeof(ObjectRef));
+		ObjectRef *o = palloc(sizeof(ObjectRef));
 		ObjectKey key;
 		bool isnull;
 
@@ -697,7 +705,7 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
 	{
 		add_counts(counts, &st->counts);
 		for (int i = 0; i < n; i++)
-			load_progress_step(progress, counts);
+			load_progress_step(progress, counts, objs[i]->key);
 		return;
 	}
 	for (int i = 0; i < n; i++)
@@ -705,7 +713,7 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
 		resetStringInfo(&st->buffers.body);
 		appendBinaryStringInfo(&st->buffers.body, bodies[i].data, bodies[i].len);
 		load_one(st, objs[i], counts);
-		load_progress_step(progress, counts);
+		load_progress_step(progress, counts, objs[i]->key);
 	}
 }
 
@@ -714,15 +722,14 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
  * failed one is marked.  Consecutive objects of the old pipeline (one
  * quote each) load in groups of up to LOAD_GROUP_MAX, each group in one
  * subtransaction, and each object alone should its group fail.  Their GETs
- * travel stocks_stream.s3_gets_in_flight at a time (s3_fetch.c); `caller`
- * names the SQL function in progress NOTICEs.
+ * travel stocks_stream.s3_gets_in_flight at a time (s3_fetch.c).  Progress
+ * NOTICEs count them into `progress` (begun by the caller).
  */
 void
-bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
+bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 {
 	int n = list_length(objects);
 	LoadStep st = {0};
-	LoadProgress progress;
 	S3Fetch *fetch;
 	ObjectRef **group = palloc(sizeof(ObjectRef *) * LOAD_GROUP_MAX);
 	StringInfo bodies = palloc0(sizeof(StringInfoData) * LOAD_GROUP_MAX);
@@ -744,7 +751,7 @@ bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 
 		s3_fetch_add(fetch, o->bucket, o->key);
 	}
-	load_progress_begin(&progress, caller, "loaded", n);
+	progress->total += n;
 	for (int i = 0; i < n; i++)
 	{
 		ObjectRef *o = list_nth(objects, i);
@@ -755,12 +762,12 @@ bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 		if (!res.ok)
 		{
 			fail_object(o, res.error, counts);
-			load_progress_step(&progress, counts);
+			load_progress_step(progress, counts, o->key);
 		}
 		else if (!o->single_record)
 		{
 			load_one(&st, o, counts);
-			load_progress_step(&progress, counts);
+			load_progress_step(progress, counts, o->key);
 		}
 		else
 		{
@@ -771,7 +778,7 @@ bronze_load_objects(List *objects, LoadCounts *counts, const char *caller)
 		if (ngroup > 0 && (ngroup == LOAD_GROUP_MAX || group_bytes >= LOAD_GROUP_BYTES ||
 						   next == NULL || !next->single_record))
 		{
-			load_one_group(&st, group, bodies, ngroup, counts, &progress);
+			load_one_group(&st, group, bodies, ngroup, counts, progress);
 			for (int j = 0; j < ngroup; j++)
 				if (bodies[j].maxlen > 64 * 1024)
 				{
@@ -810,6 +817,7 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 	text *pipeline = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	int max_objects = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 	LoadCounts counts = {0};
+	LoadProgress progress;
 
 	if (!PG_ARGISNULL(1) && max_objects <= 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -830,8 +838,9 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
-	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL), &counts,
-						"load_bronze");
+	load_progress_begin(&progress, "load_bronze", "loaded", false);
+	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL, NULL, NULL),
+						&counts, &progress);
 	SPI_finish();
 	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }

@@ -13,14 +13,15 @@ typedef struct LoadProgress
 {
 	const char *caller; /* the SQL function, e.g. "load_bronze_prefix" */
 	const char *doing;	/* "loaded", "read" */
-	int64 total;		/* objects of this phase */
+	bool listing;		/* total is what a listing found so far */
+	int64 total;		/* objects taken on */
 	int64 done;
 	TimestampTz started;
 	TimestampTz reported;
 } LoadProgress;
 
 extern void load_progress_begin(LoadProgress *p, const char *caller, const char *doing,
-								int64 total);
-extern void load_progress_step(LoadProgress *p, const LoadCounts *counts);
+								bool listing);
+extern void load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key);
 
 #endif

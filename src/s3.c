@@ -403,7 +403,7 @@ append_query_param(StringInfo q, const char *name, const char *value)
  */
 static S3Result
 list_pages(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
-		   List **keys, List **entries, List **folders)
+		   int max_keys, List **keys, List **entries, List **folders)
 {
 	char *token = NULL;
 	S3Result res = {0};
@@ -451,7 +451,7 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 		token = (truncated && strcmp(truncated, "true") == 0)
 					? xml_next(body.data, "NextContinuationToken", &pos)
 					: NULL;
-	} while (token != NULL);
+	} while (token != NULL && (max_keys <= 0 || list_length(*keys) < max_keys));
 	return res;
 }
 
@@ -459,17 +459,21 @@ S3Result
 s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
 		List **keys, List **folders)
 {
-	return list_pages(bucket, prefix, delimiter, start_after, keys, NULL, folders);
+	return list_pages(bucket, prefix, delimiter, start_after, 0, keys, NULL, folders);
 }
 
-/* s3_list() with each key's ETag and size: S3ListEntry items. */
+/*
+ * s3_list() with each key's ETag and size (S3ListEntry items); with
+ * max_keys > 0 it stops after the page that reaches max_keys keys (pages
+ * hold 1,000): the next call goes on after the last key.
+ */
 S3Result
 s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
-				const char *start_after, List **entries, List **folders)
+				const char *start_after, int max_keys, List **entries, List **folders)
 {
 	List *keys;
 
-	return list_pages(bucket, prefix, delimiter, start_after, &keys, entries, folders);
+	return list_pages(bucket, prefix, delimiter, start_after, max_keys, &keys, entries, folders);
 }
 
 S3Result

@@ -34,7 +34,8 @@ extern S3Result s3_list_objects(const char *bucket, const char *prefix, List **k
 extern S3Result s3_list(const char *bucket, const char *prefix, const char *delimiter,
 						const char *start_after, List **keys, List **folders);
 extern S3Result s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
-								const char *start_after, List **entries, List **folders);
+								const char *start_after, int max_keys, List **entries,
+								List **folders);
 extern void s3_reset_connection(void);
 
 extern S3Fetch *s3_fetch_begin(int max_in_flight, Size max_bytes);

@@ -62,6 +62,7 @@ struct S3Fetch
 	int next_take;	/* the first not taken yet */
 	Size max_bytes;
 	Size buffered; /* bytes received and not taken */
+	Size peak;	   /* the most buffered at once */
 };
 
 /* Free the handles with the memory context, however the statement ends. */
@@ -147,6 +148,7 @@ fetch_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	f->buffered += n;
+	f->peak = Max(f->peak, f->buffered);
 	return s3_write_body_cb(ptr, size, nmemb, &s->call.st);
 }
 
@@ -259,5 +261,8 @@ s3_fetch_next(S3Fetch *f, StringInfo body)
 void
 s3_fetch_end(S3Fetch *f)
 {
+	ereport(DEBUG1, (errmsg("stocks_stream: %d objects fetched, %d at a time, at most %zu bytes "
+							"received and not yet taken (buffer %zu)",
+							f->next_take, f->nslots, f->peak, f->max_bytes)));
 	MemoryContextDelete(f->cxt);
 }
