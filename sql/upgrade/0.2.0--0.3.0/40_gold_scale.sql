@@ -17,6 +17,47 @@
 -- by hand leave their minute's candle as it was (0.2.0 kept it too), and
 -- the buckets above now keep counting it until that minute is refreshed.
 
+-- The 1-minute log returns of each hour, summed: what a day's volatility
+-- (their sample standard deviation over the exchange day) is combined from
+-- without reading the day's 1m candles again.  Kept by refresh_gold() with
+-- the 1h candles; a day whose hours are not all here (hours refreshed
+-- before 0.3.0, or a day that does not start on a whole hour) is computed
+-- from its 1m candles as before.
+CREATE TABLE stocks_stream.hour_returns (
+    symbol      text NOT NULL,
+    hour        timestamptz NOT NULL,
+    returns     integer NOT NULL,
+    sum_r       double precision NOT NULL,
+    sum_r2      double precision NOT NULL,
+    first_close double precision NOT NULL,
+    last_close  double precision NOT NULL,
+    PRIMARY KEY (symbol, hour)
+);
+COMMENT ON TABLE stocks_stream.hour_returns IS
+    'Gold (internal): per symbol and UTC hour, the 1-minute log returns within the hour (count, sum, sum of squares) and the hour''s first and last 1m close, from which refresh_gold() combines a day''s volatility. Maintained by refresh_gold() with the 1h candles.';
+COMMENT ON COLUMN stocks_stream.hour_returns.hour IS 'Start of the hour (UTC), as the 1h candle''s bucket_start.';
+COMMENT ON COLUMN stocks_stream.hour_returns.returns IS 'Returns between consecutive 1m candles of the hour (minutes with candles less one).';
+COMMENT ON COLUMN stocks_stream.hour_returns.sum_r IS 'Sum of those log returns.';
+COMMENT ON COLUMN stocks_stream.hour_returns.sum_r2 IS 'Sum of their squares.';
+COMMENT ON COLUMN stocks_stream.hour_returns.first_close IS 'Close of the hour''s first 1m candle.';
+COMMENT ON COLUMN stocks_stream.hour_returns.last_close IS 'Close of the hour''s last 1m candle.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.hour_returns', '');
+
+-- The hours of the last two days with candles, so that the current day's
+-- summaries take the short way from the first refresh on (older days keep
+-- the long way until refreshed again)
+INSERT INTO stocks_stream.hour_returns (symbol, hour, returns, sum_r, sum_r2, first_close, last_close)
+SELECT symbol, date_trunc('hour', bucket_start), count(r), coalesce(sum(r), 0), coalesce(sum(r * r), 0),
+       (array_agg(close ORDER BY bucket_start))[1], (array_agg(close ORDER BY bucket_start DESC))[1]
+  FROM (SELECT symbol, bucket_start, close,
+               ln(close / lag(close) OVER (PARTITION BY symbol, date_trunc('hour', bucket_start)
+                                             ORDER BY bucket_start)) AS r
+          FROM stocks_stream.candles
+         WHERE interval = '1m'
+           AND bucket_start >= (SELECT date_trunc('hour', max(bucket_start) - interval '2 days')
+                                  FROM stocks_stream.candles WHERE interval = '1m')) m
+ GROUP BY symbol, date_trunc('hour', bucket_start);
+
 -- Upsert the candles of the buckets in pg_temp.ss_work (symbol, iv,
 -- bucket_start, bucket_end): 1m from silver, then 5m, 1h and 1d, each from
 -- the candles of the level below.
@@ -112,8 +153,80 @@ BEGIN
                built_from = EXCLUDED.built_from, refreshed_at = now();
         GET DIAGNOSTICS n = ROW_COUNT;
         done := done + n;
+        IF level = '1h' THEN
+            INSERT INTO stocks_stream.hour_returns AS h
+                (symbol, hour, returns, sum_r, sum_r2, first_close, last_close)
+            SELECT b.symbol, b.bucket_start, x.n, x.s1, x.s2, x.fc, x.lc
+              FROM pg_temp.ss_work b
+              CROSS JOIN LATERAL (
+                  SELECT count(rr.r)::integer AS n, coalesce(sum(rr.r), 0) AS s1, coalesce(sum(rr.r * rr.r), 0) AS s2,
+                         (array_agg(rr.close ORDER BY rr.bucket_start))[1] AS fc,
+                         (array_agg(rr.close ORDER BY rr.bucket_start DESC))[1] AS lc
+                    FROM (SELECT m.close, m.bucket_start,
+                                 ln(m.close / lag(m.close) OVER (ORDER BY m.bucket_start)) AS r
+                            FROM stocks_stream.candles m
+                           WHERE m.symbol = b.symbol AND m.interval = '1m'
+                             AND m.bucket_start >= b.bucket_start AND m.bucket_start < b.bucket_end) rr
+                  HAVING count(*) > 0) x
+             WHERE b.iv = '1h'
+            ON CONFLICT (symbol, hour) DO UPDATE
+               SET returns = EXCLUDED.returns, sum_r = EXCLUDED.sum_r, sum_r2 = EXCLUDED.sum_r2,
+                   first_close = EXCLUDED.first_close, last_close = EXCLUDED.last_close;
+        END IF;
     END LOOP;
     RETURN done;
+END;
+$$;
+
+-- Upsert the daily summaries of the exchange days in pg_temp.ss_work (its
+-- '1d' rows), from their 1d candles; the volatility (sample standard
+-- deviation of the day's 1-minute log returns) from the day's hour_returns
+-- when every hour with a 1h candle has its row there, adding the return
+-- across each pair of consecutive hours, otherwise from the 1m candles.
+CREATE OR REPLACE FUNCTION stocks_stream._upsert_daily_summaries() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO stocks_stream.daily_summary AS s
+        (symbol, day, open, close, high, low, change, change_pct, volatility, volume)
+    SELECT d.symbol, b.day, d.open, d.close, d.high, d.low,
+           d.close - d.open, (d.close - d.open) / nullif(d.open, 0) * 100,
+           CASE WHEN stocks_stream._candle_source('1d', b.bucket_start, b.bucket_end) = '1h'
+                 AND NOT EXISTS (SELECT 1 FROM stocks_stream.candles c
+                                  WHERE c.symbol = d.symbol AND c.interval = '1h'
+                                    AND c.bucket_start >= b.bucket_start AND c.bucket_start < b.bucket_end
+                                    AND NOT EXISTS (SELECT 1 FROM stocks_stream.hour_returns h
+                                                     WHERE h.symbol = c.symbol AND h.hour = c.bucket_start))
+                 AND NOT EXISTS (SELECT 1 FROM stocks_stream.hour_returns h
+                                  WHERE h.symbol = d.symbol AND h.hour >= b.bucket_start AND h.hour < b.bucket_end
+                                    AND NOT EXISTS (SELECT 1 FROM stocks_stream.candles c
+                                                     WHERE c.symbol = h.symbol AND c.interval = '1h'
+                                                       AND c.bucket_start = h.hour))
+           THEN (SELECT CASE WHEN sum(k) > 1
+                             THEN sqrt(greatest((sum(s2) - sum(s1) * sum(s1) / sum(k)) / (sum(k) - 1), 0)) END
+                   FROM (SELECT hr.returns + (hr.br IS NOT NULL)::integer AS k,
+                                hr.sum_r + coalesce(hr.br, 0) AS s1, hr.sum_r2 + coalesce(hr.br * hr.br, 0) AS s2
+                           FROM (SELECT h.*, ln(h.first_close / lag(h.last_close) OVER (ORDER BY h.hour)) AS br
+                                   FROM stocks_stream.hour_returns h
+                                  WHERE h.symbol = d.symbol AND h.hour >= b.bucket_start
+                                    AND h.hour < b.bucket_end) hr) hh)
+           ELSE (SELECT stddev_samp(r) FROM (
+                     SELECT ln(m.close / lag(m.close) OVER (ORDER BY m.bucket_start)) AS r
+                       FROM stocks_stream.candles m
+                      WHERE m.symbol = d.symbol AND m.interval = '1m'
+                        AND m.bucket_start >= b.bucket_start AND m.bucket_start < b.bucket_end) rr)
+           END,
+           d.volume
+      FROM pg_temp.ss_work b
+      JOIN stocks_stream.candles d ON d.symbol = b.symbol AND d.interval = '1d' AND d.bucket_start = b.bucket_start
+     WHERE b.iv = '1d'
+    ON CONFLICT (symbol, day) DO UPDATE
+       SET open = EXCLUDED.open, close = EXCLUDED.close, high = EXCLUDED.high, low = EXCLUDED.low,
+           change = EXCLUDED.change, change_pct = EXCLUDED.change_pct, volatility = EXCLUDED.volatility,
+           volume = EXCLUDED.volume, refreshed_at = now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END;
 $$;
 
@@ -191,3 +304,4 @@ END;
 $$;
 
 REVOKE ALL ON FUNCTION stocks_stream._candle_source(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON stocks_stream.hour_returns FROM PUBLIC;
