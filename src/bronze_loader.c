@@ -736,6 +736,8 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 	int ngroup = 0;
 	Size group_bytes = 0;
 
+	if (n == 0)
+		return;
 	st.quote_cols = bronze_copy_columns(BRONZE_QUOTE);
 	st.trade_cols = bronze_copy_columns(BRONZE_TRADE);
 	initStringInfo(&st.buffers.body);
