@@ -528,11 +528,19 @@ def loaded_silver():
                 "  timestamptz '2021-01-05 23:59+00', interval '1 minute') m", {"s": symbols})
             conn.execute("INSERT INTO stocks_stream.gold_dirty SELECT s, timestamptz '2021-01-05 23:59+00'"
                          " FROM unnest(%(s)s::text[]) s", {"s": symbols})
-            conn.execute("ANALYZE stocks_stream.quotes, stocks_stream.trades, stocks_stream.candles")
+            # and a manifest of 300,000 objects (loaded), as months of archiving leave
+            conn.execute(
+                "INSERT INTO stocks_stream.manifest (pipeline, bucket, object_key, topic, partition, first_offset,"
+                " last_offset, message_count, bytes, etag, compressed, loaded_at)"
+                " SELECT %(p)s, 'perf', 'perf/' || g, 'perf', g %% 4, g, g, 1, 100, 'e', false, now()"
+                " FROM generate_series(0, 299999) g", {"p": "perf_" + tag})
+            conn.execute("ANALYZE stocks_stream.quotes, stocks_stream.trades, stocks_stream.candles,"
+                         " stocks_stream.manifest")
         refresh_gold(symbols)
         yield symbols
     finally:
         drop_symbols(symbols, "perf")
+        sql("DELETE FROM stocks_stream.manifest WHERE pipeline = %s", ["perf_" + tag])
         for d in PERF_DAYS:
             for t in ("quotes", "trades"):
                 sql(f"DROP TABLE IF EXISTS stocks_stream.{t}_{d.replace('-', '')}")
