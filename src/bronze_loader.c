@@ -170,26 +170,52 @@ bronze_gunzip(StringInfo in, StringInfo out, const char *key)
 	out->data[out->len] = '\0';
 }
 
-/* Offsets of [first, last] that silver already holds for topic/partition. */
+/*
+ * Offsets of [first, last] that silver already holds for topic/partition;
+ * with `range` ([0], [1]: unix ms), only rows whose event time lies in it.
+ * Silver is partitioned by event time, so a bounded probe reads the
+ * partitions of those days only, an unbounded one every daily partition
+ * (12 ms against 0.3 ms with a year of them).
+ */
 static bool *
-loaded_offsets(const ObjectRef *o)
+loaded_offsets(const ObjectRef *o, const int64 *range)
 {
 	int64 span = o->last_offset - o->first_offset + 1;
 	bool *seen = palloc0(sizeof(bool) * span);
-	static SPIPlanPtr plan = NULL;
-	Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
-	Datum args[4] = {CStringGetTextDatum(o->topic), Int32GetDatum(o->partition),
-					 Int64GetDatum(o->first_offset), Int64GetDatum(o->last_offset)};
+	static SPIPlanPtr any_time = NULL;
+	static SPIPlanPtr in_range = NULL;
+	Oid types[6] = {TEXTOID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum args[6] = {CStringGetTextDatum(o->topic),
+					 Int32GetDatum(o->partition),
+					 Int64GetDatum(o->first_offset),
+					 Int64GetDatum(o->last_offset),
+					 range ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(range[0])) : 0,
+					 range ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(range[1])) : 0};
+	int spi;
 
-	if (bronze_execute_kept(&plan,
-							"SELECT source_offset FROM stocks_stream.quotes "
-							" WHERE source_topic = $1 AND source_partition = $2 "
-							"   AND source_offset BETWEEN $3 AND $4 "
-							"UNION ALL "
-							"SELECT source_offset FROM stocks_stream.trades "
-							" WHERE source_topic = $1 AND source_partition = $2 "
-							"   AND source_offset BETWEEN $3 AND $4",
-							4, types, args, NULL, false) != SPI_OK_SELECT)
+	if (range == NULL)
+		spi = bronze_execute_kept(&any_time,
+								  "SELECT source_offset FROM stocks_stream.quotes "
+								  " WHERE source_topic = $1 AND source_partition = $2 "
+								  "   AND source_offset BETWEEN $3 AND $4 "
+								  "UNION ALL "
+								  "SELECT source_offset FROM stocks_stream.trades "
+								  " WHERE source_topic = $1 AND source_partition = $2 "
+								  "   AND source_offset BETWEEN $3 AND $4",
+								  4, types, args, NULL, false);
+	else
+		spi = bronze_execute_kept(&in_range,
+								  "SELECT source_offset FROM stocks_stream.quotes "
+								  " WHERE source_topic = $1 AND source_partition = $2 "
+								  "   AND source_offset BETWEEN $3 AND $4 "
+								  "   AND quote_time BETWEEN $5 AND $6 "
+								  "UNION ALL "
+								  "SELECT source_offset FROM stocks_stream.trades "
+								  " WHERE source_topic = $1 AND source_partition = $2 "
+								  "   AND source_offset BETWEEN $3 AND $4 "
+								  "   AND trade_time BETWEEN $5 AND $6",
+								  6, types, args, NULL, false);
+	if (spi != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -200,6 +226,45 @@ loaded_offsets(const ObjectRef *o)
 		seen[off - o->first_offset] = true;
 	}
 	return seen;
+}
+
+/*
+ * The event times, [0] earliest and [1] latest (unix ms), of the lines of
+ * an object of at most PROBE_RANGE_MAX_LINES lines, checked for it without
+ * being rendered; false when a line is invalid (a line silver holds was
+ * valid when loaded, but not always by today's rules, so where silver
+ * holds it must be looked up at any time) or the object is larger (its
+ * load costs far more than an unbounded probe, and a second pass over it
+ * would not pay).
+ */
+#define PROBE_RANGE_MAX_LINES 10000
+
+static bool
+event_time_range(const ObjectRef *o, StringInfo text, int64 *range)
+{
+	char reason[200];
+	char *p, *end;
+	int64 line_no = 0;
+
+	if (o->last_offset - o->first_offset >= PROBE_RANGE_MAX_LINES)
+		return false;
+	range[0] = PG_INT64_MAX;
+	range[1] = PG_INT64_MIN;
+	for (p = text->data, end = text->data + text->len; p < end; line_no++)
+	{
+		char *nl = memchr(p, '\n', end - p);
+		size_t len = (nl ? nl : end) - p;
+		BronzeSource src = {o->topic, o->partition, o->first_offset + line_no};
+		BronzeEvent event;
+
+		if (bronze_check_line(p, len, &src, NULL, NULL, &event, reason, sizeof(reason)) ==
+			BRONZE_INVALID)
+			return false;
+		range[0] = Min(range[0], event.time_ms);
+		range[1] = Max(range[1], event.time_ms);
+		p = nl ? nl + 1 : end;
+	}
+	return line_no > 0;
 }
 
 static void
@@ -436,6 +501,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 {
 	StringInfo text = &buf->body;
 	LineTally ss = {NIL, new_dirty_minutes(), 0, 0};
+	int64 range[2];
 
 	if (o->compressed)
 	{
@@ -446,7 +512,8 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 		flatten(text);
 	begin_copy_stream(&buf->quotes);
 	begin_copy_stream(&buf->trades);
-	scan_lines(o, text, loaded_offsets(o), buf, counts, &ss);
+	scan_lines(o, text, loaded_offsets(o, event_time_range(o, text, range) ? range : NULL), buf,
+			   counts, &ss);
 	write_rows(&ss, buf, counts, quote_cols, trade_cols);
 	mark_object(o, NULL);
 	counts->objects_loaded++;

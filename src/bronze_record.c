@@ -234,16 +234,22 @@ set_event(BronzeEvent *event, const char *symbol, double secs)
 	event->time_ms = unix_ms(secs);
 }
 
+/* An event time as silver stores it: unix milliseconds as a timestamptz. */
+TimestampTz
+bronze_unix_ms_to_timestamptz(int64 ms)
+{
+	int64 unix_epoch_in_pg =
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * INT64CONST(1000);
+
+	return (ms - unix_epoch_in_pg) * INT64CONST(1000);
+}
+
 /* Unix seconds, kept to the millisecond, as a timestamptz. */
 static void
 put_time(StringInfo row, double secs)
 {
-	int64 ms = unix_ms(secs);
-	int64 unix_epoch_in_pg =
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * INT64CONST(1000);
-
 	pq_sendint32(row, sizeof(int64));
-	pq_sendint64(row, (ms - unix_epoch_in_pg) * INT64CONST(1000));
+	pq_sendint64(row, bronze_unix_ms_to_timestamptz(unix_ms(secs)));
 }
 
 static void

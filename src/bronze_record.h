@@ -5,6 +5,7 @@
 #ifndef STOCKS_STREAM_BRONZE_RECORD_H
 #define STOCKS_STREAM_BRONZE_RECORD_H
 
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
@@ -53,5 +54,6 @@ extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSo
 									StringInfo quotes, StringInfo trades, BronzeEvent *event,
 									char *reason, size_t reason_len);
 extern List *bronze_copy_columns(BronzeKind kind);
+extern TimestampTz bronze_unix_ms_to_timestamptz(int64 ms);
 
 #endif

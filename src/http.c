@@ -7,11 +7,16 @@
  * Requests run on the backend's main thread, so libcurl must not use
  * signals (CURLOPT_NOSIGNAL), and a transfer is aborted from its progress
  * callback as soon as the backend is asked to terminate, so SIGTERM is
- * never held up by a slow server.
+ * never held up by a slow server.  Every socket libcurl opens is counted
+ * among the backend's file descriptors (see open_counted_socket).
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "miscadmin.h"
+#include "storage/fd.h"
 
 #include "http.h"
 
@@ -58,9 +63,35 @@ abort_on_die(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ult
 }
 
 /*
+ * PostgreSQL keeps as many files open as the process's descriptor limit
+ * allows, less those it knows others hold (ReserveExternalFD).  A socket
+ * it does not know of takes one of its descriptors: a load touching a
+ * year of daily partitions, with GETs in flight, ran the backend out of
+ * descriptors, and a shared-memory segment the statistics needed could not
+ * be mapped (then the backend crashed in pgstat_report_stat).  So each
+ * socket libcurl opens is counted while it is open.
+ */
+static curl_socket_t
+open_counted_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	curl_socket_t s = socket(address->family, address->socktype, address->protocol);
+
+	if (s != CURL_SOCKET_BAD)
+		ReserveExternalFD();
+	return s;
+}
+
+static int
+close_counted_socket(void *clientp, curl_socket_t item)
+{
+	ReleaseExternalFD();
+	return close(item);
+}
+
+/*
  * The options of every request: no signals, errors into error_buffer (of
  * CURL_ERROR_SIZE, kept until the request ends), bounded connect and total
- * time, and the abort on SIGTERM.
+ * time, the abort on SIGTERM, and sockets counted as the backend's.
  */
 void
 ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms)
@@ -71,4 +102,6 @@ ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms)
 	curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, abort_on_die);
+	curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
+	curl_easy_setopt(handle, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
 }

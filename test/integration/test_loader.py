@@ -313,3 +313,44 @@ def test_gold_refreshes_run_one_at_a_time_and_a_worker_does_not_wait():
         assert sql_value(recent) is None, "a refresh ran beside another"
         other.rollback()
     assert sql_value(recent) is not None
+
+
+@pytest.fixture
+def year_of_partitions():
+    """A database of its own whose silver has a daily partition for each day of a year."""
+    db = "year_" + uuid.uuid4().hex[:8]
+    sql(f"CREATE DATABASE {db}")
+    try:
+        with psycopg.connect(dbname=db, autocommit=True) as conn:
+            conn.execute("SET client_min_messages = error")  # the launcher does not serve it: a warning
+            conn.execute("CREATE EXTENSION stocks_stream")
+            conn.execute("SELECT stocks_stream.ensure_day_partition(d::date) FROM generate_series("
+                         "date '2024-11-24', date '2025-11-24', interval '1 day') d")
+            yield conn
+    finally:
+        sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_a_year_of_daily_partitions_loads_and_deduplicates(year_of_partitions):
+    # 200 objects of 10 trades, many GETs in flight: each object's look for
+    # offsets silver holds reads the partitions of its own days, and the
+    # backend neither runs out of file descriptors nor crashes
+    conn, s3, bucket, topic = year_of_partitions, s3_client(), "year-" + uuid.uuid4().hex[:8], "t_year"
+    s3.create_bucket(Bucket=bucket)
+    t0 = 1764000000000  # 2025-11-24
+    for i in range(200):
+        lines = [json.dumps({"s": "YEAR", "p": 10, "t": t0 + i * 10 + j, "v": 1}) for j in range(10)]
+        s3.put_object(Bucket=bucket, Body=("\n".join(lines) + "\n").encode(),
+                      Key=f"bronze/{topic}/dt=2025-11-24/hour=16/0-{i * 10:020d}-{i * 10 + 9:020d}.ndjson")
+    backfill = conn.cursor(row_factory=named_row)
+    first = backfill.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, %s)",
+                             [bucket, f"bronze/{topic}/"]).fetchone()
+    assert (first.objects_loaded, first.rows_loaded, first.objects_failed) == (200, 2000, 0)
+    # an object overlapping two loaded ones (offsets 5..14) adds nothing twice
+    lines = [json.dumps({"s": "YEAR", "p": 10, "t": t0 + o, "v": 1}) for o in range(5, 15)]
+    s3.put_object(Bucket=bucket, Body=("\n".join(lines) + "\n").encode(),
+                  Key=f"bronze/{topic}/dt=2025-11-24/hour=16/0-{5:020d}-{14:020d}.ndjson")
+    again = backfill.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, %s)",
+                             [bucket, f"bronze/{topic}/"]).fetchone()
+    assert (again.objects_loaded, again.rows_loaded, again.rows_duplicate) == (1, 0, 10)
+    assert conn.execute("SELECT count(*) FROM stocks_stream.trades").fetchone()[0] == 2000
