@@ -522,39 +522,60 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 /*
  * Which of a group of one-record objects (each its own Kafka source, one
  * offset) silver holds already: seen[i] for objs[i].  One index probe per
- * object (a LATERAL join keeps the planner from hashing a scan of silver).
+ * object (a LATERAL join keeps the planner from hashing a scan of silver),
+ * in the daily partition of the object's event time when its line is
+ * valid (times[i]; see loaded_offsets), in every one when it is not
+ * (timed[i] false).
  */
 static bool *
-group_loaded(ObjectRef **objs, int n)
+group_loaded(ObjectRef **objs, int n, const int64 *times, const bool *timed)
 {
 	static SPIPlanPtr plan = NULL;
 	bool *seen = palloc0(sizeof(bool) * n);
 	Datum *topics = palloc(sizeof(Datum) * n);
 	Datum *partitions = palloc(sizeof(Datum) * n);
 	Datum *offsets = palloc(sizeof(Datum) * n);
-	Oid types[3] = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
-	Datum args[3];
+	Datum *stamps = palloc(sizeof(Datum) * n);
+	bool *nulls = palloc(sizeof(bool) * n);
+	int dims[1] = {n};
+	int lbs[1] = {1};
+	Oid types[4] = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum args[4];
 
 	for (int i = 0; i < n; i++)
 	{
 		topics[i] = CStringGetTextDatum(objs[i]->topic);
 		partitions[i] = Int32GetDatum(objs[i]->partition);
 		offsets[i] = Int64GetDatum(objs[i]->first_offset);
+		stamps[i] = timed[i] ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(times[i])) : 0;
+		nulls[i] = !timed[i];
 	}
 	args[0] = PointerGetDatum(construct_array(topics, n, TEXTOID, -1, false, TYPALIGN_INT));
 	args[1] = PointerGetDatum(construct_array(partitions, n, INT4OID, 4, true, TYPALIGN_INT));
 	args[2] = PointerGetDatum(
 		construct_array(offsets, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_md_array(stamps, nulls, 1, dims, lbs, TIMESTAMPTZOID,
+												 sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (bronze_execute_kept(
 			&plan,
-			"SELECT u.i::int4 FROM unnest($1, $2, $3) WITH ORDINALITY AS u(t, p, o, i) "
-			" CROSS JOIN LATERAL (SELECT FROM stocks_stream.quotes s WHERE s.source_topic = u.t "
-			"   AND s.source_partition = u.p AND s.source_offset = u.o LIMIT 1) AS q "
+			"WITH u AS MATERIALIZED (SELECT * FROM unnest($1, $2, $3, $4) WITH ORDINALITY "
+			"                                  AS u(t, p, o, ts, i)) "
+			"SELECT u.i::int4 FROM u CROSS JOIN LATERAL (SELECT FROM stocks_stream.quotes s "
+			"  WHERE s.source_topic = u.t AND s.source_partition = u.p AND s.source_offset = u.o "
+			"    AND s.quote_time = u.ts LIMIT 1) AS q WHERE u.ts IS NOT NULL "
 			"UNION ALL "
-			"SELECT u.i::int4 FROM unnest($1, $2, $3) WITH ORDINALITY AS u(t, p, o, i) "
-			" CROSS JOIN LATERAL (SELECT FROM stocks_stream.trades s WHERE s.source_topic = u.t "
-			"   AND s.source_partition = u.p AND s.source_offset = u.o LIMIT 1) AS t",
-			3, types, args, NULL, false) != SPI_OK_SELECT)
+			"SELECT u.i::int4 FROM u CROSS JOIN LATERAL (SELECT FROM stocks_stream.trades s "
+			"  WHERE s.source_topic = u.t AND s.source_partition = u.p AND s.source_offset = u.o "
+			"    AND s.trade_time = u.ts LIMIT 1) AS t WHERE u.ts IS NOT NULL "
+			"UNION ALL "
+			"SELECT u.i::int4 FROM u CROSS JOIN LATERAL (SELECT FROM stocks_stream.quotes s "
+			"  WHERE s.source_topic = u.t AND s.source_partition = u.p AND s.source_offset = u.o "
+			"  LIMIT 1) AS q WHERE u.ts IS NULL "
+			"UNION ALL "
+			"SELECT u.i::int4 FROM u CROSS JOIN LATERAL (SELECT FROM stocks_stream.trades s "
+			"  WHERE s.source_topic = u.t AND s.source_partition = u.p AND s.source_offset = u.o "
+			"  LIMIT 1) AS t WHERE u.ts IS NULL",
+			4, types, args, NULL, false) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -579,15 +600,23 @@ load_group(ObjectRef **objs, StringInfo bodies, int n, LoadCounts *counts, List 
 		   List *trade_cols, LoadBuffers *buf)
 {
 	LineTally ss = {NIL, new_dirty_minutes(), 0, 0};
-	bool *seen = group_loaded(objs, n);
+	int64 *times = palloc(sizeof(int64) * n);
+	bool *timed = palloc(sizeof(bool) * n);
+	bool *seen;
 
+	for (int i = 0; i < n; i++)
+	{
+		int64 range[2];
+
+		flatten(&bodies[i]);
+		timed[i] = event_time_range(objs[i], &bodies[i], range);
+		times[i] = range[0];
+	}
+	seen = group_loaded(objs, n, times, timed);
 	begin_copy_stream(&buf->quotes);
 	begin_copy_stream(&buf->trades);
 	for (int i = 0; i < n; i++)
-	{
-		flatten(&bodies[i]);
 		scan_lines(objs[i], &bodies[i], &seen[i], buf, counts, &ss);
-	}
 	write_rows(&ss, buf, counts, quote_cols, trade_cols);
 	for (int i = 0; i < n; i++)
 		mark_object(objs[i], NULL);

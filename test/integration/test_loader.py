@@ -354,3 +354,22 @@ def test_a_year_of_daily_partitions_loads_and_deduplicates(year_of_partitions):
                              [bucket, f"bronze/{topic}/"]).fetchone()
     assert (again.objects_loaded, again.rows_loaded, again.rows_duplicate) == (1, 0, 10)
     assert conn.execute("SELECT count(*) FROM stocks_stream.trades").fetchone()[0] == 2000
+
+
+def test_a_year_of_daily_partitions_deduplicates_old_pipeline_objects(year_of_partitions):
+    # the old pipeline's objects (one quote each) load in groups, each
+    # looked up in its own day's partition: the same quotes under a second
+    # bucket are all duplicates
+    conn, s3 = year_of_partitions, s3_client()
+    backfill = conn.cursor(row_factory=named_row)
+    results = []
+    for bucket in ("old-a-" + uuid.uuid4().hex[:8], "old-b-" + uuid.uuid4().hex[:8]):
+        s3.create_bucket(Bucket=bucket)
+        for i in range(50):
+            t = 1764000000 + i * 600
+            s3.put_object(Bucket=bucket, Key=f"OLDQ/{t}.json", Body=json.dumps(
+                {"c": 100.5, "d": 0.5, "dp": 0.5, "h": 101, "l": 99, "o": 100, "pc": 100, "t": t,
+                 "symbol": "OLDQ"}, indent=2).encode())
+        results.append(backfill.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')",
+                                        [bucket]).fetchone())
+    assert [(r.objects_loaded, r.rows_loaded, r.rows_duplicate) for r in results] == [(50, 50, 0), (50, 0, 50)]
