@@ -171,6 +171,21 @@ bronze_gunzip(StringInfo in, StringInfo out, const char *key)
 }
 
 /*
+ * The next line of an object's text at *p (before end), its length in
+ * *len; *p moves past it and its newline.  Line N is offset first_offset + N.
+ */
+static char *
+next_line(char **p, char *end, size_t *len)
+{
+	char *line = *p;
+	char *nl = memchr(line, '\n', end - line);
+
+	*len = (nl ? nl : end) - line;
+	*p = nl ? nl + 1 : end;
+	return line;
+}
+
+/*
  * Offsets of [first, last] that silver already holds for topic/partition;
  * with `range` ([0], [1]: unix ms), only rows whose event time lies in it.
  * Silver is partitioned by event time, so a bounded probe reads the
@@ -252,17 +267,16 @@ event_time_range(const ObjectRef *o, StringInfo text, int64 *range)
 	range[1] = PG_INT64_MIN;
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
 	{
-		char *nl = memchr(p, '\n', end - p);
-		size_t len = (nl ? nl : end) - p;
+		size_t len;
+		char *line = next_line(&p, end, &len);
 		BronzeSource src = {o->topic, o->partition, o->first_offset + line_no};
 		BronzeEvent event;
 
-		if (bronze_check_line(p, len, &src, NULL, NULL, &event, reason, sizeof(reason)) ==
+		if (bronze_check_line(line, len, &src, NULL, NULL, &event, reason, sizeof(reason)) ==
 			BRONZE_INVALID)
 			return false;
 		range[0] = Min(range[0], event.time_ms);
 		range[1] = Max(range[1], event.time_ms);
-		p = nl ? nl + 1 : end;
 	}
 	return line_no > 0;
 }
@@ -446,8 +460,8 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 
 	for (p = text->data, end = text->data + text->len; p < end; line_no++)
 	{
-		char *nl = memchr(p, '\n', end - p);
-		size_t len = (nl ? nl : end) - p;
+		size_t len;
+		char *line = next_line(&p, end, &len);
 		BronzeSource src = {o->topic, o->partition, o->first_offset + line_no};
 		int64 idx = line_no;
 
@@ -464,7 +478,7 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 			BronzeKind kind;
 			BronzeEvent event;
 
-			kind = bronze_check_line(p, len, &src, &buf->quotes, &buf->trades, &event, reason,
+			kind = bronze_check_line(line, len, &src, &buf->quotes, &buf->trades, &event, reason,
 									 sizeof(reason));
 			if (kind != BRONZE_INVALID)
 				ss->days = note_event(ss->days, ss->minutes, &event);
@@ -474,11 +488,10 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 				ss->ntrades++;
 			else
 			{
-				quarantine(o, line_no, p, len, reason);
+				quarantine(o, line_no, line, len, reason);
 				counts->rows_quarantined++;
 			}
 		}
-		p = nl ? nl + 1 : end;
 	}
 }
 

@@ -274,31 +274,6 @@ number_value(const char *text, size_t len, uint64 mantissa, int digits, int exp1
 	return v;
 }
 
-/*
- * NaN, Infinity or -Infinity, which JSON has no words for but Python's
- * json module writes: read as numbers, so a line holding one is refused
- * for its number ("not a finite number"), not for its syntax.
- */
-static bool
-parse_non_finite(Cursor *c, FlatJsonValue *out)
-{
-	bool negative = *c->s == '-';
-	const char *word = c->s[negative ? 1 : 0] == 'N' ? "NaN" : "Infinity";
-	size_t n = strlen(word);
-
-	c->s += negative ? 1 : 0;
-	if ((size_t) (c->end - c->s) < n || memcmp(c->s, word, n) != 0 || (negative && word[0] == 'N'))
-		return false;
-	c->s += n;
-	if (out != NULL)
-	{
-		out->type = FLAT_JSON_NUMBER;
-		out->number =
-			word[0] == 'N' ? get_float8_nan() : (negative ? -1 : 1) * get_float8_infinity();
-	}
-	return true;
-}
-
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool
 parse_number(Cursor *c, FlatJsonValue *out)
@@ -362,6 +337,30 @@ parse_literal(Cursor *c, const char *word, FlatJsonType type, FlatJsonValue *out
 	c->s += n;
 	if (out != NULL)
 		out->type = type;
+	return true;
+}
+
+/*
+ * NaN, Infinity or -Infinity, which JSON has no words for but Python's
+ * json module writes: read as numbers, so a line holding one is refused
+ * for its number ("not a finite number"), not for its syntax.
+ */
+static bool
+parse_non_finite(Cursor *c, FlatJsonValue *out)
+{
+	bool negative = *c->s == '-';
+
+	c->s += negative ? 1 : 0;
+	if (!negative && parse_literal(c, "NaN", FLAT_JSON_NUMBER, out))
+	{
+		if (out != NULL)
+			out->number = get_float8_nan();
+		return true;
+	}
+	if (!parse_literal(c, "Infinity", FLAT_JSON_NUMBER, out))
+		return false;
+	if (out != NULL)
+		out->number = negative ? -get_float8_infinity() : get_float8_infinity();
 	return true;
 }
 

@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 
 #include "pipeline_store.h"
@@ -200,9 +201,8 @@ ss_store_record_flush(const FlushRecord *r)
 static void
 commit_asynchronously(void)
 {
-	if (SPI_execute("SET LOCAL synchronous_commit = off", false, 0) != SPI_OK_UTILITY)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("stocks_stream: could not set synchronous_commit")));
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /*
