@@ -6,12 +6,14 @@
  * Messages are buffered per partition (batch.c).  A batch is flushed when it
  * reaches the pipeline's max messages or max bytes, when its oldest message
  * reaches max age, or when the worker's buffers together would pass max
- * bytes.  A flush hands the batch's bytes to a non-blocking PUT (s3.c) and
- * the worker goes on reading Kafka while they travel; once S3 has them, the
- * object's manifest row and the partition's next offset are recorded in one
- * transaction (pipeline_store.c), then the offset is committed to Kafka for the
- * benefit of standard lag tools.  One object is in flight at a time, so a
- * partition's objects are recorded in offset order.  Postgres is the source
+ * bytes.  A flush hands the batch's bytes to a non-blocking PUT (s3_async.c)
+ * and the worker goes on reading Kafka while they travel, beside other
+ * partitions' objects (stocks_stream.archive_requests_in_flight); once S3
+ * has them, the object's manifest row and the partition's next offset are
+ * recorded in one transaction (pipeline_store.c), then the offset is
+ * committed to Kafka for the benefit of standard lag tools.  A partition
+ * has one object in flight at a time, so its objects are recorded in offset
+ * order.  Postgres is the source
  * of truth for this instance: on assignment the worker seeks to the offsets
  * stored there, or to the group's committed offset in Kafka when that is
  * later (another instance of the pipeline archived further).
@@ -22,8 +24,8 @@
  * not recorded is re-read from the stored offsets by whoever owns the
  * partition next.
  *
- * The worker waits inside rd_kafka_consumer_poll (or, while an object is in
- * flight, on its socket), at most 100 ms at a time, so SIGTERM and SIGHUP
+ * The worker waits inside rd_kafka_consumer_poll (or, while requests are in
+ * flight, on their sockets), at most 100 ms at a time, so SIGTERM and SIGHUP
  * are seen within that (not on the latch and librdkafka's event pipe, which
  * left the worker idle between wake-ups: see bench/README.md).  All of
  * librdkafka's callbacks (rebalance, log, error) are served by
@@ -83,13 +85,16 @@ static TimestampTz retry_at = 0;
 static char *rebalance_error = NULL;
 
 /*
- * The one object on its way to S3.  A flush hands a batch over (its buffer,
+ * The objects on their way to S3.  A flush hands a batch over (its buffer,
  * or that gzipped) and the worker goes back to reading Kafka while libcurl
- * sends it; the next flush, or the main loop once it has arrived, finishes
- * it: records it in Postgres, then commits to Kafka.  One at a time, so the
- * objects of a partition are recorded in offset order and memory holds at
- * most one object besides the batches.  If S3 refuses it, it stays here,
- * the partitions are paused, and it is retried before anything else.
+ * sends it, beside up to stocks_stream.archive_requests_in_flight - 1
+ * others (s3_async.c); the main loop records each once it has arrived:
+ * in Postgres, then a commit to Kafka.  A partition has at most one object
+ * on its way, so its objects are recorded in offset order.  Their bodies
+ * together stay within the pipeline's max bytes, as the batches do: at
+ * most twice max bytes in all, as with one object on its way.  If S3
+ * refuses one, it stays here, the partitions are paused, and it is retried
+ * before anything else.
  */
 typedef struct PendingObject
 {
@@ -102,18 +107,27 @@ typedef struct PendingObject
 	char *key;
 	char *body; /* what is PUT */
 	size_t len;
-	S3Upload *upload; /* NULL: not started yet, or waiting for its retry */
+	S3Async *upload;   /* NULL: waiting for its retry */
+	char etag[80];	   /* S3's, once it has arrived */
+	MemoryContext cxt; /* its key and gzip body */
 } PendingObject;
 
-static PendingObject pending;
+#define MAX_PENDING 256 /* the setting's maximum */
+
+static PendingObject pending[MAX_PENDING];
+static int npending = 0;		/* active entries of pending[] */
+static int64 pending_bytes = 0; /* their bodies */
+static int nprobing = 0;		/* LISTs for unrecorded objects in flight */
 
 /* real-time mode: rows were loaded since gold was last refreshed */
 static bool gold_due = false;
 static TimestampTz gold_tried_at = 0;
-static MemoryContext pending_context = NULL; /* the pending object's key and gzip body */
 static bool waiting_for_topic = false;
 
-static void abandon_pending(void);
+static void abandon_pending(PendingObject *po);
+static void abandon_probe(PartitionBatch *b);
+static void settle_probe(PartitionBatch *b);
+static void settle_probe_now(PartitionBatch *b);
 
 static void
 record_kafka_error(const char *message)
@@ -148,6 +162,26 @@ batch_for(int32 partition)
 		MemoryContextSwitchTo(old);
 	}
 	return &batches[partition];
+}
+
+/* The object on its way for this partition, or NULL. */
+static PendingObject *
+pending_of(int32 partition)
+{
+	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
+		if (pending[i].active && pending[i].partition == partition)
+			return &pending[i];
+	return NULL;
+}
+
+/* Is an object waiting for its retry (S3 refused it)? */
+static bool
+awaiting_retry(void)
+{
+	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
+		if (pending[i].active && pending[i].upload == NULL)
+			return true;
+	return false;
 }
 
 static void
@@ -215,8 +249,8 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 			if (stored[j].partition == tp->partition)
 				start = Max(start, stored[j].next_offset);
 		tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_BEGINNING;
-		if (pending.active && pending.partition == tp->partition)
-			abandon_pending();
+		abandon_pending(pending_of(tp->partition));
+		abandon_probe(b);
 		buffered_bytes -= b->len;
 		batch_clear(b);
 		b->assigned = true;
@@ -279,8 +313,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		{
 			PartitionBatch *b = batch_for(parts->elems[i].partition);
 
-			if (pending.active && pending.partition == b->partition)
-				abandon_pending();
+			abandon_pending(pending_of(b->partition));
+			abandon_probe(b);
 			buffered_bytes -= b->len;
 			batch_clear(b);
 			b->assigned = false;
@@ -323,23 +357,27 @@ schedule_retry(const char *error)
 }
 
 static void
-start_upload(void)
+start_upload(PendingObject *po)
 {
 	const char *ctype = pipeline->gzip ? "application/gzip" : "application/x-ndjson";
 
-	pending.upload =
-		s3_upload_begin(pipeline->bucket, pending.key, pending.body, pending.len, ctype);
+	po->upload = s3_async_put(pipeline->bucket, po->key, po->body, po->len, ctype);
 }
 
+/* Tell Kafka where the objects just recorded end, for standard lag tools. */
 static void
-commit_to_kafka(int32 partition, int64 next_offset)
+commit_to_kafka(PendingObject **recorded, int n)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
 
-	rd_kafka_topic_partition_list_add(list, pipeline->topic, partition)->offset = next_offset;
+	for (int i = 0; i < n; i++)
+	{
+		rd_kafka_topic_partition_list_add(list, pipeline->topic, recorded[i]->partition)->offset =
+			recorded[i]->last_offset + 1;
+		batch_for(recorded[i]->partition)->recorded_offset = recorded[i]->last_offset + 1;
+	}
 	rd_kafka_commit(consumer, list, 1);
 	rd_kafka_topic_partition_list_destroy(list);
-	batch_for(partition)->recorded_offset = next_offset;
 }
 
 /*
@@ -375,95 +413,90 @@ commit_recorded_at_exit(int code, Datum arg)
 }
 
 static void
-release_pending(void)
+release_pending(PendingObject *po)
 {
-	pfree(pending.body);
-	MemoryContextReset(pending_context);
-	pending.active = false;
-	pending.upload = NULL;
+	pfree(po->body);
+	MemoryContextReset(po->cxt);
+	pending_bytes -= po->len;
+	po->active = false;
+	po->upload = NULL;
+	npending--;
 }
 
-/* Drop the pending object unrecorded: its offsets are read again. */
+/* Drop a pending object unrecorded: its offsets are read again. */
 static void
-abandon_pending(void)
+abandon_pending(PendingObject *po)
 {
-	if (!pending.active)
+	if (po == NULL)
 		return;
-	if (pending.upload != NULL)
-		(void) s3_upload_end(pending.upload);
-	release_pending();
-}
-
-/* The pending object is in S3: record it, then tell Kafka. */
-static void
-record_pending(const char *etag)
-{
-	MemoryContext old = MemoryContextSwitchTo(pending_context);
-	FlushRecord rec;
-	int64 deltas[STATUS_COUNTERS] = {0};
-
-	rec.pipeline = pipeline;
-	rec.object_key = pending.key;
-	rec.partition = pending.partition;
-	rec.first_offset = pending.first_offset;
-	rec.last_offset = pending.last_offset;
-	rec.message_count = pending.count;
-	rec.bytes = pending.len;
-	rec.etag = pstrdup(etag);
-	if (!ss_store_record_flush(&rec))
-		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
-							   "offset %lld by another consumer",
-							   pipeline->name, pending.partition, (long long) pending.first_offset),
-						errdetail("The worker restarts and resumes from the stored offset.")));
-
-	commit_to_kafka(pending.partition, pending.last_offset + 1);
-	if (pipeline->realtime && ss_store_load_bronze(pipeline) > 0)
-		gold_due = true;
-	deltas[ARCHIVE_MESSAGES] = pending.count;
-	deltas[ARCHIVE_BYTES] = pending.raw_len;
-	deltas[ARCHIVE_OBJECTS] = 1;
-	ss_status_add_activity(status, deltas);
-	MemoryContextSwitchTo(old);
-	release_pending();
+	if (po->upload != NULL)
+		(void) s3_async_end(po->upload, NULL);
+	release_pending(po);
 }
 
 /*
- * See the pending object through, if there is one: with `wait`, until
- * S3 has answered; without, only as far as it goes now.  Returns true
- * when no object is pending any more.  A refused object schedules a retry
- * (and pauses the partitions) and stays pending.
+ * Pending objects that have arrived in S3: record them, all in one
+ * transaction, then tell Kafka.
+ */
+static void
+record_arrived(PendingObject **arrived, int n)
+{
+	FlushRecord *recs = palloc(sizeof(FlushRecord) * n);
+	int64 deltas[STATUS_COUNTERS] = {0};
+	int refused;
+
+	for (int i = 0; i < n; i++)
+	{
+		recs[i].pipeline = pipeline;
+		recs[i].object_key = arrived[i]->key;
+		recs[i].partition = arrived[i]->partition;
+		recs[i].first_offset = arrived[i]->first_offset;
+		recs[i].last_offset = arrived[i]->last_offset;
+		recs[i].message_count = arrived[i]->count;
+		recs[i].bytes = arrived[i]->len;
+		recs[i].etag = arrived[i]->etag;
+	}
+	refused = ss_store_record_flushes(recs, n);
+	if (refused >= 0)
+		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
+							   "offset %lld by another consumer",
+							   pipeline->name, arrived[refused]->partition,
+							   (long long) arrived[refused]->first_offset),
+						errdetail("The worker restarts and resumes from the stored offset.")));
+	commit_to_kafka(arrived, n);
+	for (int i = 0; i < n; i++)
+	{
+		deltas[ARCHIVE_MESSAGES] += arrived[i]->count;
+		deltas[ARCHIVE_BYTES] += arrived[i]->raw_len;
+		deltas[ARCHIVE_OBJECTS]++;
+		release_pending(arrived[i]);
+	}
+	ss_status_add_activity(status, deltas);
+	pfree(recs);
+	if (pipeline->realtime && ss_store_load_bronze(pipeline) > 0)
+		gold_due = true;
+}
+
+/*
+ * A pending object's upload has finished.  True when it arrived (its ETag
+ * kept, for the record); false when S3 refused it (it waits for a retry,
+ * the partitions paused) or it was sent again into a bucket just created.
  */
 static bool
-finish_pending(bool wait)
+conclude_upload(PendingObject *po)
 {
-	S3Result res;
+	S3Result res = s3_async_end(po->upload, NULL);
 
-	if (!pending.active)
-		return true;
-	if (pending.upload == NULL)
-	{
-		if (GetCurrentTimestamp() < retry_at)
-			return false;
-		start_upload();
-	}
-	if (!s3_upload_step(pending.upload, 0))
-	{
-		if (!wait)
-			return false;
-		while (!s3_upload_step(pending.upload, MAX_WAIT_MS))
-			CHECK_FOR_INTERRUPTS();
-	}
-	res = s3_upload_end(pending.upload);
-	pending.upload = NULL;
+	po->upload = NULL;
 	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
 	{
 		res = s3_create_bucket(pipeline->bucket);
 		if (res.ok)
 		{
 			ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", pipeline->bucket)));
-			start_upload();
-			return finish_pending(wait);
+			start_upload(po);
+			return false;
 		}
 	}
 	if (!res.ok)
@@ -471,8 +504,106 @@ finish_pending(bool wait)
 		schedule_retry(res.error);
 		return false;
 	}
-	record_pending(res.etag);
+	strlcpy(po->etag, res.etag, sizeof(po->etag));
 	return true;
+}
+
+/*
+ * Take what S3 has answered: record the objects that arrived, and note
+ * where each probed partition's unrecorded object ends.  Returns false
+ * when an object was refused (it waits for its retry).
+ */
+static bool
+collect_finished(void)
+{
+	PendingObject *arrived[MAX_PENDING];
+	int narrived = 0;
+
+	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
+		if (pending[i].active && pending[i].upload != NULL && s3_async_done(pending[i].upload) &&
+			conclude_upload(&pending[i]))
+			arrived[narrived++] = &pending[i];
+	if (narrived > 0)
+		record_arrived(arrived, narrived);
+	for (int i = 0; i < nbatches && nprobing > 0; i++)
+		if (batches[i].probe != NULL && s3_async_done(batches[i].probe))
+			settle_probe(&batches[i]);
+	return !awaiting_retry();
+}
+
+/* Wait up to MAX_WAIT_MS for S3 to answer, and take what it answered. */
+static bool
+await_s3(void)
+{
+	s3_async_step(MAX_WAIT_MS);
+	CHECK_FOR_INTERRUPTS();
+	return collect_finished();
+}
+
+/*
+ * See the pending objects through: with `wait`, until S3 has answered
+ * every one; without, only as far as they go now.  Objects refused before
+ * are sent again once their retry is due.  Returns true when no object is
+ * pending any more; a refused object schedules a retry (and pauses the
+ * partitions) and stays pending.
+ */
+static bool
+finish_pending(bool wait)
+{
+	bool ok;
+
+	if (npending == 0)
+		return true;
+	if (awaiting_retry())
+	{
+		if (GetCurrentTimestamp() < retry_at)
+			return false;
+		for (int i = 0; i < MAX_PENDING; i++)
+			if (pending[i].active && pending[i].upload == NULL)
+				start_upload(&pending[i]);
+	}
+	s3_async_step(0);
+	ok = collect_finished();
+	while (ok && wait && npending > 0)
+		ok = await_s3();
+	return ok && npending == 0;
+}
+
+/* May one more request go to S3 (objects and probes count alike)? */
+static bool
+requests_free(void)
+{
+	return npending + nprobing < Min(ss_archive_requests_in_flight, MAX_PENDING);
+}
+
+/*
+ * Room for one more object of `len` bytes on its way: a free request, and
+ * its body within max bytes beside the others'.  Waits for S3 until there
+ * is; false when an object was refused.
+ */
+static bool
+room_for_object(size_t len)
+{
+	while (npending > 0 &&
+		   (!requests_free() || pending_bytes + (int64) len > pipeline->batch_max_bytes))
+		if (!await_s3())
+			return false;
+	return true;
+}
+
+static PendingObject *
+free_pending(void)
+{
+	for (int i = 0; i < MAX_PENDING; i++)
+		if (!pending[i].active)
+		{
+			if (pending[i].cxt == NULL)
+				pending[i].cxt = AllocSetContextCreate(
+					TopMemoryContext, "stocks_stream pending object", ALLOCSET_SMALL_SIZES);
+			return &pending[i];
+		}
+	elog(ERROR, "no free pending object entry");
+	return NULL;
 }
 
 /*
@@ -484,33 +615,42 @@ finish_pending(bool wait)
 static bool
 flush_batch(PartitionBatch *b)
 {
+	PendingObject *po = pending_of(b->partition);
 	MemoryContext old;
 
-	if (!finish_pending(true))
+	settle_probe_now(b);
+	/* the partition's object before it first, so objects are recorded in order */
+	while (po != NULL && po->active)
+		if (po->upload == NULL || !await_s3())
+			return false;
+	if (awaiting_retry() || !room_for_object(b->len))
 		return false;
-	old = MemoryContextSwitchTo(pending_context);
-	pending.partition = b->partition;
-	pending.first_offset = b->first_offset;
-	pending.last_offset = b->last_offset;
-	pending.count = b->count;
-	pending.raw_len = b->len;
-	pending.key =
+	po = free_pending();
+	old = MemoryContextSwitchTo(po->cxt);
+	po->partition = b->partition;
+	po->first_offset = b->first_offset;
+	po->last_offset = b->last_offset;
+	po->count = b->count;
+	po->raw_len = b->len;
+	po->key =
 		object_key_format(pipeline->key_prefix, pipeline->topic, b->partition, b->first_offset,
 						  b->last_offset, b->first_timestamp_ms, pipeline->gzip);
 	if (pipeline->gzip)
 	{
-		pending.body = batch_gzip(b, &pending.len);
+		po->body = batch_gzip(b, &po->len);
 		pfree(batch_take_data(b));
 	}
 	else
 	{
-		pending.len = b->len;
-		pending.body = batch_take_data(b);
+		po->len = b->len;
+		po->body = batch_take_data(b);
 	}
 	MemoryContextSwitchTo(old);
-	buffered_bytes -= pending.raw_len;
-	pending.active = true;
-	start_upload();
+	buffered_bytes -= po->raw_len;
+	pending_bytes += po->len;
+	po->active = true;
+	npending++;
+	start_upload(po);
 	return true;
 }
 
@@ -548,42 +688,94 @@ wait_for_topic(void)
 }
 
 /*
- * The end of an object that a worker PUT where this partition now resumes
+ * Look for an object that a worker PUT where this partition now resumes
  * but never recorded (it crashed, was stopped, or lost the partition
- * between its PUT and its record), or -1.  The first batch after an
- * assignment then ends where that object ends, so its PUT writes the very
- * same bytes under the very same key instead of leaving an overlapping
- * object beside it.  Found by one LIST per partition and assignment; when
- * S3 does not answer, the batch is cut as usual.
+ * between its PUT and its record).  The first batch after an assignment
+ * then ends where that object ends, so its PUT writes the very same bytes
+ * under the very same key instead of leaving an overlapping object beside
+ * it.  One LIST per partition and assignment, sent when the batch's first
+ * message arrives and answered before its second is added (settle_probe),
+ * so the LISTs of many partitions travel side by side.
  */
-static int64
-unrecorded_object_end(int32 partition, int64 first_offset, int64 timestamp_ms)
+static void
+start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 {
-	char *start = object_key_format_start(pipeline->key_prefix, pipeline->topic, partition,
+	char *start = object_key_format_start(pipeline->key_prefix, pipeline->topic, b->partition,
 										  first_offset, timestamp_ms);
+
+	while (!requests_free() && await_s3())
+		;
+	b->probe = s3_async_list(pipeline->bucket, start);
+	b->end_at = -1;
+	nprobing++;
+	pfree(start);
+}
+
+/*
+ * The probe has answered: the end of the unrecorded object that starts
+ * where the batch does, if any.  When S3 did not answer, the batch is cut
+ * as usual.
+ */
+static void
+settle_probe(PartitionBatch *b)
+{
 	List *keys;
 	ListCell *lc;
-	int64 end = -1;
 
-	if (!s3_list(pipeline->bucket, start, NULL, NULL, &keys, NULL).ok)
-		return -1;
+	if (!s3_async_end(b->probe, &keys).ok)
+		keys = NIL;
+	b->probe = NULL;
+	nprobing--;
 	foreach (lc, keys)
 	{
 		ObjectKey k;
 
 		if (object_key_parse(lfirst(lc), &k) == OBJECT_KEY_ARCHIVE &&
-			k.compressed == pipeline->gzip && k.first_offset == first_offset)
-			end = Max(end, k.last_offset);
+			k.compressed == pipeline->gzip && k.first_offset == b->first_offset)
+			b->end_at = Max(b->end_at, k.last_offset);
 	}
-	return end;
+	list_free_deep(keys);
 }
 
-/* Is the batch still short of the unrecorded object it is to match? */
+/* Wait for the batch's probe, if it has one, and settle it. */
+static void
+settle_probe_now(PartitionBatch *b)
+{
+	if (b->probe == NULL)
+		return;
+	while (!s3_async_done(b->probe))
+	{
+		s3_async_step(MAX_WAIT_MS);
+		CHECK_FOR_INTERRUPTS();
+	}
+	settle_probe(b);
+}
+
+/* A revoked or reassigned partition's probe is of no use any more. */
+static void
+abandon_probe(PartitionBatch *b)
+{
+	if (b->probe == NULL)
+		return;
+	(void) s3_async_end(b->probe, NULL);
+	b->probe = NULL;
+	nprobing--;
+}
+
+/* Does the batch end where the unrecorded object does? */
+static bool
+end_reached(const PartitionBatch *b)
+{
+	return b->count > 0 && b->end_at >= 0 && b->last_offset >= b->end_at;
+}
+
+/* Is the batch still short of the unrecorded object it is to match, or waiting to learn it? */
 static bool
 awaiting_end(const PartitionBatch *b)
 {
-	return b->end_at >= 0 && b->last_offset < b->end_at &&
-		   !TimestampDifferenceExceeds(b->opened_at, GetCurrentTimestamp(), AWAIT_UNRECORDED_MS);
+	return b->probe != NULL ||
+		   (b->end_at >= 0 && b->last_offset < b->end_at &&
+			!TimestampDifferenceExceeds(b->opened_at, GetCurrentTimestamp(), AWAIT_UNRECORDED_MS));
 }
 
 static void
@@ -611,10 +803,12 @@ handle_message(rd_kafka_message_t *msg)
 	/* a redelivery of something we already hold or archived */
 	if (!b->assigned || (b->next_offset >= 0 && msg->offset < b->next_offset))
 		return;
+	/* the batch's second message waits for where its first object is to end */
+	settle_probe_now(b);
 	if (!paused)
 	{
 		/* keep each object within max bytes, and offsets in it contiguous */
-		if (b->count > 0 && (b->len + need > (size_t) pipeline->batch_max_bytes ||
+		if (b->count > 0 && (end_reached(b) || b->len + need > (size_t) pipeline->batch_max_bytes ||
 							 msg->offset != b->last_offset + 1))
 			flush_batch(b);
 		if (!paused)
@@ -623,14 +817,13 @@ handle_message(rd_kafka_message_t *msg)
 	if (b->count == 0 && b->probe_unrecorded)
 	{
 		b->probe_unrecorded = false;
-		b->end_at =
-			unrecorded_object_end(b->partition, msg->offset, rd_kafka_message_timestamp(msg, NULL));
+		start_probe(b, msg->offset, rd_kafka_message_timestamp(msg, NULL));
 	}
 	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
 	buffered_bytes += need;
-	if (!paused && ((b->end_at >= 0 && b->last_offset >= b->end_at) ||
-					(b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
-					b->len >= (size_t) pipeline->batch_max_bytes))
+	if (!paused &&
+		(end_reached(b) || (b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
+		 b->len >= (size_t) pipeline->batch_max_bytes))
 		flush_batch(b);
 }
 
@@ -654,7 +847,8 @@ flush_due_batches(void)
 
 		if (b->count == 0 || awaiting_end(b))
 			continue;
-		if (paused || TimestampDifferenceExceeds(b->opened_at, now, pipeline->batch_max_age_ms))
+		if (paused || end_reached(b) ||
+			TimestampDifferenceExceeds(b->opened_at, now, pipeline->batch_max_age_ms))
 		{
 			if (!flush_batch(b))
 				return;
@@ -744,11 +938,11 @@ next_timeout_ms(void)
 	return (long) ((due - now + 999) / 1000);
 }
 
-/* Is an object being sent to S3 right now (not waiting for a retry)? */
+/* Is a request on its way to S3 right now? */
 static bool
 uploading(void)
 {
-	return pending.active && pending.upload != NULL;
+	return s3_async_in_flight() > 0;
 }
 
 /*
@@ -773,13 +967,13 @@ consume_available(long wait_ms)
 		if (msg == NULL)
 		{
 			if (n == 0 && uploading())
-				s3_upload_step(pending.upload, (int) wait_ms);
+				s3_async_step((int) wait_ms);
 			return;
 		}
 		handle_message(msg);
 		rd_kafka_message_destroy(msg);
 		if (n % UPLOAD_STEP_EVERY == UPLOAD_STEP_EVERY - 1 && uploading())
-			s3_upload_step(pending.upload, 0);
+			s3_async_step(0);
 	}
 }
 
@@ -866,8 +1060,6 @@ ss_archive_worker_main(Datum main_arg)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	batch_init_context();
-	pending_context = AllocSetContextCreate(TopMemoryContext, "stocks_stream pending object",
-											ALLOCSET_DEFAULT_SIZES);
 	create_consumer();
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");

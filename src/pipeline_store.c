@@ -133,16 +133,16 @@ ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets
 }
 
 /*
- * Record one archived object: advance the partition's stored offset and add
- * the manifest row, in one transaction.  The offset only moves forward from
- * where this batch began (next_offset <= first_offset); if another consumer
- * has moved it past that, nothing is written and false is returned.  A
- * manifest row for the same key (a retry after a crash) is overwritten.
+ * One archived object, inside the caller's transaction: advance the
+ * partition's stored offset and add the manifest row.  The offset only
+ * moves forward from where this batch began (next_offset <= first_offset);
+ * if another consumer has moved it past that, nothing is written and false
+ * is returned.  A manifest row for the same key (a retry after a crash) is
+ * overwritten.
  */
-bool
-ss_store_record_flush(const FlushRecord *r)
+static bool
+record_one(const FlushRecord *r)
 {
-	MemoryContext caller = CurrentMemoryContext;
 	const PipelineConfig *p = r->pipeline;
 	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
 	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
@@ -161,9 +161,7 @@ ss_store_record_flush(const FlushRecord *r)
 					   Int64GetDatum(r->bytes),
 					   CStringGetTextDatum(r->etag),
 					   BoolGetDatum(p->gzip)};
-	bool advanced;
 
-	begin_tx("stocks_stream: record archived object");
 	if (SPI_execute_with_args(
 			"INSERT INTO stocks_stream.offsets AS o "
 			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
@@ -173,9 +171,9 @@ ss_store_record_flush(const FlushRecord *r)
 			5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not update stocks_stream.offsets")));
-	advanced = (SPI_processed == 1);
-	if (advanced &&
-		SPI_execute_with_args(
+	if (SPI_processed != 1)
+		return false;
+	if (SPI_execute_with_args(
 			"INSERT INTO stocks_stream.manifest "
 			"(pipeline, bucket, object_key, topic, partition, first_offset, "
 			" last_offset, message_count, bytes, etag, compressed) "
@@ -189,8 +187,27 @@ ss_store_record_flush(const FlushRecord *r)
 			11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not insert into stocks_stream.manifest")));
+	return true;
+}
+
+/*
+ * Record archived objects (of different partitions), in one transaction:
+ * objects that reached S3 together cost one commit.  Returns the index of
+ * an object whose partition another consumer advanced past its first
+ * offset (that one is not written; the others are), or -1.
+ */
+int
+ss_store_record_flushes(const FlushRecord *recs, int n)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	int refused = -1;
+
+	begin_tx("stocks_stream: record archived objects");
+	for (int i = 0; i < n; i++)
+		if (!record_one(&recs[i]) && refused < 0)
+			refused = i;
 	end_tx(caller);
-	return advanced;
+	return refused;
 }
 
 /*

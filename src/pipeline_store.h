@@ -83,7 +83,7 @@ typedef enum GoldRefresh
 
 extern PipelineConfig *ss_store_load_pipeline(int pipeline_id);
 extern int ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
-extern bool ss_store_record_flush(const FlushRecord *rec);
+extern int ss_store_record_flushes(const FlushRecord *recs, int n);
 extern int64 ss_store_load_bronze(const PipelineConfig *pipeline);
 extern GoldRefresh ss_store_refresh_recent_gold(void);
 extern List *ss_store_wanted_workers(void);

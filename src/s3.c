@@ -5,10 +5,12 @@
  * Requests are signed with AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4); we add
  * the x-amz-content-sha256 header with the payload hash computed by
  * Postgres' own SHA-256, so the server verifies the body too.  One easy
- * handle per process is kept for connection reuse, and one more for
- * non-blocking uploads; their common libcurl setup is http.c.  Everything runs on the backend's
- *main thread: libcurl's callbacks fire inside curl_easy_perform and s3_upload_step. Settings are
- *read at each request, so a SIGHUP takes effect at once. Error texts never include credentials.
+ * handle per process is kept for connection reuse; requests that travel
+ * side by side are s3_async.c's and s3_fetch.c's, and the libcurl setup
+ * common to all is http.c.  Everything runs on the backend's main thread:
+ * libcurl's callbacks fire inside curl_easy_perform.  Settings are read at
+ * each request, so a SIGHUP takes effect at once.  Error texts never
+ * include credentials.
  */
 #include "postgres.h"
 
@@ -25,23 +27,14 @@
 
 static CURL *curl_handle = NULL;
 
-/* the non-blocking upload's handles (see s3_upload_begin) */
-static CURLM *upload_multi = NULL;
-static CURL *upload_handle = NULL;
-static bool upload_busy = false;
-
-/* Drop the kept connections (not one an upload is using). */
+/* Drop the kept connections (not those of requests in flight, s3_async.c). */
 void
 s3_reset_connection(void)
 {
 	if (curl_handle != NULL)
 		curl_easy_cleanup(curl_handle);
 	curl_handle = NULL;
-	if (upload_handle != NULL && !upload_busy)
-	{
-		curl_easy_cleanup(upload_handle);
-		upload_handle = NULL;
-	}
+	s3_async_reset_connections();
 }
 
 /*
@@ -396,10 +389,60 @@ append_query_param(StringInfo q, const char *name, const char *value)
 }
 
 /*
+ * The query of one ListObjectsV2 page.  Parameters are written in sorted
+ * order: libcurl 7.88 signs the query string as given.
+ */
+char *
+s3_list_query(const char *prefix, const char *delimiter, const char *start_after, const char *token)
+{
+	StringInfoData query;
+
+	initStringInfo(&query);
+	append_query_param(&query, "continuation-token", token);
+	append_query_param(&query, "delimiter", delimiter);
+	append_query_param(&query, "list-type", "2");
+	append_query_param(&query, "max-keys", "1000");
+	append_query_param(&query, "prefix", prefix);
+	append_query_param(&query, "start-after", start_after);
+	return query.data;
+}
+
+/*
+ * Append one listing page's keys (and, when asked, their entries and the
+ * common prefixes) to the lists; returns the continuation token of the
+ * next page, or NULL on the last one.
+ */
+char *
+s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders)
+{
+	const char *pos = xml;
+	char *item;
+	char *truncated;
+
+	while ((item = xml_next(xml, "Key", &pos)) != NULL)
+	{
+		*keys = lappend(*keys, item);
+		if (entries != NULL)
+			*entries = lappend(*entries, list_entry(item, xml, &pos));
+	}
+	for (pos = xml; folders != NULL && (pos = strstr(pos, "<CommonPrefixes>")) != NULL;)
+	{
+		pos += strlen("<CommonPrefixes>");
+		if ((item = xml_next(xml, "Prefix", &pos)) != NULL)
+			*folders = lappend(*folders, item);
+	}
+	pos = xml;
+	truncated = xml_next(xml, "IsTruncated", &pos);
+	pos = xml;
+	return (truncated && strcmp(truncated, "true") == 0)
+			   ? xml_next(xml, "NextContinuationToken", &pos)
+			   : NULL;
+}
+
+/*
  * List what is under a prefix (ListObjectsV2, following continuation
  * tokens): the keys, and with a delimiter the "folders" (common prefixes)
- * too; with start_after only the keys after it.  Query parameters are
- * written in sorted order: libcurl 7.88 signs the query string as given.
+ * too; with start_after only the keys after it.
  */
 static S3Result
 list_pages(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
@@ -415,42 +458,14 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 		*folders = NIL;
 	do
 	{
-		StringInfoData query;
 		StringInfoData body;
-		const char *pos;
-		char *item;
-		char *truncated;
 
-		initStringInfo(&query);
-		append_query_param(&query, "continuation-token", token);
-		append_query_param(&query, "delimiter", delimiter);
-		append_query_param(&query, "list-type", "2");
-		append_query_param(&query, "max-keys", "1000");
-		append_query_param(&query, "prefix", prefix);
-		append_query_param(&query, "start-after", start_after);
 		initStringInfo(&body);
-		res = s3_request("GET", bucket, NULL, query.data, NULL, 0, NULL, &body);
+		res = s3_request("GET", bucket, NULL, s3_list_query(prefix, delimiter, start_after, token),
+						 NULL, 0, NULL, &body);
 		if (!res.ok)
 			return res;
-		pos = body.data;
-		while ((item = xml_next(body.data, "Key", &pos)) != NULL)
-		{
-			*keys = lappend(*keys, item);
-			if (entries != NULL)
-				*entries = lappend(*entries, list_entry(item, body.data, &pos));
-		}
-		for (pos = body.data; folders != NULL && (pos = strstr(pos, "<CommonPrefixes>")) != NULL;)
-		{
-			pos += strlen("<CommonPrefixes>");
-			if ((item = xml_next(body.data, "Prefix", &pos)) != NULL)
-				*folders = lappend(*folders, item);
-		}
-		pos = body.data;
-		truncated = xml_next(body.data, "IsTruncated", &pos);
-		pos = body.data;
-		token = (truncated && strcmp(truncated, "true") == 0)
-					? xml_next(body.data, "NextContinuationToken", &pos)
-					: NULL;
+		token = s3_parse_list_page(body.data, keys, entries, folders);
 	} while (token != NULL && (max_keys <= 0 || list_length(*keys) < max_keys));
 	return res;
 }
@@ -480,88 +495,4 @@ S3Result
 s3_list_objects(const char *bucket, const char *prefix, List **keys)
 {
 	return s3_list(bucket, prefix, NULL, NULL, keys, NULL);
-}
-
-/*
- * Non-blocking uploads, for the archive worker to go on reading Kafka while
- * an object travels.  One at a time, on a handle of its own (so its
- * connection is reused from one object to the next) driven by a libcurl
- * multi handle on this thread: libcurl does work only inside
- * s3_upload_step.
- */
-struct S3Upload
-{
-	S3Call call;
-	bool done;
-	CURLcode rc;
-};
-
-S3Upload *
-s3_upload_begin(const char *bucket, const char *key, const char *data, size_t len,
-				const char *content_type)
-{
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	S3Upload *u = palloc0(sizeof(S3Upload));
-
-	Assert(!upload_busy);
-	ss_http_ready_handle(&upload_handle);
-	if (upload_multi == NULL && (upload_multi = curl_multi_init()) == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("could not create a libcurl multi handle")));
-	s3_prepare_call(&u->call, upload_handle, "PUT", bucket, key, NULL, data, len, content_type,
-					NULL);
-	MemoryContextSwitchTo(old);
-	curl_multi_add_handle(upload_multi, upload_handle);
-	upload_busy = true;
-	return u;
-}
-
-/*
- * Move the upload along: whatever can be sent or received now, then, if
- * it is still on its way, wait up to wait_ms for the socket.  True once it
- * has finished (well or not).
- */
-bool
-s3_upload_step(S3Upload *u, int wait_ms)
-{
-	int running = 0;
-	int left;
-	CURLMsg *m;
-
-	if (u->done)
-		return true;
-	curl_multi_perform(upload_multi, &running);
-	if (running > 0 && wait_ms > 0)
-	{
-		curl_multi_poll(upload_multi, NULL, 0, wait_ms, NULL);
-		curl_multi_perform(upload_multi, &running);
-	}
-	while ((m = curl_multi_info_read(upload_multi, &left)) != NULL)
-		if (m->msg == CURLMSG_DONE && m->easy_handle == upload_handle)
-		{
-			u->done = true;
-			u->rc = m->data.result;
-		}
-	return u->done;
-}
-
-/*
- * The upload's outcome, once s3_upload_step returned true; or, called
- * before that, abandon it (the connection is dropped).  Frees `u`.
- */
-S3Result
-s3_upload_end(S3Upload *u)
-{
-	S3Result res;
-
-	curl_multi_remove_handle(upload_multi, upload_handle);
-	upload_busy = false;
-	res = s3_finish_call(&u->call, upload_handle, u->done ? u->rc : CURLE_ABORTED_BY_CALLBACK);
-	if (!res.ok)
-	{
-		curl_easy_cleanup(upload_handle);
-		upload_handle = NULL;
-	}
-	pfree(u);
-	return res;
 }

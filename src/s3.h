@@ -43,11 +43,17 @@ extern void s3_fetch_add(S3Fetch *fetch, const char *bucket, const char *key);
 extern S3Result s3_fetch_next(S3Fetch *fetch, StringInfo body);
 extern void s3_fetch_end(S3Fetch *fetch);
 
-/* one non-blocking PUT at a time; `data` must stay put until s3_upload_end */
-typedef struct S3Upload S3Upload;
-extern S3Upload *s3_upload_begin(const char *bucket, const char *key, const char *data, size_t len,
-								 const char *content_type);
-extern bool s3_upload_step(S3Upload *upload, int wait_ms);
-extern S3Result s3_upload_end(S3Upload *upload);
+/*
+ * Non-blocking requests, many side by side (s3_async.c): a PUT's `data`
+ * must stay put until s3_async_end.
+ */
+typedef struct S3Async S3Async;
+extern S3Async *s3_async_put(const char *bucket, const char *key, const char *data, size_t len,
+							 const char *content_type);
+extern S3Async *s3_async_list(const char *bucket, const char *prefix);
+extern void s3_async_step(int wait_ms);
+extern bool s3_async_done(const S3Async *request);
+extern int s3_async_in_flight(void);
+extern S3Result s3_async_end(S3Async *request, List **keys);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * s3_internal.h
  *	  One S3 request as libcurl sees it, shared by the S3 client (s3.c) and
- *	  the many-GETs fetcher (s3_fetch.c).
+ *	  the many-GETs fetcher (s3_fetch.c) and the non-blocking requests
+ *	  (s3_async.c).
  */
 #ifndef STOCKS_STREAM_S3_INTERNAL_H
 #define STOCKS_STREAM_S3_INTERNAL_H
@@ -42,5 +43,9 @@ extern void s3_prepare_call(S3Call *c, CURL *handle, const char *method, const c
 							const char *content_type, StringInfo response);
 extern S3Result s3_finish_call(S3Call *c, CURL *handle, CURLcode rc);
 extern size_t s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+extern char *s3_list_query(const char *prefix, const char *delimiter, const char *start_after,
+						   const char *token);
+extern char *s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders);
+extern void s3_async_reset_connections(void);
 
 #endif

@@ -32,6 +32,7 @@ int ss_launcher_naptime_ms = 1000;
 int ss_retry_max_backoff_ms = 30000;
 int ss_min_event_year = 2000;
 int ss_s3_gets_in_flight = 32;
+int ss_archive_requests_in_flight = 16;
 int ss_load_buffer_kb = 65536;
 int ss_progress_interval_ms = 10000;
 
@@ -99,6 +100,12 @@ ss_define_settings(void)
 		"How many S3 GETs load_bronze() and load_bronze_prefix() keep in flight.",
 		"1 reads one object at a time.", &ss_s3_gets_in_flight, 32, 1, 256, PGC_USERSET, 0, NULL,
 		NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.archive_requests_in_flight",
+		"How many S3 requests an archive worker keeps in flight.",
+		"Objects of different partitions travel side by side, one per partition, "
+		"their bytes within the pipeline's batch_max_bytes; 1 sends one at a time.",
+		&ss_archive_requests_in_flight, 16, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.load_buffer",
 		"Most bytes of objects received and not yet loaded that a load holds.",

@@ -66,6 +66,42 @@ def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_p
                                  [p.name]) == 0, 15, "the lag to reach 0")
 
 
+def set_requests_in_flight(n):
+    """stocks_stream.archive_requests_in_flight for every worker (None: the default)."""
+    loaded = sql_value("SELECT pg_conf_load_time()")
+    if n is None:
+        sql("ALTER SYSTEM RESET stocks_stream.archive_requests_in_flight")
+    else:
+        sql(f"ALTER SYSTEM SET stocks_stream.archive_requests_in_flight = {int(n)}")
+    sql("SELECT pg_reload_conf()")
+    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
+
+
+@pytest.mark.parametrize("in_flight", [1, 64])
+def test_objects_of_many_partitions_travel_side_by_side_exactly_once(make_pipeline, in_flight):
+    """However many S3 requests an archive worker keeps in flight (one at a
+    time, or many partitions' objects side by side), every message of every
+    partition is archived once, each partition's objects in offset order,
+    and the manifest matches S3 and Kafka."""
+    t = Topic(partitions=32)
+    set_requests_in_flight(in_flight)
+    try:
+        p = make_pipeline(t, batch_max_messages=40, batch_max_age_ms=300)
+        p.start()
+        t.produce([quote_message(i) for i in range(6400)])
+        p.wait_archived(6400)
+    finally:
+        set_requests_in_flight(None)
+    assert_exactly_once(p, t)
+    assert_manifest_consistent(p, t)
+    by_partition = {}
+    for row in sql("SELECT partition, first_offset FROM stocks_stream.manifest WHERE pipeline = %s "
+                   "ORDER BY object_id", [p.name]):
+        by_partition.setdefault(row.partition, []).append(row.first_offset)
+    assert all(firsts == sorted(firsts) for firsts in by_partition.values())
+    assert sorted(by_partition) == list(range(32))
+
+
 @pytest.mark.parametrize("gzip, suffix", [(False, ".ndjson"), (True, ".ndjson.gz")], ids=["plain", "gzip"])
 def test_objects_decode_under_their_prefix(topic, make_pipeline, gzip, suffix):
     p = make_pipeline(topic, gzip=gzip, batch_max_age_ms=300, key_prefix="raw/quotes")

@@ -462,28 +462,38 @@ def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
         src.drop()
 
 
-def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline):
+@pytest.mark.parametrize("partitions", [1, 64])
+def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline, partitions):
     """A worker that stopped between its PUT and its record left an object no
     manifest names.  The worker that resumes there ends its first batch where
-    that object ends: the same key and bytes again, no overlapping object."""
-    t = Topic(partitions=1)
+    that object ends: the same key and bytes again, no overlapping object.
+    With many partitions, each with such an object of its own length, every
+    one is matched (their lookups travel side by side)."""
+    t = Topic(partitions=partitions)
     p = make_pipeline(t, batch_max_age_ms=300, batch_max_messages=100000)
     stamp = int(time.time() * 1000)
     values = [quote_message(i).encode() for i in range(100)]
     producer = t.producer()
-    for v in values:
-        producer.produce(t.name, value=v, key=b"k", partition=0, timestamp=stamp)
+    for part in range(partitions):
+        for v in values:
+            producer.produce(t.name, value=v, key=b"k", partition=part, timestamp=stamp)
     assert producer.flush(30) == 0
     day, hour = time.strftime("%Y-%m-%d %H", time.gmtime(stamp / 1000)).split()
-    left = f"bronze/{t.name}/dt={day}/hour={hour}/0-{0:020d}-{39:020d}.ndjson"
     s3 = s3_client()
     s3.create_bucket(Bucket=p.bucket)
-    s3.put_object(Bucket=p.bucket, Key=left, Body=b"\n".join(values[:40]) + b"\n")
+    left = {}
+    for part in range(partitions):
+        end = 39 - part % 30
+        left[part] = (f"bronze/{t.name}/dt={day}/hour={hour}/{part}-{0:020d}-{end:020d}.ndjson", end)
+        s3.put_object(Bucket=p.bucket, Key=left[part][0], Body=b"\n".join(values[:end + 1]) + b"\n")
     p.start()
-    wait_until(lambda: caught_up(p.name, t), 60, "everything archived")
+    wait_until(lambda: caught_up(p.name, t), 120, "everything archived")
     manifest = manifest_rows(sql, p.name)
-    assert manifest[0].object_key == left
-    assert [(r.first_offset, r.last_offset) for r in manifest] == [(0, 39), (40, 99)]
-    t.produced = {(0, i): v for i, v in enumerate(values)}
+    for part, (key, end) in left.items():
+        rows = sorted((r for r in manifest if r.partition == part), key=lambda r: r.first_offset)
+        assert rows[0].object_key == key
+        assert [(r.first_offset, r.last_offset) for r in rows] == [(0, end), (end + 1, 99)]
+    t.produced = {(part, i): v for part in range(partitions) for i, v in enumerate(values)}
     counts = account(t, manifest, p.bucket)
-    assert counts == {"produced": 100, "archived": 100, "duplicated": 0, "lost": 0, "orphan_objects": 0}
+    assert counts == {"produced": 100 * partitions, "archived": 100 * partitions, "duplicated": 0, "lost": 0,
+                      "orphan_objects": 0}
