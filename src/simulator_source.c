@@ -80,9 +80,9 @@ generate_round(Simulator *sim, Round *round, int64 due)
 		if (i % CLOCK_EVERY == 0)
 			now = now_ms();
 		m->offset = round->payloads.len;
-		/* stamped with the time written into it (saves a clock reading) */
 		m->symbol = sim_next(sim, now, &round->payloads);
 		m->len = round->payloads.len - m->offset;
+		/* stamped with the time written into it (saves a clock reading) */
 		m->timestamp_ms = now;
 	}
 }
