@@ -229,8 +229,13 @@ class BackgroundProducer(threading.Thread):
         return self.count
 
 
-def test_s3_outage_pauses_then_resumes_without_loss(topic, make_pipeline):
-    p = make_pipeline(topic, batch_max_messages=500, batch_max_age_ms=500)
+@pytest.mark.parametrize("partitions", [4, 32])
+def test_s3_outage_pauses_then_resumes_without_loss(make_pipeline, partitions):
+    """S3 goes down while objects are on their way (with 32 partitions, many
+    side by side): nothing is recorded until they are in S3, and then
+    everything is, once."""
+    topic = Topic(partitions=partitions)
+    p = make_pipeline(topic, batch_max_messages=500 if partitions == 4 else 50, batch_max_age_ms=500)
     p.start()
     prod = BackgroundProducer(topic)
     prod.start()
