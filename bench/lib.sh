@@ -3,13 +3,16 @@
 #
 #   bench_topic_create TOPIC...   new 4-partition topics (BENCH_PARTITIONS=N for
 #                                 N), deleted when the script exits
+#   bench_bucket BUCKET...        S3 buckets the script writes, dropped (objects
+#                                 and all) when the script exits
 #   bench_on_exit 'COMMAND'       more clean-up to run at exit (before the topics go)
 #
 # It sets ROOT, PY (the test virtualenv's python), OUT (a scratch folder in
 # the stack's data folder) and RUN (a run id for names), exports the stack's
 # addresses (scripts/stack env), and cds to ROOT.  At exit, whatever ended
-# the script, the clean-up commands run and the topics are deleted; a topic
-# that could not be deleted is reported and makes the exit status non-zero.
+# the script, the clean-up commands run, the buckets are dropped and the
+# topics are deleted; a bucket or topic that could not be removed is
+# reported and makes the exit status non-zero.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 scripts/stack start >/dev/null 2>&1
@@ -21,12 +24,15 @@ mkdir -p "$OUT"
 RUN=$(date +%s)
 
 BENCH_TOPICS=()
+BENCH_BUCKETS=()
 BENCH_EXIT=()
 
 bench_topic_create() {
 	BENCH_TOPICS+=("$@")
 	"$PY" "$ROOT/bench/topics.py" create "$@"
 }
+
+bench_bucket() { BENCH_BUCKETS+=("$@"); }
 
 bench_on_exit() { BENCH_EXIT+=("$1"); }
 
@@ -36,6 +42,9 @@ bench_exit() {
 	for cmd in "${BENCH_EXIT[@]}"; do
 		eval "$cmd"
 	done
+	if [ ${#BENCH_BUCKETS[@]} -gt 0 ]; then
+		"$PY" "$ROOT/bench/buckets.py" drop "${BENCH_BUCKETS[@]}" || rc=1
+	fi
 	if [ ${#BENCH_TOPICS[@]} -gt 0 ]; then
 		"$PY" "$ROOT/bench/topics.py" delete "${BENCH_TOPICS[@]}" || rc=1
 	fi

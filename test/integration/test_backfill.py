@@ -122,6 +122,31 @@ def test_many_gets_in_flight_load_what_one_get_at_a_time_loads(legacy):
     assert legacy.backfill()[0] == (0, 0, 0, 0, 0)
 
 
+def test_an_object_silver_refuses_fails_alone_and_its_group_loads(legacy):
+    """Old-pipeline objects load in groups; when silver refuses one object's
+    row (here a constraint an operator added), its group is loaded again one
+    object at a time: that object fails alone, with the reason, and stays
+    pending; every other object loads once, and so does it once silver
+    takes it."""
+    legacy.fill(100)
+    bad = next(k for k in legacy.keys() if json.loads(legacy.bodies[k])["c"] == 100.37)
+    sql("ALTER TABLE stocks_stream.quotes ADD CONSTRAINT test_refuses_one CHECK (price <> 100.37)")
+    try:
+        counts, messages = legacy.backfill()
+    finally:
+        sql("ALTER TABLE stocks_stream.quotes DROP CONSTRAINT test_refuses_one")
+
+    assert counts == (99, 99, 0, 0, 1)
+    warnings = [m for severity, m in messages if severity == "WARNING"]
+    assert len(warnings) == 1 and bad in warnings[0] and "test_refuses_one" in warnings[0], warnings
+    silver, _, manifest = legacy.outcome()
+    assert [r.source_topic for r in silver] == [k for k in legacy.keys() if k != bad]
+    assert [(r.object_key, r.loaded) for r in manifest if r.load_error is not None] == [(bad, False)]
+    assert legacy.backfill()[0] == (1, 1, 0, 0, 0)
+    silver, _, _ = legacy.outcome()
+    assert [r.source_topic for r in silver] == legacy.keys()   # each once
+
+
 def backfill_in_background(legacy, **settings):
     """Start a backfill that waits for silver (an EXCLUSIVE lock on quotes,
     held by the returned transaction) once it has asked for its first
