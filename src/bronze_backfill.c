@@ -373,71 +373,99 @@ holds_day_folders(const char *folder, List *subfolders)
 	return false;
 }
 
+/* Add the folders a chunk's listing found to `into` (kept in `cxt`), each once. */
+static List *
+keep_folders(List *into, List *found, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	ListCell *lc;
+
+	foreach (lc, found)
+	{
+		bool seen = false;
+		ListCell *kc;
+
+		foreach (kc, into)
+			seen = seen || strcmp(lfirst(kc), lfirst(lc)) == 0;
+		if (!seen)
+			into = lappend(into, pstrdup(lfirst(lc)));
+	}
+	MemoryContextSwitchTo(old);
+	return into;
+}
+
 /*
- * Walk a folder: in an archive topic folder list the hours since its mark
- * less the lookback; elsewhere register what lies there and walk the
- * folders below.
+ * List a prefix from start_after (NULL: from its start), LIST_CHUNK keys
+ * at a time, and load each chunk before listing the next: the objects
+ * pending in that stretch of keys, those earlier calls left behind
+ * included (the first stretch starts at the prefix, the last one runs to
+ * its end).  A call over millions of objects holds one chunk's keys at a
+ * time, and loads from the start.  With a delimiter, the folders found
+ * are returned; with keeps_marks, each archive topic folder's latest hour
+ * is remembered.
+ */
+static List *
+list_and_load(const char *bucket, const char *prefix, const char *delimiter,
+			  const char *start_after, bool keeps_marks, LoadCounts *counts, LoadProgress *progress)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	MemoryContext chunkcxt =
+		AllocSetContextCreate(outer, "stocks_stream listing chunk", ALLOCSET_DEFAULT_SIZES);
+	char *list_after = start_after ? pstrdup(start_after) : NULL;
+	char *load_after = NULL;
+	List *folders = NIL;
+	bool last;
+
+	do
+	{
+		List *entries;
+		List *found = NIL;
+		char *upto;
+
+		MemoryContextSwitchTo(chunkcxt);
+		entries = list_or_error(bucket, prefix, delimiter, list_after, LIST_CHUNK,
+								delimiter ? &found : NULL);
+		last = list_length(entries) < LIST_CHUNK;
+		upto = last ? NULL : ((S3ListEntry *) llast(entries))->key;
+		register_keys(bucket, entries, counts);
+		if (keeps_marks)
+			note_marks(bucket, entries);
+		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, load_after, upto),
+							counts, progress);
+		folders = keep_folders(folders, found, outer);
+		MemoryContextSwitchTo(outer);
+		list_after = load_after = upto ? pstrdup(upto) : NULL;
+		MemoryContextReset(chunkcxt);
+	} while (!last);
+	MemoryContextDelete(chunkcxt);
+	return folders;
+}
+
+/*
+ * Walk a folder: register and load what lies in it, then, in an archive
+ * topic folder, what the hours since its mark less the lookback hold;
+ * elsewhere walk the folders below.
  */
 static void
-walk(const char *bucket, const char *folder, Interval *lookback, int depth, LoadCounts *counts)
+walk(const char *bucket, const char *folder, Interval *lookback, int depth, LoadCounts *counts,
+	 LoadProgress *progress)
 {
-	List *subfolders;
-	List *keys = list_or_error(bucket, folder, "/", NULL, 0, &subfolders);
+	List *subfolders = list_and_load(bucket, folder, "/", NULL, false, counts, progress);
 	ListCell *lc;
 
 	if (holds_day_folders(folder, subfolders))
 	{
-		keys = list_or_error(bucket, folder, NULL, folder_start(bucket, folder, lookback), 0, NULL);
-		register_keys(bucket, keys, counts);
-		note_marks(bucket, keys);
+		list_and_load(bucket, folder, NULL, folder_start(bucket, folder, lookback), true, counts,
+					  progress);
 		return;
 	}
-	register_keys(bucket, keys, counts);
 	if (depth >= MAX_FOLDER_DEPTH)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("s3://%s/%s is nested more than %d folders deep", bucket, folder,
 							   MAX_FOLDER_DEPTH),
 						errhint("Call load_bronze_prefix() on a deeper prefix.")));
 	foreach (lc, subfolders)
-		walk(bucket, lfirst(lc), lookback, depth + 1, counts);
-}
-
-/*
- * List the whole prefix, LIST_CHUNK keys at a time, and load each chunk
- * before listing the next: the objects pending in that stretch of keys,
- * those earlier calls left behind included (the first stretch starts at
- * the prefix, the last one runs to its end).  A call over millions of
- * objects holds one chunk's keys at a time, and loads from the start.
- */
-static void
-backfill(const char *bucket, const char *prefix, bool keeps_marks, LoadCounts *counts,
-		 LoadProgress *progress)
-{
-	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext chunkcxt =
-		AllocSetContextCreate(outer, "stocks_stream backfill chunk", ALLOCSET_DEFAULT_SIZES);
-	char *after = NULL;
-	bool last;
-
-	do
-	{
-		List *entries;
-		char *upto;
-
-		MemoryContextSwitchTo(chunkcxt);
-		entries = list_or_error(bucket, prefix, NULL, after, LIST_CHUNK, NULL);
-		last = list_length(entries) < LIST_CHUNK;
-		upto = last ? NULL : ((S3ListEntry *) llast(entries))->key;
-		register_keys(bucket, entries, counts);
-		if (keeps_marks)
-			note_marks(bucket, entries);
-		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, after, upto), counts,
-							progress);
-		MemoryContextSwitchTo(outer);
-		after = upto ? pstrdup(upto) : NULL;
-		MemoryContextReset(chunkcxt);
-	} while (!last);
-	MemoryContextDelete(chunkcxt);
+		walk(bucket, lfirst(lc), lookback, depth + 1, counts, progress);
 }
 
 PG_FUNCTION_INFO_V1(ss_load_bronze_prefix);
@@ -471,13 +499,9 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 	SPI_connect();
 	load_progress_begin(&progress, "load_bronze_prefix", "loaded", true);
 	if (lookback != NULL)
-	{
-		walk(bucket, prefix, lookback, 0, &counts);
-		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, NULL, NULL), &counts,
-							&progress);
-	}
+		walk(bucket, prefix, lookback, 0, &counts, &progress);
 	else
-		backfill(bucket, prefix, keeps_marks, &counts, &progress);
+		(void) list_and_load(bucket, prefix, NULL, NULL, keeps_marks, &counts, &progress);
 	SPI_finish();
 	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
 }

@@ -38,6 +38,7 @@ class LegacyBucket:
         self.s3.create_bucket(Bucket=self.name)
         self.base = 1700000000 + uuid.uuid4().int % 50000000   # keys name a quote: new ones per run
         self.bodies = {}
+        self.topics = []    # archive topics put here (their silver rows name the topic)
 
     def put(self, key, body):
         self.s3.put_object(Bucket=self.name, Key=key, Body=body)
@@ -56,15 +57,32 @@ class LegacyBucket:
     def keys(self):
         return sorted(self.bodies)
 
-    def backfill(self, gets_in_flight=32, **settings):
-        """load_bronze_prefix() of the whole bucket: its counts and its NOTICEs and WARNINGs."""
+    def fill_archive(self, n):
+        """n one-quote archive objects of one new topic, in one hour folder."""
+        topic = "t_" + uuid.uuid4().hex[:10]
+        self.topics.append(topic)
+
+        def put(i):
+            self.put(f"bronze/{topic}/dt=2025-11-24/hour=16/0-{i:020d}-{i:020d}.ndjson",
+                     (quote_message(i) + "\n").encode())
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            list(pool.map(put, range(n)))
+
+    def backfill(self, gets_in_flight=32, lookback=None, **settings):
+        """load_bronze_prefix() of the whole bucket (incremental with a
+        lookback): its counts and its NOTICEs and WARNINGs."""
         messages = []
         with psycopg.connect(autocommit=True) as conn:
             conn.add_notice_handler(lambda d: messages.append((d.severity_nonlocalized, d.message_primary)))
             conn.execute(f"SET stocks_stream.s3_gets_in_flight = {gets_in_flight}")
             for name, value in settings.items():
                 conn.execute(f"SET stocks_stream.{name} = '{value}'")
-            counts = conn.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [self.name]).fetchone()
+            if lookback is None:
+                counts = conn.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')",
+                                      [self.name]).fetchone()
+            else:
+                counts = conn.execute("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '', %s::interval)",
+                                      [self.name, lookback]).fetchone()
         return counts, messages
 
     def outcome(self):
@@ -81,7 +99,7 @@ class LegacyBucket:
 
     def forget(self):
         """Take what a backfill loaded out of silver, the quarantine and the manifest."""
-        sql("DELETE FROM stocks_stream.quotes WHERE source_topic = ANY(%s)", [self.keys()])
+        sql("DELETE FROM stocks_stream.quotes WHERE source_topic = ANY(%s)", [self.keys() + self.topics])
         sql("DELETE FROM stocks_stream.quarantine WHERE bucket = %s", [self.name])
         sql("DELETE FROM stocks_stream.manifest WHERE bucket = %s", [self.name])
 
@@ -239,6 +257,26 @@ def test_a_backfill_lists_and_loads_ten_thousand_keys_at_a_time(legacy):
     totals = [int(re.search(r"of (\d+) objects listed so far", m).group(1)) for m in progress]
     assert totals == [10000] * 10000 + [10050] * 50      # loaded before the rest was listed
     assert legacy.backfill()[0] == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("layout", ["old pipeline", "archive"])
+def test_an_incremental_listing_loads_as_it_lists_too(legacy, layout):
+    """With a lookback, load_bronze_prefix() walks the folders; however many
+    keys a folder holds (six symbol folders of the old pipeline, or one
+    topic's hour of 10,050 archive objects), it lists and loads ten thousand
+    at a time and never holds a whole folder's listing."""
+    if layout == "old pipeline":
+        legacy.fill(10050)
+    else:
+        legacy.fill_archive(10050)
+    counts, messages = legacy.backfill(lookback="1 hour", progress_interval=0)
+    assert counts == (10050, 10050, 0, 0, 0)
+    # (archive objects are also read once to register them: "objects read" NOTICEs)
+    progress = [m for severity, m in messages if severity == "NOTICE" and "listed so far loaded" in m]
+    totals = [int(re.search(r"of (\d+) objects listed so far", m).group(1)) for m in progress]
+    assert len(totals) == 10050 and totals == sorted(totals) and totals[-1] == 10050
+    assert totals[0] <= 10000          # loading began before the rest was listed
+    assert legacy.backfill(lookback="1 hour")[0] == (0, 0, 0, 0, 0)
 
 
 def archive_object(topic, partition, lines):
