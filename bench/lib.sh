@@ -6,6 +6,10 @@
 #   bench_bucket BUCKET...        S3 buckets the script writes, dropped (objects
 #                                 and all) when the script exits
 #   bench_on_exit 'COMMAND'       more clean-up to run at exit (before the topics go)
+#   bench_kcat_read TOPIC         the consumer baselines: `kcat -C -e` and
+#   bench_perf_read TOPIC N       librdkafka 2.8.0's `rdkafka_performance -C -e`
+#                                 (partitions 0..N-1) read TOPIC to its end;
+#                                 each prints its seconds
 #
 # It sets ROOT, PY (the test virtualenv's python), OUT (a scratch folder in
 # the stack's data folder) and RUN (a run id for names), exports the stack's
@@ -35,6 +39,31 @@ bench_topic_create() {
 bench_bucket() { BENCH_BUCKETS+=("$@"); }
 
 bench_on_exit() { BENCH_EXIT+=("$1"); }
+
+# With -e a consumer learns that a partition has ended only from a fetch
+# that found nothing new, and the broker holds such a fetch for
+# fetch.wait.max.ms (librdkafka's default: 500 ms): every read paid half a
+# second for it (rdkafka_performance, 1,000,000 messages on 4 partitions:
+# 1.27-1.28 s, with 10 ms 0.77-0.80 s).  10 ms makes the baselines stronger.
+BENCH_CONSUMER_SETTINGS=(-X fetch.wait.max.ms=10)
+
+bench_kcat_read() {
+	local start end
+	start=$(date +%s.%N)
+	kcat -C -b "$KAFKA_BROKERS" -t "$1" -o beginning -e -q "${BENCH_CONSUMER_SETTINGS[@]}" >/dev/null
+	end=$(date +%s.%N)
+	echo "$end - $start" | bc -l
+}
+
+bench_perf_read() {
+	local start end p parts=()
+	for p in $(seq 0 $(($2 - 1))); do parts+=(-p "$p"); done
+	start=$(date +%s.%N)
+	"$RDKAFKA_PERF" -C -b "$KAFKA_BROKERS" -t "$1" "${parts[@]}" -o beginning -e -q \
+		-X enable.metrics.push=false "${BENCH_CONSUMER_SETTINGS[@]}" >/dev/null
+	end=$(date +%s.%N)
+	echo "$end - $start" | bc -l
+}
 
 bench_exit() {
 	local rc=$? cmd

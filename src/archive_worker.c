@@ -541,8 +541,9 @@ await_s3(void)
 }
 
 /*
- * See the pending objects through: with `wait`, until S3 has answered
- * every one; without, only as far as they go now.  Objects refused before
+ * See the pending objects through (and take the probes' answers): with
+ * `wait`, until S3 has answered every object; without, only as far as
+ * they go now.  Objects refused before
  * are sent again once their retry is due.  Returns true when no object is
  * pending any more; a refused object schedules a retry (and pauses the
  * partitions) and stays pending.
@@ -552,7 +553,7 @@ finish_pending(bool wait)
 {
 	bool ok;
 
-	if (npending == 0)
+	if (npending == 0 && nprobing == 0)
 		return true;
 	if (awaiting_retry())
 	{
