@@ -18,7 +18,6 @@ typedef struct PartitionBatch
 	int64 recorded_offset; /* next offset after the last object recorded; -1: none yet */
 	bool probe_unrecorded; /* look for an unrecorded object where the next batch starts */
 	struct S3Async *probe; /* that look, on its way to S3; NULL: none */
-	int64 seek_to;		   /* read again from this offset (rewind_batch); -1: no */
 	int64 end_at;		   /* end the batch at this offset (an unrecorded object's); -1: no */
 	int64 first_offset;
 	int64 last_offset;
