@@ -454,7 +454,8 @@ def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
         wait_until(lambda: p.workers() and (src.status() or {}).get("state") == "running", 60, "both workers")
         archive_pid, ingest_pid = p.workers()[0].pid, src.status()["pid"]
         set_kafka_properties("linger.ms=7")
-        wait_until(lambda: p.workers() and p.workers()[0].pid != archive_pid and
+        # one look at the workers per try: a worker may exit between two looks
+        wait_until(lambda: (w := p.workers()) and w[0].pid != archive_pid and
                    (src.status() or {}).get("pid") not in (None, ingest_pid), 60,
                    "both workers to restart with the new settings")
     finally:
