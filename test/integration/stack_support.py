@@ -99,6 +99,20 @@ def set_secret(name, value):
     return previous[-1] if previous else None
 
 
+def set_settings(**settings):
+    """ALTER SYSTEM the settings (None resets one) and wait until the server
+    has reloaded them: workers started from then on see the new values."""
+    loaded = sql_value("SELECT pg_conf_load_time()")
+    for name, value in settings.items():
+        if value is None:
+            sql(f"ALTER SYSTEM RESET stocks_stream.{name}")
+        else:
+            sql(f"ALTER SYSTEM SET stocks_stream.{name} = '{value}'")
+    sql("SELECT pg_reload_conf()")
+    # a new session starts with the postmaster's settings and their load time
+    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
+
+
 def stack(*args):
     subprocess.run([os.path.join(ROOT, "scripts", "stack"), *args], check=True,
                    stdout=subprocess.DEVNULL)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from stack_support import (Topic, high_watermarks, holds_for, kafka_committed, parse_key, quote_message, sql,
-                           sql_value, stack, wait_until)
+from stack_support import (Topic, high_watermarks, holds_for, kafka_committed, parse_key, quote_message,
+                           set_settings, sql, sql_value, stack, wait_until)
 
 
 def assert_exactly_once(pipeline, topic):
@@ -66,17 +66,6 @@ def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_p
                                  [p.name]) == 0, 15, "the lag to reach 0")
 
 
-def set_requests_in_flight(n):
-    """stocks_stream.archive_requests_in_flight for every worker (None: the default)."""
-    loaded = sql_value("SELECT pg_conf_load_time()")
-    if n is None:
-        sql("ALTER SYSTEM RESET stocks_stream.archive_requests_in_flight")
-    else:
-        sql(f"ALTER SYSTEM SET stocks_stream.archive_requests_in_flight = {int(n)}")
-    sql("SELECT pg_reload_conf()")
-    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
-
-
 @pytest.mark.parametrize("in_flight", [1, 64])
 def test_objects_of_many_partitions_travel_side_by_side_exactly_once(make_pipeline, in_flight):
     """However many S3 requests an archive worker keeps in flight (one at a
@@ -84,14 +73,14 @@ def test_objects_of_many_partitions_travel_side_by_side_exactly_once(make_pipeli
     partition is archived once, each partition's objects in offset order,
     and the manifest matches S3 and Kafka."""
     t = Topic(partitions=32)
-    set_requests_in_flight(in_flight)
+    set_settings(archive_requests_in_flight=in_flight)
     try:
         p = make_pipeline(t, batch_max_messages=40, batch_max_age_ms=300)
         p.start()
         t.produce([quote_message(i) for i in range(6400)])
         p.wait_archived(6400)
     finally:
-        set_requests_in_flight(None)
+        set_settings(archive_requests_in_flight=None)
     assert_exactly_once(p, t)
     assert_manifest_consistent(p, t)
     by_partition = {}

@@ -5,24 +5,10 @@ import time
 
 import pytest
 
-from stack_support import Source, Topic, holds_for, read_topic, set_secret, sql, sql_value, wait_until
+from stack_support import Source, Topic, holds_for, read_topic, set_secret, set_settings, wait_until
 from fake_finnhub import FakeFinnhub
 
 QUOTE_FIELDS = ["c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time"]
-
-
-def set_settings(**settings):
-    """ALTER SYSTEM the settings (None resets one) and wait until the server
-    has reloaded them: workers started from then on see the new values."""
-    loaded = sql_value("SELECT pg_conf_load_time()")
-    for name, value in settings.items():
-        if value is None:
-            sql(f"ALTER SYSTEM RESET stocks_stream.{name}")
-        else:
-            sql(f"ALTER SYSTEM SET stocks_stream.{name} = '{value}'")
-    sql("SELECT pg_reload_conf()")
-    # a new session starts with the postmaster's settings and their load time
-    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
 
 
 @pytest.fixture(scope="module")

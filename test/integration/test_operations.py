@@ -17,7 +17,7 @@ import pytest
 
 from operations_support import Instance, account, manifest_rows, report
 from stack_support import (Source, Topic, caught_up, holds_for, high_watermarks, kafka_committed, quote_message,
-                           s3_client, sql, sql_value, stack, wait_until)
+                           s3_client, set_settings, sql, sql_value, stack, wait_until)
 
 APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
 
@@ -432,16 +432,6 @@ def test_incremental_listing_loads_each_new_object_once(warehouse, make_pipeline
 
 # --- settings reloads ------------------------------------------------------------------------
 
-def set_kafka_properties(value):
-    loaded = sql_value("SELECT pg_conf_load_time()")
-    if value is None:
-        sql("ALTER SYSTEM RESET stocks_stream.kafka_properties")
-    else:
-        sql(f"ALTER SYSTEM SET stocks_stream.kafka_properties = '{value}'")
-    sql("SELECT pg_reload_conf()")
-    wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
-
-
 def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
     """Archive and ingest workers alike take new Kafka settings: a reload
     that changes them restarts both (a Kafka client cannot change its own)."""
@@ -453,13 +443,13 @@ def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
         src.start()
         wait_until(lambda: p.workers() and (src.status() or {}).get("state") == "running", 60, "both workers")
         archive_pid, ingest_pid = p.workers()[0].pid, src.status()["pid"]
-        set_kafka_properties("linger.ms=7")
+        set_settings(kafka_properties="linger.ms=7")
         # one look at the workers per try: a worker may exit between two looks
         wait_until(lambda: (w := p.workers()) and w[0].pid != archive_pid and
                    (src.status() or {}).get("pid") not in (None, ingest_pid), 60,
                    "both workers to restart with the new settings")
     finally:
-        set_kafka_properties(None)
+        set_settings(kafka_properties=None)
         src.drop()
 
 
