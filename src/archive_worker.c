@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "archive_probe.h"
 #include "archive_worker.h"
 #include "batch.h"
 #include "kafka.h"
@@ -117,7 +118,8 @@ typedef struct PendingObject
 static PendingObject pending[MAX_PENDING];
 static int npending = 0;		/* active entries of pending[] */
 static int64 pending_bytes = 0; /* their bodies */
-static int nprobing = 0;		/* LISTs for unrecorded objects in flight */
+static int nprobes = 0;			/* batches waiting for a probe's answer (archive_probe.c) */
+static int nunprobed = 0;		/* assigned partitions whose probe is still to start */
 
 /* real-time mode: rows were loaded since gold was last refreshed */
 static bool gold_due = false;
@@ -126,7 +128,7 @@ static bool waiting_for_topic = false;
 
 static void abandon_pending(PendingObject *po);
 static void abandon_probe(PartitionBatch *b);
-static void settle_probe(PartitionBatch *b);
+static void advance_probes(void);
 static void settle_probe_now(PartitionBatch *b);
 
 static void
@@ -239,6 +241,8 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 	int n = ss_store_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
 	int64 *committed = committed_offsets(parts);
 
+	/* listings taken before this assignment could miss what was put since */
+	archive_probe_forget_folders();
 	for (int i = 0; i < parts->cnt; i++)
 	{
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -256,6 +260,8 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 		b->assigned = true;
 		b->next_offset = start;
 		b->recorded_offset = -1;
+		if (!b->probe_unrecorded)
+			nunprobed++;
 		b->probe_unrecorded = true;
 	}
 	pfree(stored);
@@ -320,6 +326,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			b->assigned = false;
 			b->next_offset = -1;
 			b->recorded_offset = -1;
+			if (b->probe_unrecorded)
+				nunprobed--;
 			b->probe_unrecorded = false;
 		}
 		rd_kafka_assign(rk, NULL);
@@ -525,9 +533,7 @@ collect_finished(void)
 			arrived[narrived++] = &pending[i];
 	if (narrived > 0)
 		record_arrived(arrived, narrived);
-	for (int i = 0; i < nbatches && nprobing > 0; i++)
-		if (batches[i].probe != NULL && s3_async_done(batches[i].probe))
-			settle_probe(&batches[i]);
+	advance_probes();
 	return !awaiting_retry();
 }
 
@@ -553,7 +559,7 @@ finish_pending(bool wait)
 {
 	bool ok;
 
-	if (npending == 0 && nprobing == 0)
+	if (npending == 0 && nprobes == 0)
 		return true;
 	if (awaiting_retry())
 	{
@@ -574,7 +580,7 @@ finish_pending(bool wait)
 static bool
 requests_free(void)
 {
-	return npending + nprobing < Min(ss_archive_requests_in_flight, MAX_PENDING);
+	return npending + archive_probe_requests() < Min(ss_archive_requests_in_flight, MAX_PENDING);
 }
 
 /*
@@ -689,14 +695,11 @@ wait_for_topic(void)
 }
 
 /*
- * Look for an object that a worker PUT where this partition now resumes
- * but never recorded (it crashed, was stopped, or lost the partition
- * between its PUT and its record).  The first batch after an assignment
- * then ends where that object ends, so its PUT writes the very same bytes
- * under the very same key instead of leaving an overlapping object beside
- * it.  One LIST per partition and assignment, sent when the batch's first
- * message arrives and answered before its second is added (settle_probe),
- * so the LISTs of many partitions travel side by side.
+ * Look for an object that a worker put where this partition now resumes
+ * but never recorded (archive_probe.c): once per partition and assignment,
+ * when the batch's first message arrives, answered before its second is
+ * added (settle_probe_now), so the probes of many partitions travel side
+ * by side, most of them answered by one listing of their hour's folder.
  */
 static void
 start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
@@ -704,12 +707,15 @@ start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 	char *start = object_key_format_start(pipeline->key_prefix, pipeline->topic, b->partition,
 										  first_offset, timestamp_ms);
 
-	while (!requests_free() && await_s3())
-		;
-	b->probe = s3_async_list(pipeline->bucket, start);
+	b->probe = archive_probe_start(start);
 	b->end_at = -1;
-	nprobing++;
+	nprobes++;
 	pfree(start);
+	if (requests_free() && archive_probe_needs_request(b->probe))
+		archive_probe_send(b->probe);
+	/* every partition has probed: the folders' listings are of no more use */
+	if (--nunprobed == 0)
+		archive_probe_forget_folders();
 }
 
 /*
@@ -720,36 +726,51 @@ start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 static void
 settle_probe(PartitionBatch *b)
 {
-	List *keys;
-	ListCell *lc;
-
-	if (!s3_async_end(b->probe, &keys).ok)
-		keys = NIL;
+	b->end_at = archive_probe_end(b->probe);
 	b->probe = NULL;
-	nprobing--;
-	foreach (lc, keys)
-	{
-		ObjectKey k;
-
-		if (object_key_parse(lfirst(lc), &k) == OBJECT_KEY_ARCHIVE &&
-			k.compressed == pipeline->gzip && k.first_offset == b->first_offset)
-			b->end_at = Max(b->end_at, k.last_offset);
-	}
-	list_free_deep(keys);
+	nprobes--;
 }
 
-/* Wait for the batch's probe, if it has one, and settle it. */
+/* Take the probes' answers, and send the requests they wait for as room allows. */
+static void
+advance_probes(void)
+{
+	for (int i = 0; i < nbatches && nprobes > 0; i++)
+	{
+		PartitionBatch *b = &batches[i];
+
+		if (b->probe == NULL)
+			continue;
+		if (archive_probe_answered(b->probe))
+			settle_probe(b);
+		else if (requests_free() && archive_probe_needs_request(b->probe))
+			archive_probe_send(b->probe);
+	}
+}
+
+/*
+ * Wait for the batch's probe, if it has one, and settle it.  Its request
+ * goes when there is room for it, or at once if S3 refused an object (the
+ * objects then wait for their retry, and the probe would wait with them).
+ */
 static void
 settle_probe_now(PartitionBatch *b)
 {
-	if (b->probe == NULL)
-		return;
-	while (!s3_async_done(b->probe))
+	while (b->probe != NULL && !archive_probe_answered(b->probe))
 	{
+		if (archive_probe_needs_request(b->probe))
+		{
+			while (!requests_free() && await_s3())
+				;
+			if (b->probe != NULL && archive_probe_needs_request(b->probe))
+				archive_probe_send(b->probe);
+			continue;
+		}
 		s3_async_step(MAX_WAIT_MS);
 		CHECK_FOR_INTERRUPTS();
 	}
-	settle_probe(b);
+	if (b->probe != NULL)
+		settle_probe(b);
 }
 
 /* A revoked or reassigned partition's probe is of no use any more. */
@@ -758,9 +779,9 @@ abandon_probe(PartitionBatch *b)
 {
 	if (b->probe == NULL)
 		return;
-	(void) s3_async_end(b->probe, NULL);
+	archive_probe_abandon(b->probe);
 	b->probe = NULL;
-	nprobing--;
+	nprobes--;
 }
 
 /* Does the batch end where the unrecorded object does? */
@@ -1070,6 +1091,7 @@ ss_archive_worker_main(Datum main_arg)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	batch_init_context();
+	archive_probe_configure(pipeline->bucket, pipeline->gzip);
 	create_consumer();
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");

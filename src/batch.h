@@ -8,17 +8,17 @@
 
 #include "datatype/timestamp.h"
 
-struct S3Async;
+struct ArchiveProbe;
 
 typedef struct PartitionBatch
 {
 	int32 partition;
 	bool assigned;
-	int64 next_offset;	   /* next offset expected; -1 when unknown */
-	int64 recorded_offset; /* next offset after the last object recorded; -1: none yet */
-	bool probe_unrecorded; /* look for an unrecorded object where the next batch starts */
-	struct S3Async *probe; /* that look, on its way to S3; NULL: none */
-	int64 end_at;		   /* end the batch at this offset (an unrecorded object's); -1: no */
+	int64 next_offset;			/* next offset expected; -1 when unknown */
+	int64 recorded_offset;		/* next offset after the last object recorded; -1: none yet */
+	bool probe_unrecorded;		/* look for an unrecorded object where the next batch starts */
+	struct ArchiveProbe *probe; /* that look, until answered (archive_probe.c); NULL: none */
+	int64 end_at;				/* end the batch at this offset (an unrecorded object's); -1: no */
 	int64 first_offset;
 	int64 last_offset;
 	int64 first_timestamp_ms;

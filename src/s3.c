@@ -401,7 +401,7 @@ s3_list_query(const char *prefix, const char *delimiter, const char *start_after
 	append_query_param(&query, "continuation-token", token);
 	append_query_param(&query, "delimiter", delimiter);
 	append_query_param(&query, "list-type", "2");
-	append_query_param(&query, "max-keys", "1000");
+	append_query_param(&query, "max-keys", CppAsString2(S3_LIST_PAGE_KEYS));
 	append_query_param(&query, "prefix", prefix);
 	append_query_param(&query, "start-after", start_after);
 	return query.data;

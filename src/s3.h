@@ -43,6 +43,9 @@ extern void s3_fetch_add(S3Fetch *fetch, const char *bucket, const char *key);
 extern S3Result s3_fetch_next(S3Fetch *fetch, StringInfo body);
 extern void s3_fetch_end(S3Fetch *fetch);
 
+/* keys in one page of a listing (ListObjectsV2's max-keys) */
+#define S3_LIST_PAGE_KEYS 1000
+
 /*
  * Non-blocking requests, many side by side (s3_async.c): a PUT's `data`
  * must stay put until s3_async_end.

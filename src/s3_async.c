@@ -92,7 +92,7 @@ s3_async_put(const char *bucket, const char *key, const char *data, size_t len,
 	return start("PUT", bucket, key, NULL, data, len, content_type, false);
 }
 
-/* The first page (1,000 keys) of what is under `prefix`. */
+/* The first page (S3_LIST_PAGE_KEYS keys) of what is under `prefix`. */
 S3Async *
 s3_async_list(const char *bucket, const char *prefix)
 {

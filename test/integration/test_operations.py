@@ -5,6 +5,7 @@ pg_restore, and ALTER EXTENSION ... UPDATE from the released 0.1.0.
 
 Each test counts what was produced to Kafka, archived, duplicated and
 lost, and keeps the counts in .stack/operations-report.jsonl."""
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -16,8 +17,8 @@ import psycopg
 import pytest
 
 from operations_support import Instance, account, manifest_rows, report
-from stack_support import (Source, Topic, caught_up, holds_for, high_watermarks, kafka_committed, quote_message,
-                           s3_client, set_settings, sql, sql_value, stack, wait_until)
+from stack_support import (Source, Topic, bucket_objects, caught_up, holds_for, high_watermarks, kafka_committed,
+                           quote_message, s3_client, set_settings, sql, sql_value, stack, wait_until)
 
 APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
 
@@ -453,15 +454,11 @@ def test_new_kafka_settings_restart_every_worker_that_uses_kafka(make_pipeline):
         src.drop()
 
 
-@pytest.mark.parametrize("partitions", [1, 64])
-def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline, partitions):
-    """A worker that stopped between its PUT and its record left an object no
-    manifest names.  The worker that resumes there ends its first batch where
-    that object ends: the same key and bytes again, no overlapping object.
-    With many partitions, each with such an object of its own length, every
-    one is matched (their lookups travel side by side)."""
-    t = Topic(partitions=partitions)
-    p = make_pipeline(t, batch_max_age_ms=300, batch_max_messages=100000)
+def leave_unrecorded_objects(t, bucket, partitions):
+    """100 messages in each partition, and in S3 for each an object of its
+    first 40 - p % 30 messages that no manifest names (a worker put it, then
+    stopped before its record).  Returns the messages and, per partition,
+    that object's key and last offset."""
     stamp = int(time.time() * 1000)
     values = [quote_message(i).encode() for i in range(100)]
     producer = t.producer()
@@ -471,20 +468,60 @@ def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipel
     assert producer.flush(30) == 0
     day, hour = time.strftime("%Y-%m-%d %H", time.gmtime(stamp / 1000)).split()
     s3 = s3_client()
-    s3.create_bucket(Bucket=p.bucket)
+    s3.create_bucket(Bucket=bucket)
     left = {}
     for part in range(partitions):
         end = 39 - part % 30
         left[part] = (f"bronze/{t.name}/dt={day}/hour={hour}/{part}-{0:020d}-{end:020d}.ndjson", end)
-        s3.put_object(Bucket=p.bucket, Key=left[part][0], Body=b"\n".join(values[:end + 1]) + b"\n")
-    p.start()
-    wait_until(lambda: caught_up(p.name, t), 120, "everything archived")
-    manifest = manifest_rows(sql, p.name)
+        s3.put_object(Bucket=bucket, Key=left[part][0], Body=b"\n".join(values[:end + 1]) + b"\n")
+    return values, left
+
+
+def assert_first_objects_end_where_unrecorded_ones_did(name, left):
+    manifest = manifest_rows(sql, name)
     for part, (key, end) in left.items():
         rows = sorted((r for r in manifest if r.partition == part), key=lambda r: r.first_offset)
         assert rows[0].object_key == key
         assert [(r.first_offset, r.last_offset) for r in rows] == [(0, end), (end + 1, 99)]
+    return manifest
+
+
+@pytest.mark.parametrize("partitions", [1, 64])
+def test_an_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline, partitions):
+    """A worker that stopped between its PUT and its record left an object no
+    manifest names.  The worker that resumes there ends its first batch where
+    that object ends: the same key and bytes again, no overlapping object.
+    With many partitions, each with such an object of its own length, every
+    one is matched (one listing of their hour's folder answers them all)."""
+    t = Topic(partitions=partitions)
+    p = make_pipeline(t, batch_max_age_ms=300, batch_max_messages=100000)
+    values, left = leave_unrecorded_objects(t, p.bucket, partitions)
+    p.start()
+    wait_until(lambda: caught_up(p.name, t), 120, "everything archived")
+    manifest = assert_first_objects_end_where_unrecorded_ones_did(p.name, left)
     t.produced = {(part, i): v for part in range(partitions) for i, v in enumerate(values)}
     counts = account(t, manifest, p.bucket)
     assert counts == {"produced": 100 * partitions, "archived": 100 * partitions, "duplicated": 0, "lost": 0,
                       "orphan_objects": 0}
+
+
+def test_an_object_put_but_never_recorded_is_found_in_a_folder_of_a_page_or_more(make_pipeline):
+    """When the hour's folder holds a page of keys or more (S3 lists 1,000 at
+    a time), its listing cannot answer for every partition: a partition
+    whose key is past the first page lists where its own object would start
+    instead, and still finds the unrecorded one."""
+    t = Topic(partitions=3)
+    p = make_pipeline(t, batch_max_age_ms=300, batch_max_messages=100000)
+    values, left = leave_unrecorded_objects(t, p.bucket, 3)
+    folder = left[0][0].rsplit("/", 1)[0]
+    # objects of partition 1 past its last offset: no one's to match, and in
+    # key order they come before partition 2's, which is then past the first page
+    crowd = [f"{folder}/1-{o:020d}-{o:020d}.ndjson" for o in range(1000, 2000)]
+    s3 = s3_client()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=p.bucket, Key=key, Body=values[0] + b"\n"), crowd))
+    p.start()
+    wait_until(lambda: caught_up(p.name, t), 120, "everything archived")
+    assert_first_objects_end_where_unrecorded_ones_did(p.name, left)
+    objects = set(bucket_objects(p.bucket)) - set(crowd)
+    assert objects == {r.object_key for r in manifest_rows(sql, p.name)}
