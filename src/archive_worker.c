@@ -6,17 +6,17 @@
  * Messages are buffered per partition (batch.c).  A batch is flushed when it
  * reaches the pipeline's max messages or max bytes, when its oldest message
  * reaches max age, or when the worker's buffers together would pass max
- * bytes.  A flush hands the batch's bytes to a non-blocking PUT (s3_async.c)
- * and the worker goes on reading Kafka while they travel, beside other
- * partitions' objects (stocks_stream.archive_requests_in_flight); once S3
- * has them, the object's manifest row and the partition's next offset are
- * recorded in one transaction (pipeline_store.c), then the offset is
- * committed to Kafka for the benefit of standard lag tools.  A partition
- * has one object in flight at a time, so its objects are recorded in offset
- * order.  Postgres is the source
- * of truth for this instance: on assignment the worker seeks to the offsets
- * stored there, or to the group's committed offset in Kafka when that is
- * later (another instance of the pipeline archived further).
+ * bytes.  A flush hands the batch's bytes to a non-blocking PUT
+ * (archive_uploads.c) and the worker goes on reading Kafka while they
+ * travel, beside other partitions' objects
+ * (stocks_stream.archive_requests_in_flight); once S3 has them, the
+ * object's manifest row and the partition's next offset are recorded in one
+ * transaction (pipeline_store.c), then the offset is committed to Kafka for
+ * the benefit of standard lag tools.  A partition has one object in flight
+ * at a time, so its objects are recorded in offset order.  Postgres is the
+ * source of truth for this instance: on assignment the worker seeks to the
+ * offsets stored there, or to the group's committed offset in Kafka when
+ * that is later (another instance of the pipeline archived further).
  *
  * If S3 fails, the worker keeps the object and its batches, pauses all its
  * partitions and retries with bounded exponential backoff; nothing is
@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "archive_probe.h"
+#include "archive_uploads.h"
 #include "archive_worker.h"
 #include "batch.h"
 #include "kafka.h"
@@ -85,48 +86,14 @@ static TimestampTz retry_at = 0;
 /* error raised inside the rebalance callback, re-raised after poll returns */
 static char *rebalance_error = NULL;
 
-/*
- * The objects on their way to S3.  A flush hands a batch over (its buffer,
- * or that gzipped) and the worker goes back to reading Kafka while libcurl
- * sends it, beside up to stocks_stream.archive_requests_in_flight - 1
- * others (s3_async.c); the main loop records each once it has arrived:
- * in Postgres, then a commit to Kafka.  A partition has at most one object
- * on its way, so its objects are recorded in offset order.  Their bodies
- * together stay within the pipeline's max bytes, as the batches do: at
- * most twice max bytes in all, as with one object on its way.  If S3
- * refuses one, it stays here, the partitions are paused, and it is retried
- * before anything else.
- */
-typedef struct PendingObject
-{
-	bool active;
-	int32 partition;
-	int64 first_offset;
-	int64 last_offset;
-	int64 count;
-	size_t raw_len; /* NDJSON bytes, before any gzip */
-	char *key;
-	char *body; /* what is PUT */
-	size_t len;
-	S3Async *upload;   /* NULL: waiting for its retry */
-	char etag[80];	   /* S3's, once it has arrived */
-	MemoryContext cxt; /* its key and gzip body */
-} PendingObject;
-
-#define MAX_PENDING 256 /* the setting's maximum */
-
-static PendingObject pending[MAX_PENDING];
-static int npending = 0;		/* active entries of pending[] */
-static int64 pending_bytes = 0; /* their bodies */
-static int nprobes = 0;			/* batches waiting for a probe's answer (archive_probe.c) */
-static int nunprobed = 0;		/* assigned partitions whose probe is still to start */
+static int nprobes = 0;	  /* batches waiting for a probe's answer (archive_probe.c) */
+static int nunprobed = 0; /* assigned partitions whose probe is still to start */
 
 /* real-time mode: rows were loaded since gold was last refreshed */
 static bool gold_due = false;
 static TimestampTz gold_tried_at = 0;
 static bool waiting_for_topic = false;
 
-static void abandon_pending(PendingObject *po);
 static void abandon_probe(PartitionBatch *b);
 static void advance_probes(void);
 static void settle_probe_now(PartitionBatch *b);
@@ -164,26 +131,6 @@ batch_for(int32 partition)
 		MemoryContextSwitchTo(old);
 	}
 	return &batches[partition];
-}
-
-/* The object on its way for this partition, or NULL. */
-static PendingObject *
-pending_of(int32 partition)
-{
-	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
-		if (pending[i].active && pending[i].partition == partition)
-			return &pending[i];
-	return NULL;
-}
-
-/* Is an object waiting for its retry (S3 refused it)? */
-static bool
-awaiting_retry(void)
-{
-	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
-		if (pending[i].active && pending[i].upload == NULL)
-			return true;
-	return false;
 }
 
 static void
@@ -253,7 +200,7 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 			if (stored[j].partition == tp->partition)
 				start = Max(start, stored[j].next_offset);
 		tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_BEGINNING;
-		abandon_pending(pending_of(tp->partition));
+		archive_upload_abandon(archive_upload_of(tp->partition));
 		abandon_probe(b);
 		buffered_bytes -= b->len;
 		batch_clear(b);
@@ -319,7 +266,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		{
 			PartitionBatch *b = batch_for(parts->elems[i].partition);
 
-			abandon_pending(pending_of(b->partition));
+			archive_upload_abandon(archive_upload_of(b->partition));
 			abandon_probe(b);
 			buffered_bytes -= b->len;
 			batch_clear(b);
@@ -364,17 +311,9 @@ schedule_retry(const char *error)
 		set_paused(true);
 }
 
-static void
-start_upload(PendingObject *po)
-{
-	const char *ctype = pipeline->gzip ? "application/gzip" : "application/x-ndjson";
-
-	po->upload = s3_async_put(pipeline->bucket, po->key, po->body, po->len, ctype);
-}
-
 /* Tell Kafka where the objects just recorded end, for standard lag tools. */
 static void
-commit_to_kafka(PendingObject **recorded, int n)
+commit_to_kafka(ArchiveUpload **recorded, int n)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
 
@@ -420,34 +359,12 @@ commit_recorded_at_exit(int code, Datum arg)
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
-static void
-release_pending(PendingObject *po)
-{
-	pfree(po->body);
-	MemoryContextReset(po->cxt);
-	pending_bytes -= po->len;
-	po->active = false;
-	po->upload = NULL;
-	npending--;
-}
-
-/* Drop a pending object unrecorded: its offsets are read again. */
-static void
-abandon_pending(PendingObject *po)
-{
-	if (po == NULL)
-		return;
-	if (po->upload != NULL)
-		(void) s3_async_end(po->upload, NULL);
-	release_pending(po);
-}
-
 /*
- * Pending objects that have arrived in S3: record them, all in one
- * transaction, then tell Kafka.
+ * Objects that have arrived in S3: record them, all in one transaction,
+ * then tell Kafka.
  */
 static void
-record_arrived(PendingObject **arrived, int n)
+record_arrived(ArchiveUpload **arrived, int n)
 {
 	FlushRecord *recs = palloc(sizeof(FlushRecord) * n);
 	int64 deltas[STATUS_COUNTERS] = {0};
@@ -478,42 +395,12 @@ record_arrived(PendingObject **arrived, int n)
 		deltas[ARCHIVE_MESSAGES] += arrived[i]->count;
 		deltas[ARCHIVE_BYTES] += arrived[i]->raw_len;
 		deltas[ARCHIVE_OBJECTS]++;
-		release_pending(arrived[i]);
+		archive_upload_release(arrived[i]);
 	}
 	ss_status_add_activity(status, deltas);
 	pfree(recs);
 	if (pipeline->realtime && ss_store_load_bronze(pipeline) > 0)
 		gold_due = true;
-}
-
-/*
- * A pending object's upload has finished.  True when it arrived (its ETag
- * kept, for the record); false when S3 refused it (it waits for a retry,
- * the partitions paused) or it was sent again into a bucket just created.
- */
-static bool
-conclude_upload(PendingObject *po)
-{
-	S3Result res = s3_async_end(po->upload, NULL);
-
-	po->upload = NULL;
-	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
-	{
-		res = s3_create_bucket(pipeline->bucket);
-		if (res.ok)
-		{
-			ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", pipeline->bucket)));
-			start_upload(po);
-			return false;
-		}
-	}
-	if (!res.ok)
-	{
-		schedule_retry(res.error);
-		return false;
-	}
-	strlcpy(po->etag, res.etag, sizeof(po->etag));
-	return true;
 }
 
 /*
@@ -524,17 +411,16 @@ conclude_upload(PendingObject *po)
 static bool
 collect_finished(void)
 {
-	PendingObject *arrived[MAX_PENDING];
-	int narrived = 0;
+	ArchiveUpload *arrived[ARCHIVE_MAX_UPLOADS];
+	char *refusal;
+	int narrived = archive_uploads_arrived(arrived, &refusal);
 
-	for (int i = 0; i < MAX_PENDING && npending > 0; i++)
-		if (pending[i].active && pending[i].upload != NULL && s3_async_done(pending[i].upload) &&
-			conclude_upload(&pending[i]))
-			arrived[narrived++] = &pending[i];
+	if (refusal != NULL)
+		schedule_retry(refusal);
 	if (narrived > 0)
 		record_arrived(arrived, narrived);
 	advance_probes();
-	return !awaiting_retry();
+	return !archive_uploads_awaiting_retry();
 }
 
 /* Wait up to MAX_WAIT_MS for S3 to answer, and take what it answered. */
@@ -547,40 +433,39 @@ await_s3(void)
 }
 
 /*
- * See the pending objects through (and take the probes' answers): with
- * `wait`, until S3 has answered every object; without, only as far as
- * they go now.  Objects refused before
- * are sent again once their retry is due.  Returns true when no object is
- * pending any more; a refused object schedules a retry (and pauses the
- * partitions) and stays pending.
+ * See the objects on their way through (archive_uploads.c), and take the
+ * probes' answers: with `wait`, until S3 has answered every object;
+ * without, only as far as they go now.  Objects refused before are sent
+ * again once their retry is due.  Returns true when no object is on its
+ * way any more; a refused object schedules a retry (and pauses the
+ * partitions) and stays.
  */
 static bool
 finish_pending(bool wait)
 {
 	bool ok;
 
-	if (npending == 0 && nprobes == 0)
+	if (archive_uploads_count() == 0 && nprobes == 0)
 		return true;
-	if (awaiting_retry())
+	if (archive_uploads_awaiting_retry())
 	{
 		if (GetCurrentTimestamp() < retry_at)
 			return false;
-		for (int i = 0; i < MAX_PENDING; i++)
-			if (pending[i].active && pending[i].upload == NULL)
-				start_upload(&pending[i]);
+		archive_uploads_send_again();
 	}
 	s3_async_step(0);
 	ok = collect_finished();
-	while (ok && wait && npending > 0)
+	while (ok && wait && archive_uploads_count() > 0)
 		ok = await_s3();
-	return ok && npending == 0;
+	return ok && archive_uploads_count() == 0;
 }
 
 /* May one more request go to S3 (objects and probes count alike)? */
 static bool
 requests_free(void)
 {
-	return npending + archive_probe_requests() < Min(ss_archive_requests_in_flight, MAX_PENDING);
+	return archive_uploads_count() + archive_probe_requests() <
+		   Min(ss_archive_requests_in_flight, ARCHIVE_MAX_UPLOADS);
 }
 
 /*
@@ -591,73 +476,38 @@ requests_free(void)
 static bool
 room_for_object(size_t len)
 {
-	while (npending > 0 &&
-		   (!requests_free() || pending_bytes + (int64) len > pipeline->batch_max_bytes))
+	while (archive_uploads_count() > 0 &&
+		   (!requests_free() || archive_uploads_bytes() + (int64) len > pipeline->batch_max_bytes))
 		if (!await_s3())
 			return false;
 	return true;
 }
 
-static PendingObject *
-free_pending(void)
-{
-	for (int i = 0; i < MAX_PENDING; i++)
-		if (!pending[i].active)
-		{
-			if (pending[i].cxt == NULL)
-				pending[i].cxt = AllocSetContextCreate(
-					TopMemoryContext, "stocks_stream pending object", ALLOCSET_SMALL_SIZES);
-			return &pending[i];
-		}
-	elog(ERROR, "no free pending object entry");
-	return NULL;
-}
-
 /*
- * Hand a batch to S3: once the object before it is through, its bytes
- * become the pending object and the batch starts empty.  Returns false
+ * Hand a batch to S3: once the partition's object before it is through,
+ * its bytes go on their way (archive_uploads.c) and the batch starts
+ * empty.  Returns false
  * (the batch kept as it is) when the object before it could not be
  * written.
  */
 static bool
 flush_batch(PartitionBatch *b)
 {
-	PendingObject *po = pending_of(b->partition);
-	MemoryContext old;
+	ArchiveUpload *before;
+	char *key;
 
 	settle_probe_now(b);
 	/* the partition's object before it first, so objects are recorded in order */
-	while (po != NULL && po->active)
-		if (po->upload == NULL || !await_s3())
+	while ((before = archive_upload_of(b->partition)) != NULL)
+		if (!archive_upload_travelling(before) || !await_s3())
 			return false;
-	if (awaiting_retry() || !room_for_object(b->len))
+	if (archive_uploads_awaiting_retry() || !room_for_object(b->len))
 		return false;
-	po = free_pending();
-	old = MemoryContextSwitchTo(po->cxt);
-	po->partition = b->partition;
-	po->first_offset = b->first_offset;
-	po->last_offset = b->last_offset;
-	po->count = b->count;
-	po->raw_len = b->len;
-	po->key =
-		object_key_format(pipeline->key_prefix, pipeline->topic, b->partition, b->first_offset,
-						  b->last_offset, b->first_timestamp_ms, pipeline->gzip);
-	if (pipeline->gzip)
-	{
-		po->body = batch_gzip(b, &po->len);
-		pfree(batch_take_data(b));
-	}
-	else
-	{
-		po->len = b->len;
-		po->body = batch_take_data(b);
-	}
-	MemoryContextSwitchTo(old);
-	buffered_bytes -= po->raw_len;
-	pending_bytes += po->len;
-	po->active = true;
-	npending++;
-	start_upload(po);
+	key = object_key_format(pipeline->key_prefix, pipeline->topic, b->partition, b->first_offset,
+							b->last_offset, b->first_timestamp_ms, pipeline->gzip);
+	buffered_bytes -= b->len;
+	archive_upload_start(b, key);
+	pfree(key);
 	return true;
 }
 
@@ -850,8 +700,8 @@ handle_message(rd_kafka_message_t *msg)
 }
 
 /*
- * Record the pending object if it has arrived, and flush batches that are
- * old enough; while paused, retry the pending object and then all batches.
+ * Record the objects that have arrived, and flush batches that are old
+ * enough; while paused, retry the refused objects and then all batches.
  */
 static void
 flush_due_batches(void)
@@ -1095,6 +945,7 @@ ss_archive_worker_main(Datum main_arg)
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	batch_init_context();
 	archive_probe_configure(pipeline->bucket, pipeline->gzip);
+	archive_uploads_configure(pipeline->bucket, pipeline->gzip);
 	create_consumer();
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");
