@@ -650,6 +650,25 @@ awaiting_end(const PartitionBatch *b)
 			!TimestampDifferenceExceeds(b->opened_at, GetCurrentTimestamp(), AWAIT_UNRECORDED_MS));
 }
 
+/*
+ * The partition has caught up with its producers (librdkafka's
+ * enable.partition.eof).  A batch a quarter full or more, of max messages
+ * or max bytes, goes now instead of at its max age: waiting would only add
+ * latency (the last object of a backlog waited out the whole age), and the
+ * object is not a small one.  Smaller batches wait for their age, as they
+ * always did, so a trickle of messages does not make tiny objects.
+ */
+static void
+caught_up(int32 partition)
+{
+	PartitionBatch *b = batch_for(partition);
+
+	if (b->assigned && b->count > 0 && !paused && !awaiting_end(b) &&
+		(b->count * 4 >= pipeline->batch_max_messages ||
+		 b->len * 4 >= (size_t) pipeline->batch_max_bytes))
+		(void) flush_batch(b);
+}
+
 static void
 handle_message(rd_kafka_message_t *msg)
 {
@@ -658,9 +677,11 @@ handle_message(rd_kafka_message_t *msg)
 
 	if (msg->err)
 	{
-		if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			caught_up(msg->partition);
+		else if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 			wait_for_topic();
-		else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		else
 		{
 			char buf[600];
 
@@ -862,6 +883,7 @@ create_consumer(void)
 		{"session.timeout.ms", "10000"},
 		{"heartbeat.interval.ms", "1000"},
 		{"queued.max.messages.kbytes", "4096"},
+		{"enable.partition.eof", "true"}, /* caught_up() */
 		/*
 		 * A fetch of partitions with nothing new waits this long at the
 		 * broker, and no other fetch goes to that broker meanwhile: with

@@ -165,6 +165,24 @@ def test_quiet_partition_flushed_by_age(topic, make_pipeline, messages):
     assert [r.partition for r in p.manifest()] == [2]
 
 
+@pytest.mark.parametrize("messages, at_once", [(300, True), (100, False)])
+def test_a_backlog_read_to_its_end_is_archived_at_once_unless_its_batch_is_small(topic, make_pipeline,
+                                                                                 messages, at_once):
+    """A partition read to its end (caught up with its producers) does not
+    wait out the batch's max age when its batch is a quarter full or more
+    (of max messages here): the object goes at once.  A smaller batch waits
+    for its age, so a trickle of messages does not make tiny objects."""
+    p = make_pipeline(topic, batch_max_messages=1000, batch_max_age_ms=3600000)
+    topic.produce([quote_message(i) for i in range(messages)], partition=1)
+    p.start()
+    if at_once:
+        p.wait_archived(messages, timeout=60)
+        assert [(r.partition, r.message_count) for r in p.manifest()] == [(1, messages)]
+    else:
+        wait_until(lambda: (w := p.workers()) and w[0].assigned_partitions, 60, "assignment")
+        holds_for(lambda: not p.manifest(), 10, "nothing archived before the batch's max age")
+
+
 def test_pipeline_started_before_its_topic_waits_then_archives(make_pipeline):
     topic = Topic(create=False)
     p = make_pipeline(topic, batch_max_age_ms=500)
