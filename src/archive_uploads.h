@@ -6,8 +6,10 @@
 #define STOCKS_STREAM_ARCHIVE_UPLOADS_H
 
 #include "batch.h"
+#include "settings.h"
 
-#define ARCHIVE_MAX_UPLOADS 256 /* stocks_stream.archive_requests_in_flight's maximum */
+/* at most one object per request the setting allows */
+#define ARCHIVE_MAX_UPLOADS SS_ARCHIVE_REQUESTS_MAX
 
 /* An object handed over by a flush, until it is recorded or abandoned. */
 typedef struct ArchiveUpload

@@ -464,8 +464,7 @@ finish_pending(bool wait)
 static bool
 requests_free(void)
 {
-	return archive_uploads_count() + archive_probe_requests() <
-		   Min(ss_archive_requests_in_flight, ARCHIVE_MAX_UPLOADS);
+	return archive_uploads_count() + archive_probe_requests() < ss_archive_requests_in_flight;
 }
 
 /*

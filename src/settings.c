@@ -105,7 +105,8 @@ ss_define_settings(void)
 		"How many S3 requests an archive worker keeps in flight.",
 		"Objects of different partitions travel side by side, one per partition, "
 		"their bytes within the pipeline's batch_max_bytes; 1 sends one at a time.",
-		&ss_archive_requests_in_flight, 16, 1, 256, PGC_SIGHUP, 0, NULL, NULL, NULL);
+		&ss_archive_requests_in_flight, 16, 1, SS_ARCHIVE_REQUESTS_MAX, PGC_SIGHUP, 0, NULL, NULL,
+		NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.load_buffer",
 		"Most bytes of objects received and not yet loaded that a load holds.",

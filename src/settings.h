@@ -31,6 +31,7 @@ extern int ss_retry_max_backoff_ms;
 /* loading */
 extern int ss_min_event_year;
 extern int ss_s3_gets_in_flight;
+#define SS_ARCHIVE_REQUESTS_MAX 256 /* stocks_stream.archive_requests_in_flight's maximum */
 extern int ss_archive_requests_in_flight;
 extern int ss_load_buffer_kb;
 extern int ss_progress_interval_ms;
