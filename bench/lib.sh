@@ -10,6 +10,11 @@
 #   bench_perf_read TOPIC N       librdkafka 2.8.0's `rdkafka_performance -C -e`
 #                                 (partitions 0..N-1) read TOPIC to its end;
 #                                 each prints its seconds
+#   bench_curl_s3 N SHA256 CONFIG the curl tool's S3 requests listed in CONFIG
+#                                 (curl -K: credentials, then the transfers), N at
+#                                 a time, SigV4-signed with payload hash SHA256
+#                                 (BENCH_EMPTY_SHA256 for GETs); prints how many
+#                                 were answered 200
 #
 # It sets ROOT, PY (the test virtualenv's python), OUT (a scratch folder in
 # the stack's data folder) and RUN (a run id for names), exports the stack's
@@ -63,6 +68,13 @@ bench_perf_read() {
 		-X enable.metrics.push=false "${BENCH_CONSUMER_SETTINGS[@]}" >/dev/null
 	end=$(date +%s.%N)
 	echo "$end - $start" | bc -l
+}
+
+BENCH_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+bench_curl_s3() {
+	curl -sS --no-progress-meter --parallel --parallel-max "$1" --aws-sigv4 "aws:amz:${S3_REGION:-us-east-1}:s3" \
+		-H "x-amz-content-sha256: $2" -w '%{http_code}\n' -K "$3" | grep -c '^200$'
 }
 
 bench_exit() {
