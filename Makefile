@@ -1,7 +1,7 @@
 # stocks_stream — PGXS build of the extension.
 EXTENSION = stocks_stream
 MODULE_big = stocks_stream
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 
@@ -11,7 +11,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # joined into stocks_stream--<from>--<to>.sql by make.  CREATE EXTENSION of
 # the default version runs 0.1.0 and then each upgrade, so a fresh install
 # and an updated one run the very same SQL.
-UPGRADES = 0.1.0--0.2.0 0.2.0--0.3.0
+UPGRADES = 0.1.0--0.2.0 0.2.0--0.3.0 0.3.0--0.4.0
 DATA = sql/stocks_stream--0.1.0.sql
 DATA_built = $(foreach u,$(UPGRADES),sql/stocks_stream--$(u).sql)
 EXTRA_CLEAN = $(DATA_built)

@@ -308,7 +308,7 @@ def catalog(inst, db="stocks"):
     return {k: inst.sql(q, db=db) for k, q in CATALOG.items()}
 
 
-RELEASED = ["0.1.0", "0.2.0"]  # every released version an install may be updated from
+RELEASED = ["0.1.0", "0.2.0", "0.3.0"]  # every released version an install may be updated from
 
 
 def default_version():
