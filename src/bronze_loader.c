@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <zlib.h>
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -43,6 +42,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "bronze_gzip.h"
 #include "bronze_loader.h"
 #include "bronze_record.h"
 #include "load_progress.h"
@@ -143,31 +143,20 @@ copy_rows(const char *table, StringInfo rows, List *columns)
 	return n;
 }
 
-/* Gunzip `in` into `out` (reset first); ERROR on corrupt data. */
+/*
+ * Gunzip `in` into `out` (reset first), within stocks_stream.max_object_size;
+ * ERROR on a corrupt, truncated or oversized object.
+ */
 void
 bronze_gunzip(StringInfo in, StringInfo out, const char *key)
 {
-	z_stream zs = {0};
-	int rc;
+	char reason[200];
 
-	resetStringInfo(out);
-	if (inflateInit2(&zs, 15 + 32) != Z_OK)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start gunzip")));
-	zs.next_in = (Bytef *) in->data;
-	zs.avail_in = in->len;
-	do
-	{
-		enlargeStringInfo(out, 1024 * 1024);
-		zs.next_out = (Bytef *) out->data + out->len;
-		zs.avail_out = out->maxlen - out->len - 1;
-		rc = inflate(&zs, Z_NO_FLUSH);
-		out->len = (char *) zs.next_out - out->data;
-	} while (rc == Z_OK);
-	inflateEnd(&zs);
-	if (rc != Z_STREAM_END)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("object \"%s\" is not valid gzip (zlib code %d)", key, rc)));
-	out->data[out->len] = '\0';
+	if (!bronze_gunzip_bounded(in->data, in->len, out, (size_t) ss_max_object_kb * 1024, reason,
+							   sizeof(reason)))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("object \"%s\" %s", key, reason),
+						errhint("It stays in the manifest, marked failed; see "
+								"stocks_stream.max_object_size.")));
 }
 
 /*

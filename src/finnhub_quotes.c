@@ -47,12 +47,8 @@ collect_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	QuoteCall *call = userdata;
 
-	if ((size_t) call->body.len + size * nmemb > FINNHUB_QUOTE_MAX_BYTES)
-	{
-		call->too_large = true;
+	if (!ss_http_append(&call->body, ptr, size * nmemb, FINNHUB_QUOTE_MAX_BYTES, &call->too_large))
 		return 0;
-	}
-	appendBinaryStringInfo(&call->body, ptr, size * nmemb);
 	return size * nmemb;
 }
 
