@@ -68,6 +68,7 @@ static lws_sorted_usec_list_t tick;
 static TimestampTz reconnect_at = 0;
 static TimestampTz last_rx = 0;
 static int backoff_ms = 0;
+static char close_reason[200]; /* why we closed the connection ourselves */
 
 static void
 schedule_reconnect(const char *why)
@@ -164,6 +165,7 @@ receive(struct lws *wsi, const char *in, size_t len)
 		snprintf(why, sizeof(why), "a message over stocks_stream.ws_max_message (%d kB)",
 				 ss_ws_max_message_kb);
 		report_refused(why);
+		strlcpy(close_reason, why, sizeof(close_reason));
 		return false;
 	}
 	memcpy(ws.rx + ws.rx_len, in, len);
@@ -240,8 +242,15 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			break;
 		}
 		case LWS_CALLBACK_CLIENT_CLOSED:
-			schedule_reconnect("connection closed");
+		{
+			char why[300];
+
+			snprintf(why, sizeof(why), "connection closed%s%s", close_reason[0] ? ": " : "",
+					 close_reason);
+			close_reason[0] = '\0';
+			schedule_reconnect(why);
 			break;
+		}
 		default:
 			break;
 	}
@@ -367,6 +376,8 @@ check_silence(void)
 	if (conn == NULL || connecting || ss_ws_silence_timeout_ms <= 0 ||
 		!TimestampDifferenceExceeds(last_rx, GetCurrentTimestamp(), ss_ws_silence_timeout_ms))
 		return;
+	strlcpy(close_reason, "nothing received for stocks_stream.ws_silence_timeout",
+			sizeof(close_reason));
 	ingest_error("Finnhub trade stream: nothing received for stocks_stream.ws_silence_timeout; "
 				 "closing the connection");
 	ingest_set_state("silent");

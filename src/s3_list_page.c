@@ -47,6 +47,44 @@ s3_key_acceptable(const char *key)
 	}
 }
 
+/*
+ * Decode the XML entity at *p (before end), named or numeric (MinIO
+ * writes an ETag's quotes as &#34;), onto out, and leave *p on its ';'.
+ * False when it is none we know: the '&' is then kept as it is.
+ */
+static bool
+append_entity(StringInfo out, const char **p, const char *end)
+{
+	static const char *const named[][2] = {
+		{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
+	const char *s = *p;
+	const char *semi = memchr(s, ';', Min(end - s, 12));
+	unsigned char utf8[8] = {0};
+	long code;
+	char *stop;
+
+	if (semi == NULL)
+		return false;
+	for (size_t i = 0; i < lengthof(named); i++)
+		if (strncmp(s, named[i][0], strlen(named[i][0])) == 0)
+		{
+			appendStringInfoString(out, named[i][1]);
+			*p = s + strlen(named[i][0]) - 1;
+			return true;
+		}
+	if (s[1] != '#')
+		return false;
+	errno = 0;
+	code = (s[2] == 'x' || s[2] == 'X') ? strtol(s + 3, &stop, 16) : strtol(s + 2, &stop, 10);
+	if (errno != 0 || stop != semi || stop == s + 2 || code < 1 || code > 0x10FFFF ||
+		(code >= 0xD800 && code <= 0xDFFF))
+		return false;
+	unicode_to_utf8((pg_wchar) code, utf8);
+	appendBinaryStringInfo(out, (char *) utf8, pg_utf_mblen(utf8));
+	*p = semi;
+	return true;
+}
+
 /* Text of the first <tag>...</tag> at or after *pos, XML entities decoded. */
 static char *
 xml_next(const char *xml, const char *tag, const char **pos)
@@ -63,21 +101,8 @@ xml_next(const char *xml, const char *tag, const char **pos)
 	*pos = end + strlen(close);
 	initStringInfo(&out);
 	for (const char *p = start; p < end; p++)
-	{
-		static const char *const ent[][2] = {
-			{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
-		bool done = false;
-
-		for (int i = 0; i < 5 && !done; i++)
-			if (strncmp(p, ent[i][0], strlen(ent[i][0])) == 0)
-			{
-				appendStringInfoString(&out, ent[i][1]);
-				p += strlen(ent[i][0]) - 1;
-				done = true;
-			}
-		if (!done)
+		if (*p != '&' || !append_entity(&out, &p, end))
 			appendStringInfoChar(&out, *p);
-	}
 	return out.data;
 }
 

@@ -41,3 +41,10 @@ CREATE OR REPLACE VIEW api.pipeline_health AS
       LEFT JOIN stocks_stream.api_worker_status('ingest') w ON w.owner_id = s.source_id AND w.owner = s.name;
 COMMENT ON COLUMN api.pipeline_health.objects_given_up IS
     'Archived objects whose loads failed stocks_stream.load_max_attempts times: no longer retried until stocks_stream.retry_failed_objects() is called.';
+
+-- ETags read from listings before 0.4.0 kept MinIO's &#34; for their quotes
+-- (numeric entities were not decoded); load_bronze() now compares the
+-- recorded ETag with the GET's, so they are stored as a GET gives them.
+UPDATE stocks_stream.manifest
+   SET etag = replace(etag, '&#34;', '')
+ WHERE etag LIKE '&#34;%';
