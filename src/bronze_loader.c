@@ -704,7 +704,8 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 	/*
 	 * An object whose last load failed waits stocks_stream.load_retry_backoff,
 	 * doubled for each failed attempt (up to a day), and is left alone after
-	 * stocks_stream.load_max_attempts (counted in api.pipeline_health).
+	 * stocks_stream.load_max_attempts (counted in api.pipeline_health);
+	 * retry_failed_objects() sets load_attempts to 0: tried at once.
 	 */
 	if (SPI_execute_with_args(
 			"SELECT object_id, bucket, object_key, topic, partition, first_offset, "
@@ -715,7 +716,8 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 			"   AND ($3 IS NULL OR (bucket = $3 AND starts_with(object_key, $4))) "
 			"   AND ($5 IS NULL OR object_key COLLATE \"C\" > $5) "
 			"   AND ($6 IS NULL OR object_key COLLATE \"C\" <= $6) "
-			"   AND (load_error IS NULL OR (load_attempts < $8 AND last_load_attempt + "
+			"   AND (load_error IS NULL OR load_attempts = 0 OR "
+			"        (load_attempts < $8 AND last_load_attempt + "
 			"        make_interval(secs => least($7 * 2 ^ least(load_attempts - 1, 30), 86400)) "
 			"        <= now())) "
 			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",

@@ -218,11 +218,15 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		pfree(key);
 		ingest_count(INGEST_API_CALLS, 1);
 
-		if (call.http_status == 200)
+		/* a body over the limit is refused like any bad quote: the next symbol goes on */
+		if (call.http_status == 200 || call.too_large)
 		{
 			backoff = 0;
 			ingest_set_state("running");
-			handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
+			if (call.too_large)
+				ingest_error(call.error);
+			else
+				handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
 			i = (i + 1) % src->nsymbols;
 			next_call = TimestampTzPlusMilliseconds(started, spacing);
 			continue;

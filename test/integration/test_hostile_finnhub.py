@@ -198,7 +198,7 @@ def test_a_hostile_quote_is_reported_and_the_good_quotes_still_arrive(fake, body
     fake.quote_bodies[symbol] = body
     t = Topic()
     src = Source("finnhub_quotes", [symbol, "AAPL"], t.name, poll_interval_ms=1000,
-                 options={"calls_per_minute": 6000})
+                 options={"calls_per_minute": 600})
     try:
         with ServerWatch():
             src.start()
