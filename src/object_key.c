@@ -5,7 +5,11 @@
  *	  <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.ndjson[.gz]
  *
  * with the offsets as 20 digits and the date and hour (UTC) of the first
- * message's timestamp.  The key names both the first and the last offset,
+ * message's timestamp.  The objects of a topic deleted and created again
+ * (archive_topic.c) name it <topic>~<topic id>: Kafka's id of that
+ * incarnation, 22 characters of URL-safe base64; '~' is never part of a
+ * topic name, so such a folder is no other topic's, and the loaders take it
+ * as a source topic of its own.  The key names both the first and the last offset,
  * so one key always means the same bytes: a writer that lost its partition
  * (a zombie) and flushes late writes a key of its own and can never replace
  * the object of the partition's new owner with a shorter one.  Keys of
@@ -24,8 +28,10 @@
 #include "object_key.h"
 #include "symbol.h"
 
-#define OFFSET_DIGITS 20
-#define TOPIC_CHARS	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define OFFSET_DIGITS  20
+#define TOPIC_CHARS	   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define TOPIC_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#define TOPIC_ID_LEN   22
 
 /*
  * The part of an object's key its first message fixes:
@@ -114,6 +120,19 @@ parse_file_name(const char *name, ObjectKey *out)
 	return kind;
 }
 
+/* A topic folder's name: <topic>, or <topic>~<topic id> (a re-created topic). */
+static bool
+topic_segment_valid(const char *topic, size_t len)
+{
+	const char *tilde = memchr(topic, '~', len);
+	size_t name = tilde ? (size_t) (tilde - topic) : len;
+
+	if (name < 1 || name > 249 || strspn(topic, TOPIC_CHARS) < name)
+		return false;
+	return tilde == NULL ||
+		   (len - name - 1 == TOPIC_ID_LEN && strspn(tilde + 1, TOPIC_ID_CHARS) >= TOPIC_ID_LEN);
+}
+
 /*
  * Unix seconds of a UTC date and hour that exist on the calendar, from
  * 1970 to 9999; -1 for any other ("dt=9999-99-99/hour=99", which SQL
@@ -173,7 +192,7 @@ parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 	for (topic = dt - 1; topic > key && topic[-1] != '/'; topic--)
 		;
 	len = (dt - 1) - topic;
-	if (len < 1 || len > 249 || strspn(topic, TOPIC_CHARS) < len)
+	if (!topic_segment_valid(topic, len))
 		return false;
 	if ((out->time = folder_time(dt + 3, hour + 5)) < 0)
 		return false;
