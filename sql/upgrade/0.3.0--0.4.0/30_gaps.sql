@@ -92,29 +92,4 @@ COMMENT ON COLUMN api.archive_gaps.recorded_at IS 'When the skip was recorded.';
 ALTER VIEW api.archive_gaps OWNER TO stocks_stream_api_owner;
 GRANT SELECT ON api.archive_gaps TO stocks_stream_anon;
 
-CREATE OR REPLACE VIEW api.pipeline_health AS
-    SELECT 'archive'::text AS kind, p.name, p.running, w.state, w.messages,
-           w.lag AS consumer_lag, w.last_activity, w.last_error_at,
-           (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.loaded_at IS NULL) AS objects_pending_load,
-           (SELECT count(*) FROM stocks_stream.manifest m WHERE m.pipeline = p.name AND m.load_error IS NOT NULL) AS objects_failed_load,
-           g.gaps, g.offsets_skipped,
-           CASE w.state
-               WHEN 'topic re-created' THEN
-                   format('The topic was deleted and created again; nothing of the new topic is archived until SELECT stocks_stream.reset_pipeline_offsets(%L, start => ''earliest'') (or ''latest'', or a timestamp).', p.name)
-               WHEN 'offset beyond end' THEN
-                   format('A stored offset is beyond its partition''s end (the log was truncated); SELECT stocks_stream.reset_pipeline_offsets(%L, start => ''earliest'') (or ''latest'', or a timestamp) sets where it resumes.', p.name)
-           END AS hint
-      FROM stocks_stream.pipelines p
-      LEFT JOIN stocks_stream.api_worker_status('archive') w ON w.owner_id = p.pipeline_id AND w.owner = p.name
-      LEFT JOIN LATERAL (SELECT count(*) AS gaps, coalesce(sum(ag.to_offset - ag.from_offset + 1), 0)::bigint AS offsets_skipped
-                           FROM stocks_stream.archive_gaps ag WHERE ag.pipeline = p.name) g ON true
-    UNION ALL
-    SELECT 'source', s.name, s.running, w.state, w.messages, NULL, w.last_activity, w.last_error_at, NULL, NULL,
-           NULL, NULL, NULL
-      FROM stocks_stream.sources s
-      LEFT JOIN stocks_stream.api_worker_status('ingest') w ON w.owner_id = s.source_id AND w.owner = s.name;
-COMMENT ON VIEW api.pipeline_health IS 'Archive pipelines (a row per worker) and ingest sources: running or not, worker state, messages handled, consumer lag, last activity and error time, objects waiting for or failing load, offsets skipped (archive_gaps), and what to do when a worker holds. Error texts and settings are not exposed.';
-COMMENT ON COLUMN api.pipeline_health.gaps IS 'Archive pipelines: ranges of offsets skipped (api.archive_gaps).';
-COMMENT ON COLUMN api.pipeline_health.offsets_skipped IS 'Archive pipelines: offsets skipped in all (api.archive_gaps).';
-COMMENT ON COLUMN api.pipeline_health.hint IS 'What to do when the worker holds (a re-created topic, an offset beyond its partition''s end); null otherwise.';
 NOTIFY pgrst, 'reload schema';
