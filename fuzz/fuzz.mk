@@ -17,7 +17,7 @@ FUZZ_CC ?= clang-16
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD = fuzz/build
 
-FUZZ_TARGETS ?= bronze_line object_key
+FUZZ_TARGETS ?= bronze_line object_key secrets kafka_properties
 
 # the src files each target compiles (beside fuzz/<target>_fuzz.c)
 FUZZ_SRCS_bronze_line = src/bronze_record.c src/flat_json.c src/settings.c src/symbol.c
