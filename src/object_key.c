@@ -115,6 +115,42 @@ parse_file_name(const char *name, ObjectKey *out)
 }
 
 /*
+ * Unix seconds of a UTC date and hour that exist on the calendar, from
+ * 1970 to 9999; -1 for any other ("dt=9999-99-99/hour=99", which SQL
+ * could not cast).
+ */
+static int64
+calendar_hour(int64 y, int64 m, int64 d, int64 h)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int64 days;
+
+	if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 ||
+		d > mdays[m - 1] + (m == 2 && leap ? 1 : 0) || h < 0 || h > 23)
+		return -1;
+	/* days from 1970-03-01-based civil arithmetic */
+	y -= m <= 2;
+	days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1 -
+		   719468;
+	return days * 86400 + h * 3600;
+}
+
+/* "YYYY-MM-DD" and "HH" at dt and hr as unix seconds, or -1 (calendar_hour). */
+static int64
+folder_time(const char *dt, const char *hr)
+{
+	int64 y, m, d, h;
+	const char *p = dt;
+	const char *q = hr;
+
+	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &m) || *p++ != '-' ||
+		!take_digits(&p, 2, &d) || !take_digits(&q, 2, &h))
+		return -1;
+	return calendar_hour(y, m, d, h);
+}
+
+/*
  * [<prefix>/]<topic>/dt=YYYY-MM-DD/hour=HH/ ending at `file`: its parts go
  * to *out.  False when the key does not have that shape.
  */
@@ -139,6 +175,8 @@ parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 	len = (dt - 1) - topic;
 	if (len < 1 || len > 249 || strspn(topic, TOPIC_CHARS) < len)
 		return false;
+	if ((out->time = folder_time(dt + 3, hour + 5)) < 0)
+		return false;
 	out->topic = pnstrdup(topic, len);
 	out->prefix = pnstrdup(key, topic > key ? topic - key - 1 : 0);
 	out->folder_len = dt - key;
@@ -146,18 +184,25 @@ parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 	return true;
 }
 
-/* <symbol>/<unix_ts>.json at the top of the bucket */
+/* <symbol>/<unix_ts>.json at the top of the bucket; its time to *time */
 static bool
-parse_python_quote(const char *key)
+parse_python_quote(const char *key, int64 *time)
 {
 	const char *slash = strchr(key, '/');
 	size_t sym = slash ? (size_t) (slash - key) : 0;
+	const char *p;
 	size_t digits;
 
 	if (!ss_symbol_valid(key, sym))
 		return false;
-	digits = strspn(slash + 1, "0123456789");
-	return digits >= 1 && strcmp(slash + 1 + digits, ".json") == 0;
+	p = slash + 1;
+	digits = strspn(p, "0123456789");
+	if (digits < 1 || strcmp(p + digits, ".json") != 0)
+		return false;
+	/* a time past 9999 (or of more digits than a number holds) is no time */
+	if (digits > 12 || !take_digits(&p, (int) digits, time) || *time > 253402300799)
+		*time = -1;
+	return true;
 }
 
 /* What kind of key this is; an archive key's parts go to *out. */
@@ -168,7 +213,8 @@ object_key_parse(const char *key, ObjectKey *out)
 
 	memset(out, 0, sizeof(ObjectKey));
 	out->last_offset = -1;
-	if (parse_python_quote(key))
+	out->time = -1;
+	if (parse_python_quote(key, &out->time))
 		return out->kind = OBJECT_KEY_PYTHON_QUOTE;
 	if (file == NULL)
 		return OBJECT_KEY_OTHER;
