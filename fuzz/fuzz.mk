@@ -17,13 +17,18 @@ FUZZ_CC ?= clang-16
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD = fuzz/build
 
-FUZZ_TARGETS ?= bronze_line object_key secrets kafka_properties
+FUZZ_TARGETS ?= bronze_line object_key s3_list_page gzip secrets kafka_properties finnhub_ws \
+	finnhub_quote
 
 # the src files each target compiles (beside fuzz/<target>_fuzz.c)
 FUZZ_SRCS_bronze_line = src/bronze_record.c src/flat_json.c src/settings.c src/symbol.c
 FUZZ_SRCS_object_key = src/object_key.c src/symbol.c
+FUZZ_SRCS_s3_list_page = src/s3_list_page.c
+FUZZ_SRCS_gzip = src/bronze_gzip.c
 FUZZ_SRCS_secrets = src/secrets.c src/settings.c
 FUZZ_SRCS_kafka_properties = src/kafka.c src/secrets.c src/settings.c
+FUZZ_SRCS_finnhub_ws = src/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
+FUZZ_SRCS_finnhub_quote = src/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
 
 # libFuzzer's -max_len where its default (4 KB, or the largest seed) is too
 # small to reach a parser's own limit
