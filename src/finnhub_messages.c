@@ -17,19 +17,106 @@
 #include <math.h>
 #include <json-c/json.h>
 
+#include "mb/pg_wchar.h"
+
 #include "finnhub_messages.h"
 
 /* A quote's t: unix seconds before 10000-01-01, which every later step can hold. */
 #define QUOTE_MAX_TIME 253402300799.0
 
+/*
+ * Is s a number as JSON writes it (RFC 8259), or NaN or [-]Infinity (which
+ * the loader reads as numbers and refuses for their value)?
+ */
+static bool
+json_number_text(const char *s)
+{
+	if (strcmp(s, "NaN") == 0 || strcmp(s, "Infinity") == 0 || strcmp(s, "-Infinity") == 0)
+		return true;
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (*s >= '0' && *s <= '9')
+			s++;
+	else
+		return false;
+	if (*s == '.')
+	{
+		if (!(*++s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s == 'e' || *s == 'E')
+	{
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
+/*
+ * json-c's tokener takes numbers JSON does not allow ("1.", "1.e5",
+ * "-01.5"), even with JSON_TOKENER_STRICT, and writes a parsed double back
+ * as its original text: a trade or quote holding one would reach Kafka as
+ * text that is not JSON, and the loader (flat_json.c, strict) would
+ * quarantine it.  Such a number is written from its value instead (the
+ * double json-c read, as strtod reads it).  Found by
+ * fuzz/finnhub_quote_fuzz.c.  json-c bounds the nesting (32), so the
+ * recursion is bounded too.
+ */
+static void
+rewrite_non_json_numbers(json_object *obj)
+{
+	switch (json_object_get_type(obj))
+	{
+		case json_type_double:
+			if (!json_number_text(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN)))
+				json_object_set_double(obj, json_object_get_double(obj));
+			break;
+		case json_type_array:
+			for (size_t i = 0; i < json_object_array_length(obj); i++)
+				rewrite_non_json_numbers(json_object_array_get_idx(obj, i));
+			break;
+		case json_type_object:
+		{
+			json_object_object_foreach(obj, key, value)
+			{
+				(void) key;
+				rewrite_non_json_numbers(value);
+			}
+			break;
+		}
+		default:
+			break;
+	}
+}
+
 /* Parse `len` bytes of JSON text, strictly, UTF-8 checked; NULL when invalid. */
 static json_object *
 parse_json(const char *text, size_t len)
 {
-	json_tokener *tok = json_tokener_new();
+	json_tokener *tok;
 	json_object *obj;
 
-	if (tok == NULL)
+	/*
+	 * json-c's UTF-8 check (JSON_TOKENER_VALIDATE_UTF8, json-c 0.16) only
+	 * checks the shape of sequences: it takes overlong forms (C0 80, an
+	 * encoded NUL), surrogates (ED A0 80) and code points beyond U+10FFFF
+	 * (F4 90 80 80, lead bytes F5-F7), which PostgreSQL, and so the
+	 * loader, refuses.  PostgreSQL's own check decides.  Found by the
+	 * finnhub_quote and finnhub_ws fuzz targets.
+	 */
+	if (len > INT_MAX || pg_encoding_verifymbstr(PG_UTF8, text, (int) len) != (int) len)
+		return NULL;
+	if ((tok = json_tokener_new()) == NULL)
 		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, text, (int) Min(len, (size_t) INT_MAX));
@@ -43,6 +130,7 @@ parse_json(const char *text, size_t len)
 		if (end == len)
 		{
 			json_tokener_free(tok);
+			rewrite_non_json_numbers(obj);
 			return obj;
 		}
 	}
