@@ -54,8 +54,9 @@ include $(PGXS)
 # make check-regress: the REGRESS suites on a temporary instance of their own
 # (initdb'd by pg_regress, the extension preloaded by regress.conf), as
 # pg_cron runs its tests: no running server, Kafka or S3 needed, a few
-# seconds.  The extension is loaded from the system directories, so run
-# `make install` first.  `make installcheck` still runs the same suites
+# seconds.  The extension is loaded from PG_CONFIG's installation (the
+# system's, or the private root of scripts/stack's STOCKS_STREAM_PG_ROOT),
+# so run `make install` there first.  `make installcheck` still runs the same suites
 # against a running server (PG* variables).  initdb refuses root, so as root
 # pg_regress runs as the postgres user.  The suites, regress.conf, results
 # and the instance go to a scratch directory that user owns (REGRESS_OUT,
