@@ -81,3 +81,5 @@ check-regress:
 		cat "$$out/regression.diffs" 2>/dev/null; exit 1; \
 	fi
 .PHONY: check-regress
+
+include fuzz/fuzz.mk

@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "archive_gaps.h"
 #include "archive_probe.h"
 #include "archive_uploads.h"
 #include "archive_worker.h"
@@ -148,11 +149,13 @@ publish_assignment(void)
 
 /*
  * The group's offsets committed in Kafka for these partitions (-1 where
- * there is none).  Every worker of every instance in the consumer group
- * commits there after it has recorded an object.
+ * there is none, or an archive worker committed it for another incarnation
+ * of the topic).  Every worker of every instance in the consumer group
+ * commits there after it has recorded an object, with its mark; foreign[i]
+ * says that no archive worker committed it (archive_gaps.c).
  */
 static int64 *
-committed_offsets(rd_kafka_topic_partition_list_t *parts)
+committed_offsets(rd_kafka_topic_partition_list_t *parts, bool *foreign)
 {
 	rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
 	int64 *committed = palloc(sizeof(int64) * Max(parts->cnt, 1));
@@ -166,10 +169,7 @@ committed_offsets(rd_kafka_topic_partition_list_t *parts)
 							   rd_kafka_err2str(err))));
 	}
 	for (int i = 0; i < parts->cnt; i++)
-		committed[i] =
-			copy->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && copy->elems[i].offset >= 0
-				? copy->elems[i].offset
-				: -1;
+		committed[i] = archive_gaps_committed(&copy->elems[i], &foreign[i]);
 	rd_kafka_topic_partition_list_destroy(copy);
 	return committed;
 }
@@ -180,13 +180,18 @@ committed_offsets(rd_kafka_topic_partition_list_t *parts)
  * offsets are the truth for what this instance archived; the committed
  * one covers what other instances of the same pipeline (same group)
  * archived while they owned the partition.  With neither, from the start.
+ * A committed offset ahead that no archive worker committed skips records:
+ * a gap, recorded first.  A re-created topic holds every partition
+ * (archive_gaps.c).
  */
 static void
 seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 {
 	StoredOffset *stored;
+	bool recreated = archive_gaps_check_topic();
 	int n = ss_store_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
-	int64 *committed = committed_offsets(parts);
+	bool *foreign = palloc0(sizeof(bool) * Max(parts->cnt, 1));
+	int64 *committed = committed_offsets(parts, foreign);
 
 	/* listings taken before this assignment could miss what was put since */
 	archive_probe_forget_folders();
@@ -194,11 +199,13 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 	{
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
 		PartitionBatch *b = batch_for(tp->partition);
-		int64 start = committed[i];
+		int64 here = -1;
+		int64 start;
 
 		for (int j = 0; j < n; j++)
 			if (stored[j].partition == tp->partition)
-				start = Max(start, stored[j].next_offset);
+				here = stored[j].next_offset;
+		start = Max(here, committed[i]);
 		tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_BEGINNING;
 		archive_upload_abandon(archive_upload_of(tp->partition));
 		abandon_probe(b);
@@ -207,12 +214,55 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 		b->assigned = true;
 		b->next_offset = start;
 		b->recorded_offset = -1;
+		b->held = recreated;
+		b->gap_reason = NULL;
 		if (!b->probe_unrecorded)
 			nunprobed++;
 		b->probe_unrecorded = true;
+		if (!recreated && here >= 0 && committed[i] > here && foreign[i])
+			archive_gaps_group_moved(b, here, committed[i]);
 	}
 	pfree(stored);
 	pfree(committed);
+	pfree(foreign);
+}
+
+/* "running", or why partitions are held (archive_gaps.c) */
+static const char *
+running_state(void)
+{
+	for (int i = 0; i < nbatches; i++)
+		if (batches[i].assigned && batches[i].held)
+			return archive_gaps_hold_state();
+	return "running";
+}
+
+/*
+ * Fetch the assigned partitions, all but those held (they stay ours in the
+ * group, unread), and say which are held.
+ */
+static void
+assign_fetchable(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *fetch = rd_kafka_topic_partition_list_new(Max(parts->cnt, 1));
+	StringInfoData held;
+
+	initStringInfo(&held);
+	for (int i = 0; i < parts->cnt; i++)
+	{
+		if (batch_for(parts->elems[i].partition)->held)
+			appendStringInfo(&held, "%s%d", held.len ? "," : "", parts->elems[i].partition);
+		else
+			rd_kafka_topic_partition_list_add(fetch, pipeline->topic, parts->elems[i].partition)
+				->offset = parts->elems[i].offset;
+	}
+	rd_kafka_assign(rk, fetch);
+	if (paused)
+		rd_kafka_pause_partitions(rk, fetch);
+	rd_kafka_topic_partition_list_destroy(fetch);
+	if (held.len > 0)
+		archive_gaps_announce_holds(held.data);
+	pfree(held.data);
 }
 
 /*
@@ -245,15 +295,13 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			return;
 		}
 		PG_END_TRY();
-		rd_kafka_assign(rk, parts);
-		if (paused)
-			rd_kafka_pause_partitions(rk, parts);
 		if (parts->cnt > 0 && waiting_for_topic)
 		{
 			waiting_for_topic = false;
 			if (!paused)
-				ss_status_set_state(status, "running");
+				ss_status_set_state(status, running_state());
 		}
+		assign_fetchable(rk, parts);
 		ereport(
 			LOG,
 			(errmsg("stocks_stream pipeline \"%s\" worker %d: assigned %d partition(s) of \"%s\"",
@@ -271,6 +319,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			buffered_bytes -= b->len;
 			batch_clear(b);
 			b->assigned = false;
+			b->held = false;
+			b->gap_reason = NULL;
 			b->next_offset = -1;
 			b->recorded_offset = -1;
 			if (b->probe_unrecorded)
@@ -289,6 +339,10 @@ set_paused(bool pause)
 
 	if (rd_kafka_assignment(consumer, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
+		/* a held partition stays paused (archive_gaps.c) */
+		for (int i = assignment->cnt - 1; i >= 0 && !pause; i--)
+			if (batch_for(assignment->elems[i].partition)->held)
+				rd_kafka_topic_partition_list_del_by_idx(assignment, i);
 		if (pause)
 			rd_kafka_pause_partitions(consumer, assignment);
 		else
@@ -296,7 +350,7 @@ set_paused(bool pause)
 		rd_kafka_topic_partition_list_destroy(assignment);
 	}
 	paused = pause;
-	ss_status_set_state(status, pause ? "waiting for S3" : "running");
+	ss_status_set_state(status, pause ? "waiting for S3" : running_state());
 }
 
 static void
@@ -311,6 +365,32 @@ schedule_retry(const char *error)
 		set_paused(true);
 }
 
+/*
+ * Commit the list (asynchronously; with a queue, its result goes there) with
+ * the archive workers' mark, which tells the other instances of the
+ * pipeline that the offsets before were archived (archive_gaps.c); the
+ * list is destroyed.
+ */
+static void
+commit_marked(rd_kafka_topic_partition_list_t *list, rd_kafka_queue_t *queue)
+{
+	const char *mark = archive_gaps_commit_mark();
+
+	for (int i = 0; i < list->cnt; i++)
+	{
+		list->elems[i].metadata = (void *) mark;
+		list->elems[i].metadata_size = strlen(mark);
+	}
+	if (queue != NULL)
+		rd_kafka_commit_queue(consumer, list, queue, NULL, NULL);
+	else
+		rd_kafka_commit(consumer, list, 1);
+	/* the mark is ours, not librdkafka's to free (it commits a copy) */
+	for (int i = 0; i < list->cnt; i++)
+		list->elems[i].metadata = NULL;
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* Tell Kafka where the objects just recorded end, for standard lag tools. */
 static void
 commit_to_kafka(ArchiveUpload **recorded, int n)
@@ -323,8 +403,7 @@ commit_to_kafka(ArchiveUpload **recorded, int n)
 			recorded[i]->last_offset + 1;
 		batch_for(recorded[i]->partition)->recorded_offset = recorded[i]->last_offset + 1;
 	}
-	rd_kafka_commit(consumer, list, 1);
-	rd_kafka_topic_partition_list_destroy(list);
+	commit_marked(list, 0);
 }
 
 /*
@@ -350,13 +429,14 @@ commit_recorded_at_exit(int code, Datum arg)
 	if (list->cnt > 0)
 	{
 		queue = rd_kafka_queue_new(consumer);
-		rd_kafka_commit_queue(consumer, list, queue, NULL, NULL);
+		commit_marked(list, queue);
 		ev = rd_kafka_queue_poll(queue, EXIT_COMMIT_TIMEOUT_MS);
 		if (ev != NULL)
 			rd_kafka_event_destroy(ev);
 		rd_kafka_queue_destroy(queue);
 	}
-	rd_kafka_topic_partition_list_destroy(list);
+	else
+		rd_kafka_topic_partition_list_destroy(list);
 }
 
 /*
@@ -502,8 +582,8 @@ flush_batch(PartitionBatch *b)
 			return false;
 	if (archive_uploads_awaiting_retry() || !room_for_object(b->len))
 		return false;
-	key = object_key_format(pipeline->key_prefix, pipeline->topic, b->partition, b->first_offset,
-							b->last_offset, b->first_timestamp_ms, pipeline->gzip);
+	key = object_key_format(pipeline->key_prefix, pipeline->key_topic, b->partition,
+							b->first_offset, b->last_offset, b->first_timestamp_ms, pipeline->gzip);
 	buffered_bytes -= b->len;
 	archive_upload_start(b, key);
 	pfree(key);
@@ -553,7 +633,7 @@ wait_for_topic(void)
 static void
 start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 {
-	char *start = object_key_format_start(pipeline->key_prefix, pipeline->topic, b->partition,
+	char *start = object_key_format_start(pipeline->key_prefix, pipeline->key_topic, b->partition,
 										  first_offset, timestamp_ms);
 
 	b->probe = archive_probe_start(start);
@@ -668,6 +748,54 @@ caught_up(int32 partition)
 		(void) flush_batch(b);
 }
 
+/*
+ * Kafka says the partition's fetch offset is out of range, and stopped it
+ * (auto.offset.reset=error): a gap, or a hold (archive_gaps.c): of this
+ * partition when its offset is beyond its end, of all of them when the
+ * topic was re-created.
+ */
+static void
+out_of_range(int32 partition, int64 offset)
+{
+	PartitionBatch *b = batch_for(partition);
+	bool recreated = false;
+	StringInfoData held;
+
+	if (!b->assigned || b->held || b->gap_reason != NULL ||
+		!archive_gaps_out_of_range(b, offset, &recreated))
+		return;
+	initStringInfo(&held);
+	for (int i = 0; i < nbatches; i++)
+		if (batches[i].assigned && (i == partition || (recreated && !batches[i].held)))
+		{
+			archive_gaps_hold(&batches[i], recreated);
+			appendStringInfo(&held, "%s%d", held.len ? "," : "", i);
+		}
+	archive_gaps_announce_holds(held.data);
+	pfree(held.data);
+}
+
+/*
+ * Skip the gaps of partitions whose earlier offsets are all recorded: the
+ * batch before a gap is flushed and its object recorded first, so the
+ * stored offset moves in offset order.
+ */
+static void
+settle_gaps(void)
+{
+	for (int i = 0; i < nbatches && !paused; i++)
+	{
+		PartitionBatch *b = &batches[i];
+
+		if (!b->assigned || b->gap_reason == NULL)
+			continue;
+		if (b->count > 0 && !flush_batch(b))
+			return;
+		if (archive_upload_of(b->partition) == NULL)
+			archive_gaps_record(b);
+	}
+}
+
 static void
 handle_message(rd_kafka_message_t *msg)
 {
@@ -678,6 +806,8 @@ handle_message(rd_kafka_message_t *msg)
 	{
 		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			caught_up(msg->partition);
+		else if (msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+			out_of_range(msg->partition, msg->offset);
 		else if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 			wait_for_topic();
 		else
@@ -692,8 +822,9 @@ handle_message(rd_kafka_message_t *msg)
 	}
 
 	b = batch_for(msg->partition);
-	/* a redelivery of something we already hold or archived */
-	if (!b->assigned || (b->next_offset >= 0 && msg->offset < b->next_offset))
+	/* a redelivery of something we already hold or archived, or of a held partition */
+	if (!b->assigned || b->held || b->gap_reason != NULL ||
+		(b->next_offset >= 0 && msg->offset < b->next_offset))
 		return;
 	/* the batch's second message waits for where its first object is to end */
 	settle_probe_now(b);
@@ -884,6 +1015,12 @@ create_consumer(void)
 		{"queued.max.messages.kbytes", "4096"},
 		{"enable.partition.eof", "true"}, /* caught_up() */
 		/*
+		 * Partitions added to the topic (and a topic deleted or created
+		 * again) are seen at the next metadata refresh; librdkafka's 300 s
+		 * left new partitions unread for minutes.
+		 */
+		{"topic.metadata.refresh.interval.ms", "5000"},
+		/*
 		 * A fetch of partitions with nothing new waits this long at the
 		 * broker, and no other fetch goes to that broker meanwhile: with
 		 * many partitions, those the full prefetch queue left out waited for
@@ -907,7 +1044,8 @@ create_consumer(void)
 	ss_kafka_conf_set(conf, "group.id", group);
 	ss_kafka_conf_set(conf, "enable.auto.commit", "false");
 	ss_kafka_conf_set(conf, "enable.auto.offset.store", "false");
-	ss_kafka_conf_set(conf, "auto.offset.reset", "earliest");
+	/* an offset out of range is a gap or a hold, decided by archive_gaps.c */
+	ss_kafka_conf_set(conf, "auto.offset.reset", "error");
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 
 	consumer = ss_kafka_new(RD_KAFKA_CONSUMER, conf);
@@ -968,6 +1106,7 @@ ss_archive_worker_main(Datum main_arg)
 	archive_probe_configure(pipeline->bucket, pipeline->gzip);
 	archive_uploads_configure(pipeline->bucket, pipeline->gzip);
 	create_consumer();
+	archive_gaps_configure(consumer, pipeline, status);
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
 	ss_status_set_state(status, "running");
 
@@ -977,6 +1116,7 @@ ss_archive_worker_main(Datum main_arg)
 			settings_reloaded();
 		consume_available(Min(next_timeout_ms(), MAX_WAIT_MS));
 		flush_due_batches();
+		settle_gaps();
 		refresh_gold_when_due();
 		publish_lag();
 	}

@@ -19,6 +19,11 @@ typedef struct PartitionBatch
 	bool probe_unrecorded;		/* look for an unrecorded object where the next batch starts */
 	struct ArchiveProbe *probe; /* that look, until answered (archive_probe.c); NULL: none */
 	int64 end_at;				/* end the batch at this offset (an unrecorded object's); -1: no */
+	bool held;					/* not archived until an operator resets it (archive_gaps.c) */
+	const char *gap_reason;		/* offsets to skip once what precedes is recorded; NULL: none */
+	int64 gap_from;				/* ... the first of them */
+	int64 gap_to;				/* ... the last of them */
+	char gap_detail[160];		/* ... what the worker saw */
 	int64 first_offset;
 	int64 last_offset;
 	int64 first_timestamp_ms;

@@ -303,7 +303,12 @@ latest_hours(List *entries)
 	return marks;
 }
 
-/* Remember the latest hour listed in each archive topic folder: a row each. */
+/*
+ * Remember the latest hour listed in each archive topic folder: a row
+ * each.  A mark never lies ahead of the current hour: a folder named for
+ * a day to come (dt=9999-12-31) would otherwise hide every hour before it
+ * from later listings.
+ */
 static void
 note_marks(const char *bucket, List *entries)
 {
@@ -318,7 +323,8 @@ note_marks(const char *bucket, List *entries)
 
 		if (SPI_execute_with_args(
 				"INSERT INTO stocks_stream.listing_marks AS m (bucket, folder, last_hour) "
-				"VALUES ($1, $2, ($3 || ':00')::timestamp) "
+				"VALUES ($1, $2, least(($3 || ':00')::timestamp, "
+				"                      date_trunc('hour', now() AT TIME ZONE 'UTC'))) "
 				"ON CONFLICT (bucket, folder) DO UPDATE "
 				"SET last_hour = greatest(m.last_hour, EXCLUDED.last_hour), listed_at = now()",
 				3, types, args, NULL, false, 0) != SPI_OK_INSERT)

@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <zlib.h>
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -43,6 +42,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "bronze_gzip.h"
 #include "bronze_loader.h"
 #include "bronze_record.h"
 #include "load_progress.h"
@@ -61,6 +61,8 @@ typedef struct ObjectRef
 	int64 last_offset;
 	bool compressed;
 	bool single_record; /* an object of the old Python pipeline: one JSON */
+	char *etag;			/* as recorded; "" when the manifest has none */
+	int64 time;			/* unix seconds its key names (object_key.c); -1: none */
 } ObjectRef;
 
 /* what the COPY data source callback reads from */
@@ -143,31 +145,20 @@ copy_rows(const char *table, StringInfo rows, List *columns)
 	return n;
 }
 
-/* Gunzip `in` into `out` (reset first); ERROR on corrupt data. */
+/*
+ * Gunzip `in` into `out` (reset first), within stocks_stream.max_object_size;
+ * ERROR on a corrupt, truncated or oversized object.
+ */
 void
 bronze_gunzip(StringInfo in, StringInfo out, const char *key)
 {
-	z_stream zs = {0};
-	int rc;
+	char reason[200];
 
-	resetStringInfo(out);
-	if (inflateInit2(&zs, 15 + 32) != Z_OK)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not start gunzip")));
-	zs.next_in = (Bytef *) in->data;
-	zs.avail_in = in->len;
-	do
-	{
-		enlargeStringInfo(out, 1024 * 1024);
-		zs.next_out = (Bytef *) out->data + out->len;
-		zs.avail_out = out->maxlen - out->len - 1;
-		rc = inflate(&zs, Z_NO_FLUSH);
-		out->len = (char *) zs.next_out - out->data;
-	} while (rc == Z_OK);
-	inflateEnd(&zs);
-	if (rc != Z_STREAM_END)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("object \"%s\" is not valid gzip (zlib code %d)", key, rc)));
-	out->data[out->len] = '\0';
+	if (!bronze_gunzip_bounded(in->data, in->len, out, (size_t) ss_max_object_kb * 1024, reason,
+							   sizeof(reason)))
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("object \"%s\" %s", key, reason),
+						errhint("It stays in the manifest, marked failed; see "
+								"stocks_stream.max_object_size.")));
 }
 
 /*
@@ -281,13 +272,18 @@ event_time_range(const ObjectRef *o, StringInfo text, int64 *range)
 	return line_no > 0;
 }
 
+/*
+ * Keep a refused line in the quarantine with its reason: at most
+ * stocks_stream.quarantine_raw_max bytes of it; of a longer one the
+ * reason also gives its length and SHA-256.
+ */
 static void
 quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid types[5] = {TEXTOID, TEXTOID, INT8OID, BYTEAOID, TEXTOID};
+	Oid types[6] = {TEXTOID, TEXTOID, INT8OID, BYTEAOID, TEXTOID, INT4OID};
 	bytea *raw = palloc(VARHDRSZ + len);
-	Datum args[5];
+	Datum args[6];
 
 	SET_VARSIZE(raw, VARHDRSZ + len);
 	memcpy(VARDATA(raw), line, len);
@@ -296,12 +292,17 @@ quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, cons
 	args[2] = Int64GetDatum(line_no);
 	args[3] = PointerGetDatum(raw);
 	args[4] = CStringGetTextDatum(reason);
+	args[5] = Int32GetDatum(ss_quarantine_raw_max);
 	if (bronze_execute_kept(
 			&plan,
 			"INSERT INTO stocks_stream.quarantine "
-			"(bucket, object_key, line_number, raw, reason) VALUES ($1, $2, $3, $4, $5) "
+			"(bucket, object_key, line_number, raw, reason) "
+			"VALUES ($1, $2, $3, substring($4 FROM 1 FOR $6), "
+			"        CASE WHEN length($4) <= $6 THEN $5 "
+			"             ELSE format('%s (a line of %s bytes, SHA-256 %s: its first %s kept)', "
+			"                         $5, length($4), encode(sha256($4), 'hex'), $6) END) "
 			"ON CONFLICT (bucket, object_key, line_number) DO NOTHING",
-			5, types, args, NULL, false) != SPI_OK_INSERT)
+			6, types, args, NULL, false) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not write to quarantine")));
 }
 
@@ -446,6 +447,32 @@ flatten(StringInfo text)
 }
 
 /*
+ * Is a valid line's event time within stocks_stream.event_time_window of
+ * the time its object's key names (its first Kafka record's timestamp)?
+ * Without the bound anyone who can write to the topic could make silver
+ * partitions of any day since min_event_year.
+ */
+static bool
+in_time_window(const ObjectRef *o, const BronzeEvent *event, char *reason, size_t reason_len)
+{
+	int64 window_ms = (int64) ss_event_time_window_min * 60000;
+	int64 from_ms, to_ms;
+
+	if (window_ms == 0 || o->time < 0)
+		return true;
+	/* an object's records were written within the hour its key names, or soon after */
+	from_ms = o->time * 1000 - window_ms;
+	to_ms = (o->time + 3600) * 1000 + window_ms;
+	if (event->time_ms >= from_ms && event->time_ms <= to_ms)
+		return true;
+	snprintf(reason, reason_len,
+			 "event time is more than stocks_stream.event_time_window (%d min) from the time "
+			 "the object was written",
+			 ss_event_time_window_min);
+	return false;
+}
+
+/*
  * Check each line of an object's text (line N is offset first_offset + N;
  * seen[N]: silver holds it already): good ones are appended to the COPY
  * streams, bad ones quarantined.
@@ -477,9 +504,18 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 		{
 			BronzeKind kind;
 			BronzeEvent event;
+			int quotes_len = buf->quotes.len;
+			int trades_len = buf->trades.len;
 
 			kind = bronze_check_line(line, len, &src, &buf->quotes, &buf->trades, &event, reason,
 									 sizeof(reason));
+			if (kind != BRONZE_INVALID && !in_time_window(o, &event, reason, sizeof(reason)))
+			{
+				/* drop the tuple it wrote */
+				buf->quotes.len = quotes_len;
+				buf->trades.len = trades_len;
+				kind = BRONZE_INVALID;
+			}
 			if (kind != BRONZE_INVALID)
 				ss->days = note_event(ss->days, ss->minutes, &event);
 			if (kind == BRONZE_QUOTE)
@@ -646,27 +682,46 @@ List *
 bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix,
 					   const char *after, const char *upto)
 {
-	Oid types[6] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum args[6] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0,
+	Oid types[8] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, INT4OID};
+	Datum args[8] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0,
 					 Int32GetDatum(max_objects),
 					 bucket ? CStringGetTextDatum(bucket) : (Datum) 0,
 					 prefix ? CStringGetTextDatum(prefix) : (Datum) 0,
 					 after ? CStringGetTextDatum(after) : (Datum) 0,
-					 upto ? CStringGetTextDatum(upto) : (Datum) 0};
-	char nulls[6] = {pipeline ? ' ' : 'n', max_objects > 0 ? ' ' : 'n', bucket ? ' ' : 'n',
-					 prefix ? ' ' : 'n',   after ? ' ' : 'n',			upto ? ' ' : 'n'};
+					 upto ? CStringGetTextDatum(upto) : (Datum) 0,
+					 Float8GetDatum(ss_load_retry_backoff_ms / 1000.0),
+					 Int32GetDatum(ss_load_max_attempts)};
+	char nulls[8] = {pipeline ? ' ' : 'n',
+					 max_objects > 0 ? ' ' : 'n',
+					 bucket ? ' ' : 'n',
+					 prefix ? ' ' : 'n',
+					 after ? ' ' : 'n',
+					 upto ? ' ' : 'n',
+					 ' ',
+					 ' '};
 	List *objs = NIL;
 
+	/*
+	 * An object whose last load failed waits stocks_stream.load_retry_backoff,
+	 * doubled for each failed attempt (up to a day), and is left alone after
+	 * stocks_stream.load_max_attempts (counted in api.pipeline_health);
+	 * retry_failed_objects() sets load_attempts to 0: tried at once.
+	 */
 	if (SPI_execute_with_args(
 			"SELECT object_id, bucket, object_key, topic, partition, first_offset, "
-			"       last_offset, compressed, pipeline = 'load_bronze_prefix' "
+			"       last_offset, compressed, pipeline = 'load_bronze_prefix', "
+			"       coalesce(etag, '') "
 			"  FROM stocks_stream.manifest "
 			" WHERE loaded_at IS NULL AND ($1 IS NULL OR pipeline = $1) "
 			"   AND ($3 IS NULL OR (bucket = $3 AND starts_with(object_key, $4))) "
 			"   AND ($5 IS NULL OR object_key COLLATE \"C\" > $5) "
 			"   AND ($6 IS NULL OR object_key COLLATE \"C\" <= $6) "
+			"   AND (load_error IS NULL OR load_attempts = 0 OR "
+			"        (load_attempts < $8 AND last_load_attempt + "
+			"        make_interval(secs => least($7 * 2 ^ least(load_attempts - 1, 30), 86400)) "
+			"        <= now())) "
 			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-			6, types, args, nulls, false, 0) != SPI_OK_SELECT)
+			8, types, args, nulls, false, 0) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -686,6 +741,8 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
 		o->single_record = DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) &&
 						   object_key_parse(o->key, &key) == OBJECT_KEY_PYTHON_QUOTE;
+		o->etag = SPI_getvalue(t, d, 10);
+		o->time = object_key_parse(o->key, &key) != OBJECT_KEY_OTHER ? key.time : -1;
 		objs = lappend(objs, o);
 	}
 	return objs;
@@ -777,7 +834,9 @@ fail_object(const ObjectRef *o, const char *error, LoadCounts *counts)
 	mark_object(o, error);
 	counts->objects_failed++;
 	ereport(WARNING, (errmsg("could not load object \"%s\": %s", o->key, error),
-					  errhint("It stays in the manifest and is retried by the next call.")));
+					  errhint("It stays in the manifest and is retried after "
+							  "stocks_stream.load_retry_backoff, at most "
+							  "stocks_stream.load_max_attempts times.")));
 }
 
 /* Load one object whose body is in st->buffers.body, in a subtransaction. */
@@ -870,6 +929,14 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 		StringInfo body = o->single_record ? &bodies[ngroup] : &st.buffers.body;
 		S3Result res = s3_fetch_next(fetch, body);
 
+		if (res.ok && o->etag[0] != '\0' && res.etag[0] != '\0' && strcmp(o->etag, res.etag) != 0)
+		{
+			res.ok = false;
+			snprintf(res.error, sizeof(res.error),
+					 "the object was replaced after it was recorded (ETag \"%s\", recorded "
+					 "\"%s\"); it is not loaded",
+					 res.etag, o->etag);
+		}
 		if (!res.ok)
 		{
 			fail_object(o, res.error, counts);

@@ -267,6 +267,7 @@ static void
 put_text_array(StringInfo row, const FlatJsonValue *items, size_t n)
 {
 	int at = row->len;
+	uint32 length_word;
 
 	pq_sendint32(row, 0); /* length word, filled in below */
 	pq_sendint32(row, n > 0 ? 1 : 0);
@@ -279,7 +280,13 @@ put_text_array(StringInfo row, const FlatJsonValue *items, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		put_text(row, items[i].string);
-	*(uint32 *) (row->data + at) = pg_hton32((uint32) (row->len - at - 4));
+	/*
+	 * The tuple's fields have no alignment, so the length word may sit at any
+	 * byte: a uint32 store there is undefined behaviour (found by the
+	 * bronze_line fuzz target's UBSan); memcpy writes it at any address.
+	 */
+	length_word = pg_hton32((uint32) (row->len - at - 4));
+	memcpy(row->data + at, &length_word, sizeof(length_word));
 }
 
 /* A quote, rendered in the order of quote_columns. */

@@ -27,9 +27,16 @@ typedef struct LagSource
 	char *topic;
 } LagSource;
 
-static List *
+/*
+ * The pipelines, in the caller's memory context: SPI_finish frees what
+ * SPI_getvalue returned and every list made after SPI_connect, so each
+ * value is copied out as it is read.  (Not inlined into ss_consumer_lag,
+ * whose PG_TRY would make its locals longjmp-clobbered.)
+ */
+pg_noinline static List *
 read_pipelines(void)
 {
+	MemoryContext outer = CurrentMemoryContext;
 	List *result = NIL;
 
 	SPI_connect();
@@ -39,17 +46,18 @@ read_pipelines(void)
 						errmsg("could not read stocks_stream.pipelines")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		LagSource *src = SPI_palloc(sizeof(LagSource));
+		HeapTuple tuple = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+		LagSource *src = palloc(sizeof(LagSource));
 		bool isnull;
 
-		src->pipeline_id =
-			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		src->pipeline = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-		src->topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		src->pipeline_id = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
+		src->pipeline = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
+		src->topic = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
 		result = lappend(result, src);
+		MemoryContextSwitchTo(spi);
 	}
-	/* the list cells were allocated in SPI's context: copy them out */
-	result = list_copy(result);
 	SPI_finish();
 	return result;
 }

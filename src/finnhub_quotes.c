@@ -17,11 +17,10 @@
  */
 #include "postgres.h"
 
-#include <json-c/json.h>
-
 #include "lib/stringinfo.h"
 #include "utils/timestamp.h"
 
+#include "finnhub_messages.h"
 #include "http.h"
 #include "ingest_worker.h"
 #include "settings.h"
@@ -36,19 +35,20 @@ typedef struct QuoteCall
 {
 	long http_status; /* 0: no answer */
 	StringInfoData body;
+	bool too_large; /* the body went over FINNHUB_QUOTE_MAX_BYTES */
 	char error[256];
 } QuoteCall;
 
 static CURL *curl = NULL;
 
+/* Collect the body; one over the limit ends the transfer (no ERROR in a callback). */
 static size_t
 collect_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	StringInfo body = userdata;
+	QuoteCall *call = userdata;
 
-	if (body->len + size * nmemb > 1024 * 1024)
-		return 0; /* no quote is this large */
-	appendBinaryStringInfo(body, ptr, size * nmemb);
+	if (!ss_http_append(&call->body, ptr, size * nmemb, FINNHUB_QUOTE_MAX_BYTES, &call->too_large))
+		return 0;
 	return size * nmemb;
 }
 
@@ -72,12 +72,13 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 
 	resetStringInfo(&call->body);
 	call->http_status = 0;
+	call->too_large = false;
 	call->error[0] = '\0';
 	ss_http_set_defaults(curl, curl_error, HTTP_TIMEOUT_MS);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &call->body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, call);
 	rc = curl_easy_perform(curl);
 	curl_slist_free_all(headers);
 	/* the header held the key: wipe it */
@@ -85,64 +86,53 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 	pfree(auth);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &call->http_status);
+	else if (call->too_large)
+		snprintf(call->error, sizeof(call->error),
+				 "Finnhub quote for %s is longer than %d bytes; it was dropped", symbol,
+				 FINNHUB_QUOTE_MAX_BYTES);
 	else
 		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s failed: %s", symbol,
 				 curl_error[0] ? curl_error : curl_easy_strerror(rc));
 	pfree(url);
 }
 
-static bool
-get_number(json_object *obj, const char *field, double *value)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(obj, field, &v))
-		return false;
-	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
-		return false;
-	*value = json_object_get_double(v);
-	return true;
-}
-
 /*
- * Produce one quote unless it is all zeros or unchanged.  `last_t` holds the
- * previous t of this symbol.
+ * Produce one quote unless it is invalid, all zeros or unchanged.
+ * `last_t` holds the previous t of this symbol.
  */
 static void
 handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body, int64 *last_t)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *obj = json_tokener_parse_ex(tok, body->data, body->len);
-	double c, pc, t;
-	const char *out;
+	StringInfoData out;
+	char reason[256];
+	int64 t = 0;
 
-	json_tokener_free(tok);
-	if (obj == NULL || !json_object_is_type(obj, json_type_object) || !get_number(obj, "c", &c) ||
-		!get_number(obj, "pc", &pc) || !get_number(obj, "t", &t))
+	initStringInfo(&out);
+	switch (finnhub_quote_body(body->data, body->len, symbol, (int64) time(NULL), &out, &t, reason,
+							   sizeof(reason)))
 	{
-		char msg[300];
+		case FINNHUB_QUOTE_INVALID:
+		{
+			char msg[400];
 
-		snprintf(msg, sizeof(msg), "Finnhub quote for %s is not a quote object: %.200s", symbol,
-				 body->data);
-		ingest_error(msg);
-		if (obj)
-			json_object_put(obj);
-		return;
+			snprintf(msg, sizeof(msg), "Finnhub quote for %s was dropped: %s", symbol, reason);
+			ingest_error(msg);
+			break;
+		}
+		case FINNHUB_QUOTE_ZERO:
+			ingest_count(INGEST_ZERO_QUOTES, 1);
+			break;
+		case FINNHUB_QUOTE_OK:
+			if (src->skip_unchanged && t == *last_t)
+				ingest_count(INGEST_UNCHANGED_QUOTES, 1);
+			else
+			{
+				*last_t = t;
+				ingest_send(symbol, out.data, out.len, 0);
+			}
+			break;
 	}
-	if (c == 0 && pc == 0)
-		ingest_count(INGEST_ZERO_QUOTES, 1);
-	else if (src->skip_unchanged && (int64) t == *last_t)
-		ingest_count(INGEST_UNCHANGED_QUOTES, 1);
-	else
-	{
-		*last_t = (int64) t;
-		json_object_object_add(obj, "symbol", json_object_new_string(symbol));
-		json_object_object_add(obj, "fetched_time", json_object_new_int64((int64) time(NULL)));
-		out = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-													  JSON_C_TO_STRING_NOSLASHESCAPE);
-		ingest_send(symbol, out, strlen(out), 0);
-	}
-	json_object_put(obj);
+	pfree(out.data);
 }
 
 /* Milliseconds from now until `when`, at least 0. */
@@ -228,11 +218,15 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		pfree(key);
 		ingest_count(INGEST_API_CALLS, 1);
 
-		if (call.http_status == 200)
+		/* a body over the limit is refused like any bad quote: the next symbol goes on */
+		if (call.http_status == 200 || call.too_large)
 		{
 			backoff = 0;
 			ingest_set_state("running");
-			handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
+			if (call.too_large)
+				ingest_error(call.error);
+			else
+				handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
 			i = (i + 1) % src->nsymbols;
 			next_call = TimestampTzPlusMilliseconds(started, spacing);
 			continue;

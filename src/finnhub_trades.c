@@ -20,7 +20,6 @@
  */
 #include "postgres.h"
 
-#include <json-c/json.h>
 #include <libwebsockets.h>
 
 #include "lib/stringinfo.h"
@@ -28,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "finnhub_messages.h"
 #include "ingest_worker.h"
 #include "settings.h"
 #include "worker_status.h"
@@ -35,13 +35,26 @@
 #define TICK_US		   (100 * LWS_US_PER_MS)
 #define MIN_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS 60000
-#define MAX_PENDING	   100000
+#define MAX_TRADES	   100000 /* taken from one message; those beyond are counted */
 
-typedef struct PendingTrade
+/*
+ * What the libwebsockets callbacks fill, in memory allocated before they
+ * run (they must never ereport): the message being received, at most
+ * stocks_stream.ws_max_message bytes, and the trades of complete messages
+ * waiting for the main loop to produce them, in an arena of twice that.
+ */
+typedef struct WsBuffers
 {
-	char *symbol;
-	char *json;
-} PendingTrade;
+	char *rx;		   /* the message being received */
+	size_t rx_len;	   /* bytes of it so far */
+	size_t rx_cap;	   /* ws_max_message */
+	char *trades;	   /* "symbol\0json\0" per trade */
+	size_t trades_len; /* bytes used */
+	size_t trades_cap;
+	int ntrades;
+	int64 refused; /* messages refused since the worker started */
+	int64 dropped; /* trades that could not be taken */
+} WsBuffers;
 
 static const SourceConfig *source = NULL;
 static struct lws_context *context = NULL;
@@ -50,14 +63,12 @@ static bool connecting = false;
 static bool ever_connected = false;
 static int subscribe_next = 0;
 static bool pong_due = false;
-static StringInfoData rx;
+static WsBuffers ws;
 static lws_sorted_usec_list_t tick;
 static TimestampTz reconnect_at = 0;
+static TimestampTz last_rx = 0;
 static int backoff_ms = 0;
-
-static MemoryContext pending_cxt = NULL;
-static PendingTrade *pending = NULL;
-static int npending = 0;
+static char close_reason[200]; /* why we closed the connection ourselves */
 
 static void
 schedule_reconnect(const char *why)
@@ -66,6 +77,7 @@ schedule_reconnect(const char *why)
 
 	conn = NULL;
 	connecting = false;
+	ws.rx_len = 0; /* a half message never joins the next connection's first */
 	backoff_ms = Min(Max(backoff_ms * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
 	reconnect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 	snprintf(msg, sizeof(msg), "Finnhub trade stream: %s; reconnecting in %d ms", why, backoff_ms);
@@ -73,73 +85,117 @@ schedule_reconnect(const char *why)
 	ingest_set_state("reconnecting");
 }
 
+/* Report a refused message or lost trades where operators look (source_status). */
 static void
-queue_trade(json_object *trade)
+report_refused(const char *why)
 {
-	json_object *s;
+	char msg[400];
 
-	if (!json_object_is_type(trade, json_type_object) ||
-		!json_object_object_get_ex(trade, "s", &s) || !json_object_is_type(s, json_type_string))
+	snprintf(msg, sizeof(msg),
+			 "Finnhub trade stream: %s (%lld messages refused and %lld trades dropped so far)", why,
+			 (long long) ws.refused, (long long) ws.dropped);
+	ingest_error(msg);
+}
+
+/* Keep one trade for the main loop; count it dropped when the arena is full. */
+static void
+keep_trade(const char *symbol, const char *json, size_t len, void *arg)
+{
+	size_t slen = strlen(symbol);
+
+	if (ws.trades_len + slen + len + 2 > ws.trades_cap)
 	{
-		ingest_error("Finnhub trade stream: a trade without a symbol (\"s\") was skipped");
+		ws.dropped++;
 		return;
 	}
-	pending[npending].symbol = MemoryContextStrdup(pending_cxt, json_object_get_string(s));
-	pending[npending].json = MemoryContextStrdup(
-		pending_cxt, json_object_to_json_string_ext(trade, JSON_C_TO_STRING_PLAIN |
-															   JSON_C_TO_STRING_NOSLASHESCAPE));
-	npending++;
+	memcpy(ws.trades + ws.trades_len, symbol, slen + 1);
+	ws.trades_len += slen + 1;
+	memcpy(ws.trades + ws.trades_len, json, len);
+	ws.trades[ws.trades_len + len] = '\0';
+	ws.trades_len += len + 1;
+	ws.ntrades++;
 }
 
 static void
 handle_message(const char *text, size_t len)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *msg = json_tokener_parse_ex(tok, text, len);
-	json_object *type;
-	json_object *data;
+	FinnhubTradeCounts counts = {0};
+	char reason[300];
 
-	json_tokener_free(tok);
-	if (msg == NULL || !json_object_object_get_ex(msg, "type", &type))
-		ingest_error(
-			"Finnhub trade stream: a message that is not JSON with a \"type\" was skipped");
-	else if (strcmp(json_object_get_string(type), "ping") == 0)
+	switch (finnhub_trade_message(text, len, MAX_TRADES, keep_trade, NULL, &counts, reason,
+								  sizeof(reason)))
 	{
-		pong_due = true;
-		lws_callback_on_writable(conn);
+		case FINNHUB_MSG_PING:
+			pong_due = true;
+			lws_callback_on_writable(conn);
+			break;
+		case FINNHUB_MSG_TRADES:
+			ws.dropped += counts.dropped + counts.skipped;
+			if (counts.dropped > 0 || counts.skipped > 0)
+				report_refused(counts.skipped > 0 ? "trades without a symbol (\"s\") were skipped"
+												  : "trades over the cap were dropped");
+			break;
+		case FINNHUB_MSG_INVALID:
+			ws.refused++;
+			report_refused(reason);
+			break;
+		case FINNHUB_MSG_ERROR:
+			report_refused(reason);
+			break;
+		case FINNHUB_MSG_OTHER:
+			break;
 	}
-	else if (strcmp(json_object_get_string(type), "trade") == 0 &&
-			 json_object_object_get_ex(msg, "data", &data) &&
-			 json_object_is_type(data, json_type_array))
-	{
-		size_t n = json_object_array_length(data);
-
-		for (size_t i = 0; i < n && npending < MAX_PENDING; i++)
-			queue_trade(json_object_array_get_idx(data, i));
-	}
-	else if (strcmp(json_object_get_string(type), "error") == 0)
-	{
-		char err[300];
-
-		snprintf(err, sizeof(err), "Finnhub trade stream error: %.250s", text);
-		ingest_error(err);
-	}
-	if (msg)
-		json_object_put(msg);
 }
 
+/*
+ * Collect a fragment; a complete message is handled.  A message over the
+ * limit is refused and its connection closed (returns false): its sender
+ * is not one to go on reading from.
+ */
+static bool
+receive(struct lws *wsi, const char *in, size_t len)
+{
+	last_rx = GetCurrentTimestamp();
+	if (ws.rx_len + len > ws.rx_cap)
+	{
+		char why[200];
+
+		ws.refused++;
+		ws.rx_len = 0;
+		snprintf(why, sizeof(why), "a message over stocks_stream.ws_max_message (%d kB)",
+				 ss_ws_max_message_kb);
+		report_refused(why);
+		strlcpy(close_reason, why, sizeof(close_reason));
+		return false;
+	}
+	memcpy(ws.rx + ws.rx_len, in, len);
+	ws.rx_len += len;
+	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
+	{
+		handle_message(ws.rx, ws.rx_len);
+		ws.rx_len = 0;
+	}
+	return true;
+}
+
+/* Send a short text (a pong or a subscribe) from a buffer of our own. */
 static void
 write_text(struct lws *wsi, const char *text)
 {
+	unsigned char buf[LWS_PRE + 128];
 	size_t len = strlen(text);
-	unsigned char *buf = palloc(LWS_PRE + len);
 
+	if (len > sizeof(buf) - LWS_PRE)
+		return;
 	memcpy(buf + LWS_PRE, text, len);
 	if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < (int) len)
 		ingest_error("Finnhub trade stream: a write to the socket failed");
-	pfree(buf);
 }
 
+/*
+ * libwebsockets calls this inside lws_service().  It only copies bytes
+ * into the buffers above and sets flags: nothing in it can ereport.
+ */
 static int
 ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -150,6 +206,8 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			ever_connected = true;
 			subscribe_next = 0;
 			backoff_ms = 0;
+			ws.rx_len = 0;
+			last_rx = GetCurrentTimestamp();
 			ingest_set_state("running");
 			lws_callback_on_writable(wsi);
 			break;
@@ -161,22 +219,18 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			}
 			else if (subscribe_next < source->nsymbols)
 			{
-				char *sub = psprintf("{\"type\":\"subscribe\",\"symbol\":\"%s\"}",
-									 source->symbols[subscribe_next++]);
+				char sub[128];
 
+				snprintf(sub, sizeof(sub), "{\"type\":\"subscribe\",\"symbol\":\"%s\"}",
+						 source->symbols[subscribe_next++]);
 				write_text(wsi, sub);
-				pfree(sub);
 			}
 			if (pong_due || subscribe_next < source->nsymbols)
 				lws_callback_on_writable(wsi);
 			break;
 		case LWS_CALLBACK_CLIENT_RECEIVE:
-			appendBinaryStringInfo(&rx, in, len);
-			if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0)
-			{
-				handle_message(rx.data, rx.len);
-				resetStringInfo(&rx);
-			}
+			if (!receive(wsi, in, len))
+				return -1; /* closes the connection; CLIENT_CLOSED follows */
 			break;
 		case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		{
@@ -188,8 +242,15 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			break;
 		}
 		case LWS_CALLBACK_CLIENT_CLOSED:
-			schedule_reconnect("connection closed");
+		{
+			char why[300];
+
+			snprintf(why, sizeof(why), "connection closed%s%s", close_reason[0] ? ": " : "",
+					 close_reason);
+			close_reason[0] = '\0';
+			schedule_reconnect(why);
 			break;
+		}
 		default:
 			break;
 	}
@@ -289,29 +350,79 @@ connect_stream(void)
 static void
 produce_pending(void)
 {
-	for (int i = 0; i < npending; i++)
-		ingest_send(pending[i].symbol, pending[i].json, strlen(pending[i].json), 0);
-	npending = 0;
-	MemoryContextReset(pending_cxt);
+	const char *p = ws.trades;
+
+	for (int i = 0; i < ws.ntrades; i++)
+	{
+		const char *symbol = p;
+		const char *json = symbol + strlen(symbol) + 1;
+		size_t len = strlen(json);
+
+		ingest_send(symbol, json, len, 0);
+		p = json + len + 1;
+	}
+	ws.ntrades = 0;
+	ws.trades_len = 0;
+}
+
+/*
+ * A connection that brought nothing (not even Finnhub's pings) for
+ * stocks_stream.ws_silence_timeout is taken for half-open: it is closed,
+ * and CLIENT_CLOSED makes it again.
+ */
+static void
+check_silence(void)
+{
+	if (conn == NULL || connecting || ss_ws_silence_timeout_ms <= 0 ||
+		!TimestampDifferenceExceeds(last_rx, GetCurrentTimestamp(), ss_ws_silence_timeout_ms))
+		return;
+	strlcpy(close_reason, "nothing received for stocks_stream.ws_silence_timeout",
+			sizeof(close_reason));
+	ingest_error("Finnhub trade stream: nothing received for stocks_stream.ws_silence_timeout; "
+				 "closing the connection");
+	ingest_set_state("silent");
+	lws_set_timeout(conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	last_rx = GetCurrentTimestamp();
+}
+
+/* The buffers the callbacks fill, sized by the settings of this connection. */
+static void
+size_buffers(void)
+{
+	size_t cap = (size_t) ss_ws_max_message_kb * 1024;
+
+	if (ws.rx != NULL && ws.rx_cap == cap)
+		return;
+	if (ws.rx != NULL)
+	{
+		pfree(ws.rx);
+		pfree(ws.trades);
+	}
+	ws.rx = MemoryContextAlloc(TopMemoryContext, cap);
+	ws.rx_cap = cap;
+	ws.trades_cap = 2 * cap + 65536;
+	ws.trades = MemoryContextAlloc(TopMemoryContext, ws.trades_cap);
+	ws.rx_len = ws.trades_len = 0;
+	ws.ntrades = 0;
 }
 
 void
 ss_run_finnhub_trades(const SourceConfig *src)
 {
 	source = src;
-	initStringInfo(&rx);
-	pending_cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream pending trades",
-										ALLOCSET_DEFAULT_SIZES);
-	pending = MemoryContextAlloc(TopMemoryContext, sizeof(PendingTrade) * MAX_PENDING);
 	create_context();
 	reconnect_at = GetCurrentTimestamp();
 
 	for (;;)
 	{
 		if (conn == NULL && !connecting && GetCurrentTimestamp() >= reconnect_at)
+		{
+			size_buffers();
 			connect_stream();
+		}
 		lws_service(context, 0);
 		produce_pending();
+		check_silence();
 		ingest_wait(conn == NULL && !connecting ? 100 : 0);
 	}
 }

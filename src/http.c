@@ -6,8 +6,10 @@
  *
  * Requests run on the backend's main thread, so libcurl must not use
  * signals (CURLOPT_NOSIGNAL), and a transfer is aborted from its progress
- * callback as soon as the backend is asked to terminate, so SIGTERM is
- * never held up by a slow server.  Every socket libcurl opens is counted
+ * callback as soon as the backend is asked to terminate or cancel, so
+ * SIGTERM, pg_cancel_backend() and statement_timeout are never held up by
+ * a slow server.  Callbacks never ereport: they append within a bound
+ * (ss_http_append) and leave errors to the caller.  Every socket libcurl opens is counted
  * among the backend's file descriptors (see open_counted_socket).
  */
 #include "postgres.h"
@@ -17,6 +19,7 @@
 
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/memutils.h"
 
 #include "http.h"
 
@@ -54,12 +57,61 @@ ss_http_ready_handle(CURL **handle)
 		curl_easy_reset(*handle);
 }
 
-/* Abort a transfer as soon as the backend is asked to terminate. */
+/*
+ * Abort a transfer as soon as the backend is asked to terminate or to
+ * cancel its statement (pg_cancel_backend, statement_timeout): libcurl
+ * calls this about once a second even when nothing moves.  It only looks
+ * at flags; the caller's CHECK_FOR_INTERRUPTS (ss_http_check_interrupts)
+ * raises the error once libcurl has returned.
+ */
 static int
-abort_on_die(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			 curl_off_t ulnow)
+abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+				   curl_off_t ulnow)
 {
-	return ProcDiePending ? 1 : 0;
+	return (ProcDiePending || QueryCancelPending) ? 1 : 0;
+}
+
+/*
+ * After a transfer: if it was ended for an interrupt, raise it now that
+ * libcurl is no longer on the stack.
+ */
+void
+ss_http_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Append n bytes to buf, which may hold at most max bytes, from inside a
+ * libcurl callback: never ereports.  False (nothing appended) when the
+ * bytes would go over max or no memory is to be had; the callback then
+ * ends the transfer and the caller reports why after it returns.
+ */
+bool
+ss_http_append(StringInfo buf, const char *data, size_t n, size_t max, bool *too_large)
+{
+	size_t need = (size_t) buf->len + n + 1;
+
+	*too_large = (size_t) buf->len + n > max || need > MaxAllocSize;
+	if (*too_large)
+		return false;
+	if (need > (size_t) buf->maxlen)
+	{
+		size_t cap = Min(Max(need, (size_t) buf->maxlen * 2), (size_t) MaxAllocSize);
+		char *p =
+			MemoryContextAllocExtended(GetMemoryChunkContext(buf->data), cap, MCXT_ALLOC_NO_OOM);
+
+		if (p == NULL)
+			return false;
+		memcpy(p, buf->data, buf->len);
+		pfree(buf->data);
+		buf->data = p;
+		buf->maxlen = (int) cap;
+	}
+	memcpy(buf->data + buf->len, data, n);
+	buf->len += (int) n;
+	buf->data[buf->len] = '\0';
+	return true;
 }
 
 /*
@@ -97,11 +149,13 @@ void
 ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms)
 {
 	curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+	/* a URL's path is sent as we built it: no "/../" is ever collapsed */
+	curl_easy_setopt(handle, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
 	curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, HTTP_CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, abort_on_die);
+	curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, abort_on_interrupt);
 	curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, open_counted_socket);
 	curl_easy_setopt(handle, CURLOPT_CLOSESOCKETFUNCTION, close_counted_socket);
 }

@@ -50,11 +50,13 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 /*
- * Apply "key=value;key=value" pass-through properties.  Whitespace around
- * keys and values is trimmed; empty entries are skipped.
+ * Call cb with each key and value of "key=value;key=value" pass-through
+ * properties.  Whitespace around keys and values is trimmed; empty entries
+ * are skipped.  Apart from rd_kafka_conf_set so the parsing can be fuzzed
+ * (fuzz/kafka_properties_fuzz.c).
  */
-static void
-apply_properties(rd_kafka_conf_t *conf, const char *properties)
+void
+ss_kafka_parse_properties(const char *properties, KafkaPropertyCallback cb, void *arg)
 {
 	char *copy = pstrdup(properties);
 	char *save = NULL;
@@ -79,14 +81,17 @@ apply_properties(rd_kafka_conf_t *conf, const char *properties)
 			*end = '\0';
 		while (*value == ' ' || *value == '\t')
 			value++;
-		ss_kafka_conf_set(conf, key, value);
+		cb(key, value, arg);
 	}
 	pfree(copy);
 }
 
-/* A librdkafka property from the secrets file (kafka.<name> = value). */
+/*
+ * A librdkafka property from stocks_stream.kafka_properties or the secrets
+ * file (kafka.<name> = value).
+ */
 static void
-apply_secret_property(const char *name, const char *value, void *conf)
+apply_property(const char *name, const char *value, void *conf)
 {
 	ss_kafka_conf_set((rd_kafka_conf_t *) conf, name, value);
 }
@@ -107,8 +112,8 @@ ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
 	ss_kafka_conf_set(conf, "client.id", "stocks_stream");
 	for (; defaults && defaults->name; defaults++)
 		ss_kafka_conf_set(conf, defaults->name, defaults->value);
-	apply_properties(conf, ss_kafka_properties);
-	ss_secrets_foreach("kafka.", apply_secret_property, conf);
+	ss_kafka_parse_properties(ss_kafka_properties, apply_property, conf);
+	ss_secrets_foreach("kafka.", apply_property, conf);
 	ss_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);

@@ -5,7 +5,11 @@
  *	  <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.ndjson[.gz]
  *
  * with the offsets as 20 digits and the date and hour (UTC) of the first
- * message's timestamp.  The key names both the first and the last offset,
+ * message's timestamp.  The objects of a topic deleted and created again
+ * (archive_topic.c) name it <topic>~<topic id>: Kafka's id of that
+ * incarnation, 22 characters of URL-safe base64; '~' is never part of a
+ * topic name, so such a folder is no other topic's, and the loaders take it
+ * as a source topic of its own.  The key names both the first and the last offset,
  * so one key always means the same bytes: a writer that lost its partition
  * (a zombie) and flushes late writes a key of its own and can never replace
  * the object of the partition's new owner with a shorter one.  Keys of
@@ -24,8 +28,10 @@
 #include "object_key.h"
 #include "symbol.h"
 
-#define OFFSET_DIGITS 20
-#define TOPIC_CHARS	  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define OFFSET_DIGITS  20
+#define TOPIC_CHARS	   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define TOPIC_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#define TOPIC_ID_LEN   22
 
 /*
  * The part of an object's key its first message fixes:
@@ -114,6 +120,55 @@ parse_file_name(const char *name, ObjectKey *out)
 	return kind;
 }
 
+/* A topic folder's name: <topic>, or <topic>~<topic id> (a re-created topic). */
+static bool
+topic_segment_valid(const char *topic, size_t len)
+{
+	const char *tilde = memchr(topic, '~', len);
+	size_t name = tilde ? (size_t) (tilde - topic) : len;
+
+	if (name < 1 || name > 249 || strspn(topic, TOPIC_CHARS) < name)
+		return false;
+	return tilde == NULL ||
+		   (len - name - 1 == TOPIC_ID_LEN && strspn(tilde + 1, TOPIC_ID_CHARS) >= TOPIC_ID_LEN);
+}
+
+/*
+ * Unix seconds of a UTC date and hour that exist on the calendar, from
+ * 1970 to 9999; -1 for any other ("dt=9999-99-99/hour=99", which SQL
+ * could not cast).
+ */
+static int64
+calendar_hour(int64 y, int64 m, int64 d, int64 h)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int64 days;
+
+	if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 ||
+		d > mdays[m - 1] + (m == 2 && leap ? 1 : 0) || h < 0 || h > 23)
+		return -1;
+	/* days from 1970-03-01-based civil arithmetic */
+	y -= m <= 2;
+	days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1 -
+		   719468;
+	return days * 86400 + h * 3600;
+}
+
+/* "YYYY-MM-DD" and "HH" at dt and hr as unix seconds, or -1 (calendar_hour). */
+static int64
+folder_time(const char *dt, const char *hr)
+{
+	int64 y, m, d, h;
+	const char *p = dt;
+	const char *q = hr;
+
+	if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &m) || *p++ != '-' ||
+		!take_digits(&p, 2, &d) || !take_digits(&q, 2, &h))
+		return -1;
+	return calendar_hour(y, m, d, h);
+}
+
 /*
  * [<prefix>/]<topic>/dt=YYYY-MM-DD/hour=HH/ ending at `file`: its parts go
  * to *out.  False when the key does not have that shape.
@@ -137,7 +192,9 @@ parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 	for (topic = dt - 1; topic > key && topic[-1] != '/'; topic--)
 		;
 	len = (dt - 1) - topic;
-	if (len < 1 || len > 249 || strspn(topic, TOPIC_CHARS) < len)
+	if (!topic_segment_valid(topic, len))
+		return false;
+	if ((out->time = folder_time(dt + 3, hour + 5)) < 0)
 		return false;
 	out->topic = pnstrdup(topic, len);
 	out->prefix = pnstrdup(key, topic > key ? topic - key - 1 : 0);
@@ -146,18 +203,25 @@ parse_topic_dirs(const char *key, const char *file, ObjectKey *out)
 	return true;
 }
 
-/* <symbol>/<unix_ts>.json at the top of the bucket */
+/* <symbol>/<unix_ts>.json at the top of the bucket; its time to *time */
 static bool
-parse_python_quote(const char *key)
+parse_python_quote(const char *key, int64 *time)
 {
 	const char *slash = strchr(key, '/');
 	size_t sym = slash ? (size_t) (slash - key) : 0;
+	const char *p;
 	size_t digits;
 
 	if (!ss_symbol_valid(key, sym))
 		return false;
-	digits = strspn(slash + 1, "0123456789");
-	return digits >= 1 && strcmp(slash + 1 + digits, ".json") == 0;
+	p = slash + 1;
+	digits = strspn(p, "0123456789");
+	if (digits < 1 || strcmp(p + digits, ".json") != 0)
+		return false;
+	/* a time past 9999 (or of more digits than a number holds) is no time */
+	if (digits > 12 || !take_digits(&p, (int) digits, time) || *time > 253402300799)
+		*time = -1;
+	return true;
 }
 
 /* What kind of key this is; an archive key's parts go to *out. */
@@ -168,7 +232,8 @@ object_key_parse(const char *key, ObjectKey *out)
 
 	memset(out, 0, sizeof(ObjectKey));
 	out->last_offset = -1;
-	if (parse_python_quote(key))
+	out->time = -1;
+	if (parse_python_quote(key, &out->time))
 		return out->kind = OBJECT_KEY_PYTHON_QUOTE;
 	if (file == NULL)
 		return OBJECT_KEY_OTHER;

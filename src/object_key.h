@@ -23,6 +23,7 @@ typedef struct ObjectKey
 	char *topic;						/* palloc'd; NULL for a Python quote */
 	size_t folder_len;					/* of "<prefix>/<topic>/", the key's part before dt= */
 	char hour[OBJECT_KEY_HOUR_LEN + 1]; /* "YYYY-MM-DD HH" (UTC) of the first message */
+	int64 time; /* that hour, or a Python quote's <ts>, in unix seconds; -1: none */
 	int32 partition;
 	int64 first_offset;
 	int64 last_offset; /* -1 when the key does not say (0.1.0 keys) */

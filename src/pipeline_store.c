@@ -99,6 +99,7 @@ ss_store_load_pipeline(int pipeline_id)
 		cfg->generation = DatumGetInt32(column(t, d, 10));
 		cfg->running = DatumGetBool(column(t, d, 11));
 		cfg->realtime = DatumGetBool(column(t, d, 12));
+		cfg->key_topic = cfg->topic;
 	}
 	end_tx(caller);
 	return cfg;
@@ -153,7 +154,7 @@ record_one(const FlushRecord *r)
 	Datum margs[11] = {CStringGetTextDatum(p->name),
 					   CStringGetTextDatum(p->bucket),
 					   CStringGetTextDatum(r->object_key),
-					   CStringGetTextDatum(p->topic),
+					   CStringGetTextDatum(p->key_topic),
 					   Int32GetDatum(r->partition),
 					   Int64GetDatum(r->first_offset),
 					   Int64GetDatum(r->last_offset),
@@ -208,6 +209,140 @@ ss_store_record_flushes(const FlushRecord *recs, int n)
 			refused = i;
 	end_tx(caller);
 	return refused;
+}
+
+/* Does the database's SQL have this relation (0.4.0's tables, on a database not updated yet)? */
+static bool
+relation_exists(const char *name)
+{
+	Oid types[1] = {TEXTOID};
+	Datum args[1] = {CStringGetTextDatum(name)};
+	bool isnull;
+
+	if (SPI_execute_with_args("SELECT to_regclass($1) IS NOT NULL", 1, types, args, NULL, true,
+							  1) != SPI_OK_SELECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not look for %s", name)));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Skip a range of offsets, in one transaction: advance the partition's
+ * stored offset past it (only from where it began, as record_one does) and
+ * record the range in archive_gaps.  False, with nothing written, when
+ * another consumer has moved the stored offset past the range's start.  A
+ * database whose SQL predates archive_gaps gets the offset moved and a
+ * WARNING in the server log instead.
+ */
+bool
+ss_store_record_gap(const GapRecord *g)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	const PipelineConfig *p = g->pipeline;
+	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
+					  Int32GetDatum(g->partition), Int64GetDatum(g->to_offset + 1),
+					  Int64GetDatum(g->from_offset)};
+	Oid gtypes[7] = {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum gargs[7] = {CStringGetTextDatum(p->name),
+					  CStringGetTextDatum(p->key_topic),
+					  Int32GetDatum(g->partition),
+					  Int64GetDatum(g->from_offset),
+					  Int64GetDatum(g->to_offset),
+					  CStringGetTextDatum(g->reason),
+					  CStringGetTextDatum(g->detail ? g->detail : "")};
+	bool moved;
+
+	begin_tx("stocks_stream: record skipped offsets");
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.offsets AS o "
+			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
+			"ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
+			"SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+			"WHERE o.next_offset <= $5",
+			5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not update stocks_stream.offsets")));
+	moved = (SPI_processed == 1);
+	if (moved && relation_exists("stocks_stream.archive_gaps"))
+	{
+		if (SPI_execute_with_args("INSERT INTO stocks_stream.archive_gaps "
+								  "(pipeline, topic, partition, from_offset, to_offset, reason, "
+								  " detail) VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''))",
+								  7, gtypes, gargs, NULL, false, 0) != SPI_OK_INSERT)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not insert into stocks_stream.archive_gaps")));
+	}
+	else if (moved)
+		ereport(WARNING,
+				(errmsg("stocks_stream pipeline \"%s\": partition %d skipped offsets %lld to %lld "
+						"(%s)",
+						p->name, g->partition, (long long) g->from_offset, (long long) g->to_offset,
+						g->reason),
+				 errhint("Run ALTER EXTENSION stocks_stream UPDATE: archive_gaps then records "
+						 "such skips.")));
+	end_tx(caller);
+	return moved;
+}
+
+/*
+ * The incarnation of its topic the pipeline archives (pipeline_topics), if
+ * it has recorded one.
+ */
+TopicIncarnation
+ss_store_load_topic(const PipelineConfig *p)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	TopicIncarnation inc = {false, false, NULL, NULL};
+	Oid types[2] = {INT4OID, TEXTOID};
+	Datum args[2] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic)};
+
+	begin_tx("stocks_stream: load the pipeline's topic");
+	inc.supported = relation_exists("stocks_stream.pipeline_topics");
+	if (inc.supported)
+	{
+		if (SPI_execute_with_args("SELECT topic_id, key_topic FROM stocks_stream.pipeline_topics "
+								  "WHERE pipeline_id = $1 AND topic = $2",
+								  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("could not read stocks_stream.pipeline_topics")));
+		if (SPI_processed == 1)
+		{
+			inc.found = true;
+			inc.topic_id = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, caller);
+			inc.key_topic = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, caller);
+		}
+	}
+	end_tx(caller);
+	return inc;
+}
+
+/*
+ * Record the incarnation of its topic a pipeline archives: the first one
+ * it sees, or the id of one recorded without (the client could not tell).
+ * A recorded id is never replaced here: only reset_pipeline_offsets()
+ * moves a pipeline to another incarnation.
+ */
+void
+ss_store_adopt_topic(const PipelineConfig *p, const char *topic_id, const char *key_topic)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum args[4] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
+					 topic_id ? CStringGetTextDatum(topic_id) : (Datum) 0,
+					 CStringGetTextDatum(key_topic)};
+	char nulls[4] = {' ', ' ', topic_id ? ' ' : 'n', ' '};
+
+	begin_tx("stocks_stream: record the pipeline's topic");
+	if (SPI_execute_with_args("INSERT INTO stocks_stream.pipeline_topics AS t "
+							  "(pipeline_id, topic, topic_id, key_topic) VALUES ($1, $2, $3, $4) "
+							  "ON CONFLICT (pipeline_id, topic) DO UPDATE "
+							  "SET topic_id = EXCLUDED.topic_id, adopted_at = now() "
+							  "WHERE t.topic_id IS NULL",
+							  4, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not update stocks_stream.pipeline_topics")));
+	end_tx(caller);
 }
 
 /*

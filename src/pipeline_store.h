@@ -23,6 +23,7 @@ typedef struct PipelineConfig
 	int generation;
 	bool running;
 	bool realtime;
+	char *key_topic; /* topic folder of object keys and manifest rows (archive_topic.c) */
 } PipelineConfig;
 
 typedef struct StoredOffset
@@ -42,6 +43,26 @@ typedef struct FlushRecord
 	int64 bytes;
 	const char *etag;
 } FlushRecord;
+
+/* Offsets the archive skips, recorded as they are (archive_gaps.c). */
+typedef struct GapRecord
+{
+	const PipelineConfig *pipeline;
+	int32 partition;
+	int64 from_offset;
+	int64 to_offset; /* inclusive */
+	const char *reason;
+	const char *detail;
+} GapRecord;
+
+/* Which incarnation of its topic a pipeline archives (pipeline_topics). */
+typedef struct TopicIncarnation
+{
+	bool found;		/* the pipeline has one recorded */
+	bool supported; /* the database's SQL has pipeline_topics (0.4.0) */
+	char *topic_id; /* NULL when unknown */
+	char *key_topic;
+} TopicIncarnation;
 
 /* A pipeline or source the launcher should keep running. */
 typedef struct WantedOwner
@@ -84,6 +105,10 @@ typedef enum GoldRefresh
 extern PipelineConfig *ss_store_load_pipeline(int pipeline_id);
 extern int ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
 extern int ss_store_record_flushes(const FlushRecord *recs, int n);
+extern bool ss_store_record_gap(const GapRecord *gap);
+extern TopicIncarnation ss_store_load_topic(const PipelineConfig *pipeline);
+extern void ss_store_adopt_topic(const PipelineConfig *pipeline, const char *topic_id,
+								 const char *key_topic);
 extern int64 ss_store_load_bronze(const PipelineConfig *pipeline);
 extern GoldRefresh ss_store_refresh_recent_gold(void);
 extern List *ss_store_wanted_workers(void);

@@ -16,12 +16,14 @@
 
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "http.h"
 #include "s3.h"
 #include "s3_internal.h"
+#include "s3_list_page.h"
 #include "secrets.h"
 #include "settings.h"
 
@@ -110,6 +112,13 @@ build_url(const char *bucket, const char *key, const char *query)
 	}
 	if (key != NULL)
 	{
+		if (!s3_key_acceptable(key))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("S3 key \"%s\" cannot be requested", key),
+							errdetail("A key must be valid UTF-8 of at most 1,024 bytes, with no "
+									  "control character and no \".\" or \"..\" path segment."),
+							errhint("Such a key could name another object or bucket once a "
+									"proxy or client normalises the path.")));
 		appendStringInfoChar(&url, '/');
 		append_encoded_key(&url, key);
 	}
@@ -131,6 +140,11 @@ read_body_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
+/*
+ * Collect a response body, within its bound (no ereport here: a body over
+ * it, or one no memory is left for, ends the transfer, and
+ * describe_failure says why).
+ */
 size_t
 s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -138,8 +152,13 @@ s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	size_t n = size * nmemb;
 	size_t room = sizeof(st->error_body) - 1 - st->error_len;
 
-	if (st->body != NULL)
-		appendBinaryStringInfo(st->body, ptr, n);
+	if (st->body != NULL &&
+		!ss_http_append(st->body, ptr, n, st->max_body ? st->max_body : S3_MAX_BODY,
+						&st->too_large))
+	{
+		st->no_memory = !st->too_large;
+		return 0;
+	}
 	if (room > 0)
 	{
 		memcpy(st->error_body + st->error_len, ptr, Min(room, n));
@@ -186,7 +205,12 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 		if (end != NULL)
 			snprintf(codebuf, sizeof(codebuf), "%.*s", (int) (end - code - 6), code + 6);
 	}
-	if (rc != CURLE_OK)
+	if (st->too_large || st->no_memory)
+		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s: the response is %s", method, bucket,
+				 key ? key : "",
+				 st->too_large ? "larger than stocks_stream.max_object_size allows"
+							   : "larger than the memory to be had");
+	else if (rc != CURLE_OK)
 		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s failed: %s", method, bucket,
 				 key ? key : "", curl_error[0] ? curl_error : curl_easy_strerror(rc));
 	else
@@ -215,6 +239,8 @@ s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
 	c->body.data = data;
 	c->body.len = len;
 	c->st.body = response;
+	/* an object's body is bounded as the loaders bound it inflated */
+	c->st.max_body = key != NULL ? (size_t) ss_max_object_kb * 1024 : S3_MAX_BODY;
 
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_s3_region);
 	sha256_hex(data ? data : "", len, hash);
@@ -282,6 +308,8 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	/* a broken connection is not worth keeping */
 	if (!res.ok)
 		s3_reset_connection();
+	/* a transfer ended for a cancel or a timeout: raise it */
+	ss_http_check_interrupts();
 	return res;
 }
 
@@ -318,67 +346,6 @@ append_query_value(StringInfo q, const char *value)
 	}
 }
 
-/* Text of the first <tag>...</tag> at or after *pos, XML entities decoded. */
-static char *
-xml_next(const char *xml, const char *tag, const char **pos)
-{
-	char *open = psprintf("<%s>", tag);
-	char *close = psprintf("</%s>", tag);
-	const char *start = strstr(*pos, open);
-	const char *end;
-	StringInfoData out;
-
-	if (start == NULL || (end = strstr(start, close)) == NULL)
-		return NULL;
-	start += strlen(open);
-	*pos = end + strlen(close);
-	initStringInfo(&out);
-	for (const char *p = start; p < end; p++)
-	{
-		static const char *const ent[][2] = {
-			{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
-		bool done = false;
-
-		for (int i = 0; i < 5 && !done; i++)
-			if (strncmp(p, ent[i][0], strlen(ent[i][0])) == 0)
-			{
-				appendStringInfoString(&out, ent[i][1]);
-				p += strlen(ent[i][0]) - 1;
-				done = true;
-			}
-		if (!done)
-			appendStringInfoChar(&out, *p);
-	}
-	return out.data;
-}
-
-/*
- * The listing's entry for `key`: its ETag (unquoted, as a GET's header
- * gives it) and Size follow the <Key> in the same <Contents>.
- */
-static S3ListEntry *
-list_entry(char *key, const char *xml, const char **pos)
-{
-	S3ListEntry *e = palloc0(sizeof(S3ListEntry));
-	const char *at = *pos;
-	char *etag = xml_next(xml, "ETag", &at);
-	char *size = xml_next(xml, "Size", &at);
-	size_t len;
-
-	e->key = key;
-	if (etag != NULL)
-	{
-		while (*etag == '"')
-			etag++;
-		len = strlen(etag);
-		while (len > 0 && etag[len - 1] == '"')
-			len--;
-		strlcpy(e->etag, etag, Min(len + 1, sizeof(e->etag)));
-	}
-	e->size = size ? strtoll(size, NULL, 10) : -1;
-	return e;
-}
-
 static void
 append_query_param(StringInfo q, const char *name, const char *value)
 {
@@ -408,38 +375,6 @@ s3_list_query(const char *prefix, const char *delimiter, const char *start_after
 }
 
 /*
- * Append one listing page's keys (and, when asked, their entries and the
- * common prefixes) to the lists; returns the continuation token of the
- * next page, or NULL on the last one.
- */
-char *
-s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders)
-{
-	const char *pos = xml;
-	char *item;
-	char *truncated;
-
-	while ((item = xml_next(xml, "Key", &pos)) != NULL)
-	{
-		*keys = lappend(*keys, item);
-		if (entries != NULL)
-			*entries = lappend(*entries, list_entry(item, xml, &pos));
-	}
-	for (pos = xml; folders != NULL && (pos = strstr(pos, "<CommonPrefixes>")) != NULL;)
-	{
-		pos += strlen("<CommonPrefixes>");
-		if ((item = xml_next(xml, "Prefix", &pos)) != NULL)
-			*folders = lappend(*folders, item);
-	}
-	pos = xml;
-	truncated = xml_next(xml, "IsTruncated", &pos);
-	pos = xml;
-	return (truncated && strcmp(truncated, "true") == 0)
-			   ? xml_next(xml, "NextContinuationToken", &pos)
-			   : NULL;
-}
-
-/*
  * List what is under a prefix (ListObjectsV2, following continuation
  * tokens): the keys, and with a delimiter the "folders" (common prefixes)
  * too; with start_after only the keys after it.
@@ -450,23 +385,50 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 {
 	char *token = NULL;
 	S3Result res = {0};
+	StringInfoData body;
+	int pages = 0;
+	int refused = 0;
 
 	*keys = NIL;
 	if (entries != NULL)
 		*entries = NIL;
 	if (folders != NULL)
 		*folders = NIL;
+	initStringInfo(&body);
 	do
 	{
-		StringInfoData body;
+		char *query = s3_list_query(prefix, delimiter, start_after, token);
+		char *next;
 
-		initStringInfo(&body);
-		res = s3_request("GET", bucket, NULL, s3_list_query(prefix, delimiter, start_after, token),
-						 NULL, 0, NULL, &body);
+		CHECK_FOR_INTERRUPTS();
+		if (++pages > ss_s3_max_list_pages)
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							errmsg("the listing of s3://%s/%s goes on past %d pages", bucket,
+								   prefix ? prefix : "", ss_s3_max_list_pages),
+							errhint("Raise stocks_stream.s3_max_list_pages if the bucket really "
+									"holds that much, or list a narrower prefix.")));
+		resetStringInfo(&body);
+		res = s3_request("GET", bucket, NULL, query, NULL, 0, NULL, &body);
+		pfree(query);
 		if (!res.ok)
-			return res;
-		token = s3_parse_list_page(body.data, keys, entries, folders);
+			break;
+		next = s3_parse_list_page(body.data, keys, entries, folders, &refused);
+		if (next != NULL && token != NULL && strcmp(next, token) == 0)
+			ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+							errmsg("the S3 server repeated the continuation token of the listing "
+								   "of s3://%s/%s",
+								   bucket, prefix ? prefix : ""),
+							errhint("The server is not following ListObjectsV2: the listing would "
+									"never end.")));
+		token = next;
 	} while (token != NULL && (max_keys <= 0 || list_length(*keys) < max_keys));
+	pfree(body.data);
+	if (refused > 0)
+		ereport(WARNING, (errmsg("%d keys listed under s3://%s/%s were left out", refused, bucket,
+								 prefix ? prefix : ""),
+						  errdetail("They are not valid UTF-8, hold a control character or a "
+									"\".\" or \"..\" path segment, or are too long."),
+						  errhint("No request can name such a key safely; rename the objects.")));
 	return res;
 }
 

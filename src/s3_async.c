@@ -169,7 +169,11 @@ s3_async_end(S3Async *request, List **keys)
 	{
 		*keys = NIL;
 		if (res.ok && request->response != NULL)
-			(void) s3_parse_list_page(request->response->data, keys, NULL, NULL);
+		{
+			int refused = 0;
+
+			(void) s3_parse_list_page(request->response->data, keys, NULL, NULL, &refused);
+		}
 	}
 	if (request->response != NULL)
 	{

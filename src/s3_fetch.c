@@ -28,7 +28,7 @@
 #include "s3_internal.h"
 
 /* how long one wait for the sockets lasts before interrupts are checked */
-#define FETCH_POLL_MS 1000
+#define FETCH_POLL_MS 100
 
 typedef struct FetchSlot
 {
@@ -238,6 +238,8 @@ s3_fetch_next(S3Fetch *f, StringInfo body)
 		CHECK_FOR_INTERRUPTS();
 		perform(f);
 	}
+	/* a transfer ended for a cancel or a timeout: raise it, never load a part */
+	CHECK_FOR_INTERRUPTS();
 	curl_multi_remove_handle(f->multi, s->handle);
 	res = s3_finish_call(&s->call, s->handle, s->rc);
 	resetStringInfo(body);

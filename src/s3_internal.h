@@ -9,6 +9,10 @@
 
 #include "http.h"
 #include "s3.h"
+#include "s3_list_page.h"
+
+/* the most bytes of a response body without a bound of its own (a listing page) */
+#define S3_MAX_BODY (64 * 1024 * 1024)
 
 typedef struct RequestBody
 {
@@ -20,6 +24,9 @@ typedef struct RequestBody
 typedef struct ResponseState
 {
 	StringInfo body; /* NULL: collect only the start, for errors */
+	size_t max_body; /* the most bytes of body taken (0: S3_MAX_BODY) */
+	bool too_large;	 /* the body went over it: the transfer was ended */
+	bool no_memory;	 /* no memory for the body: the transfer was ended */
 	char error_body[400];
 	size_t error_len;
 	char etag[80];
@@ -45,7 +52,6 @@ extern S3Result s3_finish_call(S3Call *c, CURL *handle, CURLcode rc);
 extern size_t s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
 extern char *s3_list_query(const char *prefix, const char *delimiter, const char *start_after,
 						   const char *token);
-extern char *s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders);
 extern void s3_async_reset_connections(void);
 
 #endif

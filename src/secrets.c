@@ -88,6 +88,22 @@ same_file(const struct stat *a, const struct stat *b)
 		   a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/*
+ * Read the "name = value" lines of an open secrets file into `secrets`;
+ * `path` only names it in errors.  Apart from load_secrets so the parsing
+ * runs without a file: fuzz/secrets_fuzz.c hands it a buffer (fmemopen).
+ */
+void
+ss_secrets_read(FILE *f, const char *path)
+{
+	char line[4096];
+	int lineno = 0;
+
+	secrets = NIL;
+	while (fgets(line, sizeof(line), f) != NULL)
+		parse_line(line, ++lineno, path);
+}
+
 /* (Re)read the file when the setting or the file changed. */
 static void
 load_secrets(void)
@@ -95,8 +111,6 @@ load_secrets(void)
 	const char *path = ss_secrets_file;
 	struct stat st;
 	FILE *f;
-	char line[4096];
-	int lineno = 0;
 	MemoryContext old;
 
 	if (path[0] == '\0' || stat(path, &st) != 0)
@@ -125,8 +139,7 @@ load_secrets(void)
 		if ((f = AllocateFile(path, "r")) == NULL)
 			ereport(ERROR, (errcode_for_file_access(),
 							errmsg("could not open stocks_stream.secrets_file \"%s\": %m", path)));
-		while (fgets(line, sizeof(line), f) != NULL)
-			parse_line(line, ++lineno, path);
+		ss_secrets_read(f, path);
 		FreeFile(f);
 	}
 	loaded_stat = st;

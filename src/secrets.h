@@ -9,5 +9,6 @@ typedef void (*SecretCallback)(const char *name, const char *value, void *arg);
 
 extern const char *ss_secret(const char *name);
 extern void ss_secrets_foreach(const char *prefix, SecretCallback cb, void *arg);
+extern void ss_secrets_read(FILE *f, const char *path);
 
 #endif

@@ -35,8 +35,67 @@ int ss_s3_gets_in_flight = 32;
 int ss_archive_requests_in_flight = 16;
 int ss_load_buffer_kb = 65536;
 int ss_progress_interval_ms = 10000;
+int ss_ws_max_message_kb = 1024;
+int ss_ws_silence_timeout_ms = 90000;
+int ss_max_object_kb = 262144;
+int ss_s3_max_list_pages = 10000;
+int ss_quarantine_raw_max = 4096;
+int ss_event_time_window_min = 10080;
+int ss_load_retry_backoff_ms = 60000;
+int ss_load_max_attempts = 10;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
+
+/*
+ * Bounds on what Finnhub, S3 and Kafka send: every buffer and loop that
+ * outside bytes can grow has one (README, "Limits").
+ */
+static void
+define_limits(void)
+{
+	DefineCustomIntVariable(
+		"stocks_stream.ws_max_message", "Largest Finnhub WebSocket message a trades source takes.",
+		"A longer message is dropped, counted and reported, and the connection is made again.",
+		&ss_ws_max_message_kb, 1024, 1, 65536, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.ws_silence_timeout",
+		"How long a Finnhub WebSocket may stay silent before it is taken for dead.",
+		"Finnhub pings an open stream; a connection that brings nothing for this long "
+		"(half-open) is closed and made again.  0 never.",
+		&ss_ws_silence_timeout_ms, 90000, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.max_object_size",
+		"Largest object, once inflated, that load_bronze() and load_bronze_prefix() read.",
+		"A larger object (a gzip bomb, say) is marked failed with the reason; it never "
+		"takes the backend's memory.",
+		&ss_max_object_kb, 262144, 1024, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.s3_max_list_pages",
+		"Most S3 listing pages (of 1,000 keys) one listing may follow.",
+		"A listing that never ends (or repeats its continuation token) stops with an error.",
+		&ss_s3_max_list_pages, 10000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.quarantine_raw_max", "Most bytes of a refused line the quarantine keeps.",
+		"A longer line keeps its first bytes, its length and its SHA-256.", &ss_quarantine_raw_max,
+		4096, 0, 1048576, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.event_time_window",
+		"How far a record's event time may lie from the time its object was written.",
+		"The object's time is its first Kafka record's timestamp (the dt=/hour= of its "
+		"key); a record outside the window is quarantined, so no writer to the topic can "
+		"make partitions of any day it likes.  0 turns the check off.",
+		&ss_event_time_window_min, 10080, 0, 60 * 24 * 366 * 100, PGC_SUSET, GUC_UNIT_MIN, NULL,
+		NULL, NULL);
+	DefineCustomIntVariable("stocks_stream.load_retry_backoff",
+							"How long an object that failed to load waits before its first retry.",
+							"The wait doubles with each failed attempt.", &ss_load_retry_backoff_ms,
+							60000, 0, 86400000, PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.load_max_attempts", "Most attempts to load an object that keeps failing.",
+		"After them it is no longer retried and is counted in api.pipeline_health; "
+		"stocks_stream.retry_failed_objects() makes it pending again.",
+		&ss_load_max_attempts, 10, 1, 1000, PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 void
 ss_define_settings(void)
@@ -117,6 +176,7 @@ ss_define_settings(void)
 							"0 reports after every object; -1 never.", &ss_progress_interval_ms,
 							10000, -1, 3600000, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	define_limits();
 	MarkGUCPrefixReserved("stocks_stream");
 }
 

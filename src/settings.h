@@ -36,6 +36,16 @@ extern int ss_archive_requests_in_flight;
 extern int ss_load_buffer_kb;
 extern int ss_progress_interval_ms;
 
+/* limits on what comes from outside (README, "Limits") */
+extern int ss_ws_max_message_kb;
+extern int ss_ws_silence_timeout_ms;
+extern int ss_max_object_kb;
+extern int ss_s3_max_list_pages;
+extern int ss_quarantine_raw_max;
+extern int ss_event_time_window_min;
+extern int ss_load_retry_backoff_ms;
+extern int ss_load_max_attempts;
+
 extern void ss_define_settings(void);
 extern double ss_min_event_time(void);
 

@@ -6,7 +6,17 @@ stack_support.py, a plain module: test files import them from there
 """
 import pytest
 
-from stack_support import Pipeline, Topic
+from stack_support import Pipeline, Topic, set_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def records_of_any_time():
+    """The suites' records carry fixed event times (November 2025) while Kafka
+    stamps them when they are produced, so stocks_stream.event_time_window is
+    off for them; the tests of the window itself set it (test_hostile_s3.py)."""
+    set_settings(event_time_window=0)
+    yield
+    set_settings(event_time_window=None)
 
 
 @pytest.fixture
@@ -29,3 +39,12 @@ def make_pipeline():
             p.drop()
         except Exception:
             pass
+
+
+@pytest.fixture
+def no_retry_backoff():
+    """A failed object is retried by the very next load (stocks_stream.load_retry_backoff
+    is 0): for the tests of what a later call does once S3 is back."""
+    set_settings(load_retry_backoff=0)
+    yield
+    set_settings(load_retry_backoff=None)

@@ -11,6 +11,12 @@ It answers as Finnhub documents:
   every ping_interval seconds and {"type":"trade","data":[...]} batches
   for subscribed symbols (push_trades(), or every trade_interval seconds).
 
+Hostile answers, for the tests of what the sources survive: quote_bodies
+maps a symbol to the raw bytes its /quote answers with; send_raw() sends
+any text or bytes frames; send_endless() a message whose fragments never
+end; send_half_and_drop() half a message, then the connection is cut;
+silent=True makes the server send nothing (no pings) after the subscribe.
+
 Every request and every trade sent is recorded for the tests to compare.
 Listens on 127.0.0.1 only, on ports picked by the OS.
 """
@@ -31,7 +37,7 @@ LIMIT_BODY = b'{"error":"API limit reached. Please try again later. Remaining Li
 
 class FakeFinnhub:
     def __init__(self, tokens=("test-token",), limit_per_minute=60, window=60.0,
-                 ping_interval=10.0, trades_per_message=3, trade_interval=None):
+                 ping_interval=10.0, trades_per_message=3, trade_interval=None, silent=False):
         self.tokens = set(tokens)
         self.limit_per_minute = limit_per_minute
         self.window = window
@@ -49,6 +55,8 @@ class FakeFinnhub:
         self._calls = {}              # symbol -> quote calls answered
         self._conns = {}              # connection -> set of symbols
         self._rng = random.Random(1)
+        self.quote_bodies = {}        # symbol -> raw body bytes (hostile answers)
+        self.silent = silent          # no pings, nothing but what a test sends
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -121,6 +129,8 @@ class FakeFinnhub:
                 status, body = 429, LIMIT_BODY
             elif not symbol:
                 status, body = 422, b'{"error":"Wrong symbol"}'
+            elif symbol in self.quote_bodies:
+                status, body = 200, self.quote_bodies[symbol]
             else:
                 status, body = 200, json.dumps(self._quote(symbol)).encode()
             self.requests.append({"time": now, "symbol": symbol, "token": token,
@@ -157,6 +167,54 @@ class FakeFinnhub:
 
     def drop_connections(self):
         asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result(10)
+
+    def trades(self, symbol, n):
+        """n trades of symbol, recorded as sent (for send_raw)."""
+        trades = [self._trade(symbol) for _ in range(n)]
+        with self.lock:
+            self.trades_sent.extend(trades)
+        return trades
+
+    def send_raw(self, frame):
+        """Send one frame (str: text, bytes: binary) to every connection."""
+        async def send():
+            for conn in list(self._conns):
+                await conn.send(frame)
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(30)
+
+    def send_endless(self, chunk=65536):
+        """Start a text message on every connection whose fragments never end
+        (until the connection is closed)."""
+        async def fragments():
+            while True:
+                yield "x" * chunk
+                await asyncio.sleep(0)
+
+        async def send():
+            for conn in list(self._conns):
+                asyncio.ensure_future(self._swallow(conn.send(fragments())))
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
+
+    def send_half_and_drop(self, text):
+        """Send the first half of a text message as a fragment, then cut the connection."""
+        async def half():
+            yield text[: len(text) // 2]
+            await asyncio.sleep(0.5)
+            for conn in list(self._conns):
+                conn.transport.abort()
+            yield text[len(text) // 2:]
+
+        async def send():
+            for conn in list(self._conns):
+                asyncio.ensure_future(self._swallow(conn.send(half())))
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
+
+    @staticmethod
+    async def _swallow(coro):
+        try:
+            await coro
+        except Exception:
+            pass
 
     def _trade(self, symbol):
         price = self._prices.get(symbol, 100.0)
@@ -211,6 +269,8 @@ class FakeFinnhub:
     async def _ping(self, conn):
         while True:
             await asyncio.sleep(self.ping_interval)
+            if self.silent:
+                continue
             await conn.send('{"type":"ping"}')
             if self.trade_interval:
                 for symbol in list(self._conns.get(conn, ())):

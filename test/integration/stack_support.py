@@ -64,6 +64,31 @@ def sql(query, params=None, retries=60, **connect):
             time.sleep(1)
 
 
+class ServerWatch:
+    """Holds one session open over a step: a crash of any backend or worker
+    ends every session (the postmaster reinitialises), so the step left the
+    server up only if this session still answers.
+
+        with ServerWatch():
+            ... hostile input ...
+    """
+
+    def __enter__(self):
+        self.conn = psycopg.connect(autocommit=True, connect_timeout=5)
+        self.started = self.conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            alive = self.conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == self.started
+        except psycopg.OperationalError:
+            alive = False
+        finally:
+            self.conn.close()
+        if exc[0] is None:
+            assert alive, "the server restarted (a backend or worker crashed) during the step"
+
+
 def sql_value(query, params=None):
     """The single value of a one-row, one-column query."""
     rows = sql(query, params)

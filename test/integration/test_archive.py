@@ -326,3 +326,15 @@ def test_stop_start_and_alter_resume_from_stored_offsets(topic, make_pipeline):
     p.wait_archived(1600, timeout=120)
     assert_exactly_once(p, topic)
     assert any(k.endswith(".gz") for k in p.objects())
+
+
+def test_consumer_lag_names_every_pipeline_and_topic_it_reads(make_pipeline):
+    """consumer_lag reads the pipelines through SPI and uses their names after
+    SPI_finish: they must be copied out first (they were used after being
+    freed, which a few short names hid).  Forty pipelines, each named with
+    its own topic in its rows."""
+    topics = [Topic(partitions=1) for _ in range(40)]
+    pipelines = {make_pipeline(t).name: t.name for t in topics}
+    rows = sql("SELECT pipeline, topic FROM stocks_stream.consumer_lag WHERE pipeline = ANY(%s)",
+               [list(pipelines)])
+    assert sorted((r.pipeline, r.topic) for r in rows) == sorted(pipelines.items())

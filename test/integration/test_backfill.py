@@ -140,7 +140,7 @@ def test_many_gets_in_flight_load_what_one_get_at_a_time_loads(legacy):
     assert legacy.backfill()[0] == (0, 0, 0, 0, 0)
 
 
-def test_an_object_silver_refuses_fails_alone_and_its_group_loads(legacy):
+def test_an_object_silver_refuses_fails_alone_and_its_group_loads(legacy, no_retry_backoff):
     """Old-pipeline objects load in groups; when silver refuses one object's
     row (here a constraint an operator added), its group is loaded again one
     object at a time: that object fails alone, with the reason, and stays
@@ -186,7 +186,7 @@ def backfill_in_background(legacy, **settings):
     return t, box, blocker
 
 
-def test_an_object_gone_before_its_get_fails_alone_and_loads_once_when_back(legacy):
+def test_an_object_gone_before_its_get_fails_alone_and_loads_once_when_back(legacy, no_retry_backoff):
     legacy.fill(200)
     gone = legacy.keys()[-10:]          # the last the backfill GETs (it reads in key order)
     t, box, blocker = backfill_in_background(legacy, gets_in_flight=4)
@@ -212,7 +212,7 @@ def test_an_object_gone_before_its_get_fails_alone_and_loads_once_when_back(lega
     assert [r.source_topic for r in silver] == legacy.keys()   # each once
 
 
-def test_s3_stopping_mid_backfill_fails_the_rest_and_a_retry_loads_them_once(legacy):
+def test_s3_stopping_mid_backfill_fails_the_rest_and_a_retry_loads_them_once(legacy, no_retry_backoff):
     legacy.fill(200)
     t, box, blocker = backfill_in_background(legacy, gets_in_flight=4)
     stack("stop-minio")

@@ -1,4 +1,5 @@
 """load_bronze(): bronze objects into silver, exactly once, bad lines quarantined."""
+import hashlib
 import json
 import threading
 import uuid
@@ -33,6 +34,14 @@ POISON_CASES = [
                  "line is not valid UTF-8", id="bad-utf8"),
 ]
 POISON = {case.values[0]: case.values[1] for case in POISON_CASES}      # raw line -> reason
+KEPT = 4096   # stocks_stream.quarantine_raw_max's default: the most bytes of a line the quarantine keeps
+
+
+def kept(raw):
+    """What the quarantine keeps of a line, and what its reason adds for a longer one."""
+    if len(raw) <= KEPT:
+        return raw, ""
+    return raw[:KEPT], f" (a line of {len(raw)} bytes, SHA-256 {hashlib.sha256(raw).hexdigest()}: its first {KEPT} kept)"
 
 
 def silver_sources(topic):
@@ -82,7 +91,7 @@ def test_good_lines_reach_silver_and_the_poison_lines_quarantine(poisoned):
     expected = set(topic.produced) - set(poison_at)
     assert silver_sources(topic.name) == expected
     # the quarantine holds exactly the bad lines (each one's reason: the test below)
-    assert sorted(bytes(r.raw) for r in poisoned["quarantine"]) == sorted(POISON)
+    assert sorted(bytes(r.raw) for r in poisoned["quarantine"]) == sorted(kept(raw)[0] for raw in POISON)
     # typed values
     (row,) = sql("SELECT symbol, price, day_high, day_low, extract(epoch FROM quote_time) FROM stocks_stream.quotes "
                  "WHERE source_topic = %s ORDER BY source_partition, source_offset LIMIT 1", [topic.name])
@@ -99,8 +108,10 @@ def test_good_lines_reach_silver_and_the_poison_lines_quarantine(poisoned):
 
 @pytest.mark.parametrize("raw, reason", POISON_CASES)
 def test_poison_line_is_quarantined_byte_for_byte_with_its_reason(poisoned, raw, reason):
-    rows = [r for r in poisoned["quarantine"] if bytes(r.raw) == raw]
-    assert [r.reason for r in rows] == [reason]
+    """Byte for byte up to quarantine_raw_max; of a longer line its start, length and hash."""
+    start, more = kept(raw)
+    rows = [r for r in poisoned["quarantine"] if bytes(r.raw) == start]
+    assert [r.reason for r in rows] == [reason + more]
     # and it names where the line came from: its object, and its line there (0 = the first offset)
     (produced_at,) = [where for where, value in poisoned["topic"].produced.items() if value == raw]
     key = parse_key(rows[0].object_key)
@@ -185,7 +196,7 @@ def test_a_killed_load_then_a_rerun_loses_and_duplicates_nothing(topic, make_pip
     assert r.rows_duplicate == 0
 
 
-def test_objects_fail_while_s3_is_down_and_load_once_it_is_back(topic, make_pipeline):
+def test_objects_fail_while_s3_is_down_and_load_once_it_is_back(topic, make_pipeline, no_retry_backoff):
     p = make_pipeline(topic, batch_max_messages=100, batch_max_age_ms=300)
     p.start()
     topic.produce([quote_message(i) for i in range(500)])
