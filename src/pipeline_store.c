@@ -134,6 +134,30 @@ ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets
 }
 
 /*
+ * Move a partition's stored offset to `next`, inside the caller's
+ * transaction, only forward from `from` (next_offset <= from): false when
+ * another consumer has moved it past that, and nothing is written.
+ */
+static bool
+advance_offset(const PipelineConfig *p, int32 partition, int64 from, int64 next)
+{
+	Oid types[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
+	Datum args[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
+					 Int32GetDatum(partition), Int64GetDatum(next), Int64GetDatum(from)};
+
+	if (SPI_execute_with_args(
+			"INSERT INTO stocks_stream.offsets AS o "
+			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
+			"ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
+			"SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+			"WHERE o.next_offset <= $5",
+			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("could not update stocks_stream.offsets")));
+	return SPI_processed == 1;
+}
+
+/*
  * One archived object, inside the caller's transaction: advance the
  * partition's stored offset and add the manifest row.  The offset only
  * moves forward from where this batch began (next_offset <= first_offset);
@@ -145,10 +169,6 @@ static bool
 record_one(const FlushRecord *r)
 {
 	const PipelineConfig *p = r->pipeline;
-	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
-	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
-					  Int32GetDatum(r->partition), Int64GetDatum(r->last_offset + 1),
-					  Int64GetDatum(r->first_offset)};
 	Oid mtypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID,
 					  INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID};
 	Datum margs[11] = {CStringGetTextDatum(p->name),
@@ -163,16 +183,7 @@ record_one(const FlushRecord *r)
 					   CStringGetTextDatum(r->etag),
 					   BoolGetDatum(p->gzip)};
 
-	if (SPI_execute_with_args(
-			"INSERT INTO stocks_stream.offsets AS o "
-			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
-			"ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
-			"SET next_offset = EXCLUDED.next_offset, updated_at = now() "
-			"WHERE o.next_offset <= $5",
-			5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not update stocks_stream.offsets")));
-	if (SPI_processed != 1)
+	if (!advance_offset(p, r->partition, r->first_offset, r->last_offset + 1))
 		return false;
 	if (SPI_execute_with_args(
 			"INSERT INTO stocks_stream.manifest "
@@ -239,10 +250,6 @@ ss_store_record_gap(const GapRecord *g)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	const PipelineConfig *p = g->pipeline;
-	Oid otypes[5] = {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID};
-	Datum oargs[5] = {Int32GetDatum(p->pipeline_id), CStringGetTextDatum(p->topic),
-					  Int32GetDatum(g->partition), Int64GetDatum(g->to_offset + 1),
-					  Int64GetDatum(g->from_offset)};
 	Oid gtypes[7] = {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
 	Datum gargs[7] = {CStringGetTextDatum(p->name),
 					  CStringGetTextDatum(p->key_topic),
@@ -254,16 +261,7 @@ ss_store_record_gap(const GapRecord *g)
 	bool moved;
 
 	begin_tx("stocks_stream: record skipped offsets");
-	if (SPI_execute_with_args(
-			"INSERT INTO stocks_stream.offsets AS o "
-			"(pipeline_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4) "
-			"ON CONFLICT (pipeline_id, topic, partition) DO UPDATE "
-			"SET next_offset = EXCLUDED.next_offset, updated_at = now() "
-			"WHERE o.next_offset <= $5",
-			5, otypes, oargs, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not update stocks_stream.offsets")));
-	moved = (SPI_processed == 1);
+	moved = advance_offset(p, g->partition, g->from_offset, g->to_offset + 1);
 	if (moved && relation_exists("stocks_stream.archive_gaps"))
 	{
 		if (SPI_execute_with_args("INSERT INTO stocks_stream.archive_gaps "

@@ -5,7 +5,8 @@ with S3 goes to the real MinIO of the stack.
 Hostile answers: objects may hold any bytes under any key (keys are str
 with surrogateescape, so a key may be bytes that are not UTF-8) and any
 ETag; `listing` = "endless" answers every page as truncated with a new
-token, "repeat" with the same token; GETs of keys in `hang` never answer.
+token, "repeat" with the same token; GETs of keys in `hang` never answer,
+nor do listings while `hang_listing` is set.
 Every request path is recorded.  Listens on 127.0.0.1 only, on a port the
 OS picks.
 """
@@ -25,6 +26,7 @@ class FakeS3:
         self.objects = {}     # (bucket, key) -> (body, etag)
         self.listing = None   # None, "endless" or "repeat"
         self.hang = set()     # keys whose GET never answers
+        self.hang_listing = False   # listings never answer
         self.paths = []       # every request's raw path
         self.lock = threading.Lock()
         self._closing = threading.Event()
@@ -96,6 +98,9 @@ class FakeS3:
                 bucket, key = parts[0], parts[1] if len(parts) > 1 else ""
                 q = parse_qs(url.query)
                 if not key and "list-type" in q:
+                    if fake.hang_listing:
+                        fake._closing.wait(120)
+                        return
                     return self._send(200, fake._list(bucket, q), "application/xml")
                 if key in fake.hang:
                     fake._closing.wait(120)

@@ -6,7 +6,7 @@ import os
 import socket
 import uuid
 
-from stack_support import bucket_objects, high_watermarks, parse_key, sql, stack
+from stack_support import bucket_objects, high_watermarks, parse_key, sql, stack, wait_until
 
 
 def free_port():
@@ -24,6 +24,13 @@ class Instance:
         self.name = f"{label}_{uuid.uuid4().hex[:6]}"
         self.port = free_port()
         stack("cluster", "start", self.name, str(self.port))
+        # as on the stack (conftest.records_of_any_time): the records carry
+        # fixed event times, Kafka stamps them now
+        loaded = self.value("SELECT pg_conf_load_time()", db="postgres")
+        self.sql("ALTER SYSTEM SET stocks_stream.event_time_window = 0", db="postgres")
+        self.sql("SELECT pg_reload_conf()", db="postgres")
+        wait_until(lambda: self.value("SELECT pg_conf_load_time()", db="postgres") > loaded, 30,
+                   "the instance's settings to be reloaded")
 
     def sql(self, query, params=None, db="stocks"):
         return sql(query, params, host="127.0.0.1", port=self.port, user="postgres", dbname=db)

@@ -97,35 +97,27 @@ def test_a_trade_without_a_symbol_is_skipped_and_counted(fake, trades_source):
     assert produced_trades(t) == by_time(good)
 
 
-def test_a_message_over_the_limit_is_refused_and_the_stream_reconnects(fake, trades_source):
-    set_settings(ws_max_message="64kB")
+# A message longer than stocks_stream.ws_max_message: whole, or one whose fragments never end.
+LONG_MESSAGES = [
+    pytest.param("64kB", lambda fake, symbol: fake.send_raw(json.dumps(
+        {"type": "trade", "data": fake.trades(symbol, 2000)})), id="whole-170kB"),   # ~170 kB
+    pytest.param("256kB", lambda fake, symbol: fake.send_endless(), id="never-ends"),
+]
+
+
+@pytest.mark.parametrize("limit, send_long", LONG_MESSAGES)
+def test_a_message_over_the_limit_is_refused_and_the_stream_made_again(fake, trades_source, limit, send_long):
+    set_settings(ws_max_message=limit)
     try:
         with ServerWatch():
             src, t = trades_source(["GOOGL"])
             before = fake.connections_accepted
-            fake.send_raw(json.dumps({"type": "trade", "data": fake.trades("GOOGL", 2000)}))  # ~170 kB
-            wait_until(refused(src, "over stocks_stream.ws_max_message"), 30, "the long message refused")
+            send_long(fake, "GOOGL")
+            wait_until(refused(src, "over stocks_stream.ws_max_message"), 60, "the long message refused")
             wait_subscribed(fake, ["GOOGL"], before + 1)
             good = fake.trades("GOOGL", 3)
             fake.send_raw(json.dumps({"type": "trade", "data": good}))
             wait_until(lambda: src.status()["produced"] == 3, 30, "the good trades after it")
-        assert produced_trades(t) == by_time(good)
-    finally:
-        set_settings(ws_max_message=None)
-
-
-def test_a_message_that_never_ends_is_cut_off(fake, trades_source):
-    set_settings(ws_max_message="256kB")
-    try:
-        with ServerWatch():
-            src, t = trades_source(["AMZN"])
-            before = fake.connections_accepted
-            fake.send_endless()
-            wait_until(refused(src, "over stocks_stream.ws_max_message"), 60, "the endless message refused")
-            wait_subscribed(fake, ["AMZN"], before + 1)
-            good = fake.trades("AMZN", 2)
-            fake.send_raw(json.dumps({"type": "trade", "data": good}))
-            wait_until(lambda: src.status()["produced"] == 2, 30, "the good trades after it")
         assert produced_trades(t) == by_time(good)
     finally:
         set_settings(ws_max_message=None)

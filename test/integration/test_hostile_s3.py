@@ -234,15 +234,17 @@ def test_a_failing_object_backs_off_and_is_given_up_after_the_most_attempts(fake
 
 
 @pytest.mark.parametrize("cancel", ["statement_timeout", "pg_cancel_backend"])
-def test_a_load_hanging_on_s3_is_cancelled_within_a_second(fake, bucket, cancel):
+@pytest.mark.parametrize("hangs", ["GET", "LIST"])
+def test_a_load_hanging_on_s3_is_cancelled_within_a_second(fake, bucket, cancel, hangs):
     key = "AAPL/%d.json" % NOW
     fake.put(bucket, key, quote(NOW).encode())
-    fake.hang.add(key)
     try:
         with ServerWatch(), session() as conn:
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             load_prefix(conn, "h-empty-" + uuid.uuid4().hex[:6])   # libcurl initialised, handles made
             sockets = open_sockets(pid)
+            fake.hang.add(key)
+            fake.hang_listing = hangs == "LIST"
             if cancel == "statement_timeout":
                 conn.execute("SET statement_timeout = '2s'")
             else:
@@ -251,12 +253,14 @@ def test_a_load_hanging_on_s3_is_cancelled_within_a_second(fake, bucket, cancel)
             with pytest.raises(psycopg.errors.QueryCanceled):
                 load_prefix(conn, bucket)
             took = time.monotonic() - started
+            print(f"cancelled {hangs} by {cancel}: ended {took:.2f} s after the call began (deadline 2 s)")
             conn.execute("RESET statement_timeout")
             assert took < 3.5, f"the load ended {took:.1f} s after it began (deadline 2 s)"
             assert open_sockets(pid) <= sockets, "the cancelled load left a connection open"
         assert sql_value("SELECT count(*) FROM stocks_stream.manifest WHERE bucket = %s", [bucket]) == 0
     finally:
         fake.hang.discard(key)
+        fake.hang_listing = False
 
 
 # --- records -----------------------------------------------------------------------
