@@ -45,17 +45,51 @@ endif
 PG_CPPFLAGS = -Isrc $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC)) -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = $(RDKAFKA_LIBS) $(shell pkg-config --libs $(LIBS_PC))
 
+# make SANITIZE=1: the extension built with AddressSanitizer and
+# UndefinedBehaviorSanitizer by clang-16 (README, "Sanitizer build").  Not
+# gcc 12's: its libasan, preloaded into Debian's postgres, deadlocks in the
+# server's first call to bindtextdomain (even `postgres -V` hangs), while
+# clang's runtime runs it.  The .so is linked against clang's shared runtime
+# (-shared-libsan), which is not on the loader's path: the server must
+# preload it (scripts/sanitizer env), else it refuses to load the library.
+# UBSan reports and goes on (clang's default for its checks, and
+# halt_on_error=0), so one run counts every report; an ASan error ends the
+# process it happens in.  librdkafka's static library and the system
+# libraries are linked as always, uninstrumented.  The objects of the two
+# builds never mix: they depend on .build-flavor, which changes when
+# SANITIZE does (below PGXS's include).
+SANITIZE_CC = clang-16
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -shared-libsan
+# PostgreSQL's CFLAGS and headers were configured for gcc
+SANITIZE_CLANG_QUIET = -Wno-unknown-warning-option -Wno-ignored-attributes
+ifeq ($(SANITIZE),1)
+PG_CFLAGS += $(SANITIZE_FLAGS) $(SANITIZE_CLANG_QUIET) -O1 -g
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+EXTRA_CLEAN += .build-flavor
+
 PG_CONFIG ?= pg_config
 # rebuild what includes a header when the header changes
 override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# the objects of `make` and `make SANITIZE=1` never mix (see SANITIZE above)
+ifeq ($(SANITIZE),1)
+CC = $(SANITIZE_CC)
+endif
+BUILD_FLAVOR = $(if $(filter 1,$(SANITIZE)),sanitize,normal)
+.build-flavor: FORCE
+	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAVOR)' ] || echo '$(BUILD_FLAVOR)' > $@
+$(OBJS): .build-flavor
+.PHONY: FORCE
+
 # make check-regress: the REGRESS suites on a temporary instance of their own
 # (initdb'd by pg_regress, the extension preloaded by regress.conf), as
 # pg_cron runs its tests: no running server, Kafka or S3 needed, a few
-# seconds.  The extension is loaded from the system directories, so run
-# `make install` first.  `make installcheck` still runs the same suites
+# seconds.  The extension is loaded from PG_CONFIG's installation (the
+# system's, or the private root of scripts/stack's STOCKS_STREAM_PG_ROOT),
+# so run `make install` there first.  `make installcheck` still runs the same suites
 # against a running server (PG* variables).  initdb refuses root, so as root
 # pg_regress runs as the postgres user.  The suites, regress.conf, results
 # and the instance go to a scratch directory that user owns (REGRESS_OUT,
@@ -63,18 +97,35 @@ include $(PGXS)
 # regression.diffs is printed when one fails), so the source tree may be
 # one postgres cannot read.
 REGRESS_AS := $(if $(filter 0,$(shell id -u)),runuser -u postgres --)
+# make SANITIZE=1 check-regress: the installed extension must be the
+# sanitizer build (make SANITIZE=1 install, into a private PostgreSQL
+# root); the temporary instance runs with the sanitizer runtime preloaded
+# (scripts/sanitizer env), and any report fails the check.
+ifeq ($(SANITIZE),1)
+REGRESS_SANITIZE_PRE = readelf -d '$(pkglibdir)/stocks_stream.so' | grep -q 'NEEDED.*asan' || \
+	{ echo "$(pkglibdir)/stocks_stream.so is not the sanitizer build: make SANITIZE=1 install it first"; exit 1; }; \
+	mkdir -p "$$out/sanitizer" && senv=$$('$(CURDIR)/scripts/sanitizer' env "$$out/sanitizer") || exit 1;
+REGRESS_ENV = env $$senv
+REGRESS_SANITIZE_POST = n=$$('$(CURDIR)/scripts/sanitizer' reports "$$out/sanitizer" "$$out/log/postmaster.log" | \
+	tee "$$out/sanitizer.txt" | tail -n 1); [ "$$n" = 0 ] || { head -n -1 "$$out/sanitizer.txt"; rc=1; }; \
+	echo "sanitizer reports: $$n";
+endif
 check-regress:
 	@out='$(REGRESS_OUT)'; [ -n "$$out" ] || out=$$(mktemp -d /tmp/stocks_stream_check_regress.XXXXXX); \
+	$(REGRESS_SANITIZE_PRE) \
 	mkdir -p "$$out/sql" "$$out/expected" && \
 	cp $(foreach t,$(REGRESS),'$(CURDIR)/sql/$(t).sql') "$$out/sql/" && \
 	cp $(foreach t,$(REGRESS),'$(CURDIR)/expected/$(t).out') "$$out/expected/" && \
 	cp '$(CURDIR)/regress.conf' "$$out/" && \
 	$(if $(REGRESS_AS),chown -R postgres "$$out" &&) \
-	echo "+++ regress check on a temporary instance in $$out +++" && \
-	if (cd "$$out" && $(REGRESS_AS) $(top_builddir)/src/test/regress/pg_regress --inputdir="$$out" \
+	echo "+++ regress check on a temporary instance in $$out +++" || exit 1; \
+	rc=0; \
+	(cd "$$out" && $(REGRESS_AS) $(REGRESS_ENV) $(top_builddir)/src/test/regress/pg_regress --inputdir="$$out" \
 		--bindir='$(bindir)' --outputdir="$$out" --temp-instance="$$out/instance" \
 		--temp-config="$$out/regress.conf" \
-		$(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS) $(REGRESS_OPTS) $(REGRESS)); then \
+		$(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS) $(REGRESS_OPTS) $(REGRESS)) || rc=1; \
+	$(REGRESS_SANITIZE_POST) \
+	if [ $$rc = 0 ]; then \
 		[ -n '$(REGRESS_OUT)' ] || rm -rf "$$out"; \
 	else \
 		cat "$$out/regression.diffs" 2>/dev/null; exit 1; \
