@@ -164,7 +164,10 @@ def test_a_gzip_bomb_is_refused_within_the_memory_bound(fake, bucket):
         peak = peak_rss_mb(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
     assert counts.objects_failed == 1 and counts.rows_loaded == 1
     assert any("inflates to more than stocks_stream.max_object_size" in w for w in seen)
-    assert peak < 600, f"the loading backend peaked at {peak:.0f} MB (1,064 MB before the bound)"
+    # under the sanitizer build ASan's redzones, shadow and 256 MB quarantine
+    # of freed blocks (832 MB peak) say nothing of the code's own bound
+    if not os.environ.get("STOCKS_STREAM_SANITIZE"):
+        assert peak < 600, f"the loading backend peaked at {peak:.0f} MB (1,064 MB before the bound)"
 
 
 @pytest.mark.parametrize("body, loaded, failed", [
