@@ -15,8 +15,8 @@ import psycopg
 
 from stack_support import sql, wait_until
 
-POSTGREST_URL = os.environ.get("POSTGREST_URL", "http://127.0.0.1:53000")
-WEB_URL = os.environ.get("WEB_URL", "http://127.0.0.1:58080")
+POSTGREST_URL = os.environ.get("POSTGREST_URL", "http://127.0.0.1:23000")
+WEB_URL = os.environ.get("WEB_URL", "http://127.0.0.1:28080")
 
 
 class Answer:
