@@ -729,6 +729,7 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 		TupleDesc d = SPI_tuptable->tupdesc;
 		ObjectRef *o = palloc(sizeof(ObjectRef));
 		ObjectKey key;
+		ObjectKeyKind kind;
 		bool isnull;
 
 		o->object_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
@@ -739,10 +740,11 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 		o->first_offset = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
 		o->last_offset = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
 		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
-		o->single_record = DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) &&
-						   object_key_parse(o->key, &key) == OBJECT_KEY_PYTHON_QUOTE;
+		kind = object_key_parse(o->key, &key);
+		o->single_record =
+			DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) && kind == OBJECT_KEY_PYTHON_QUOTE;
 		o->etag = SPI_getvalue(t, d, 10);
-		o->time = object_key_parse(o->key, &key) != OBJECT_KEY_OTHER ? key.time : -1;
+		o->time = kind != OBJECT_KEY_OTHER ? key.time : -1;
 		objs = lappend(objs, o);
 	}
 	return objs;

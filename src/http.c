@@ -61,24 +61,14 @@ ss_http_ready_handle(CURL **handle)
  * Abort a transfer as soon as the backend is asked to terminate or to
  * cancel its statement (pg_cancel_backend, statement_timeout): libcurl
  * calls this about once a second even when nothing moves.  It only looks
- * at flags; the caller's CHECK_FOR_INTERRUPTS (ss_http_check_interrupts)
- * raises the error once libcurl has returned.
+ * at flags; the caller's CHECK_FOR_INTERRUPTS raises the error once
+ * libcurl has returned.
  */
 static int
 abort_on_interrupt(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 				   curl_off_t ulnow)
 {
 	return (ProcDiePending || QueryCancelPending) ? 1 : 0;
-}
-
-/*
- * After a transfer: if it was ended for an interrupt, raise it now that
- * libcurl is no longer on the stack.
- */
-void
-ss_http_check_interrupts(void)
-{
-	CHECK_FOR_INTERRUPTS();
 }
 
 /*

@@ -15,7 +15,6 @@
 extern void ss_http_init(void);
 extern void ss_http_ready_handle(CURL **handle);
 extern void ss_http_set_defaults(CURL *handle, char *error_buffer, long timeout_ms);
-extern void ss_http_check_interrupts(void);
 extern bool ss_http_append(StringInfo buf, const char *data, size_t n, size_t max, bool *too_large);
 
 #endif

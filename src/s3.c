@@ -309,7 +309,7 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	if (!res.ok)
 		s3_reset_connection();
 	/* a transfer ended for a cancel or a timeout: raise it */
-	ss_http_check_interrupts();
+	CHECK_FOR_INTERRUPTS();
 	return res;
 }
 

@@ -9,6 +9,7 @@ pipeline and bucket, so tests do not see each other's data.
 Import what you need from here (`from stack_support import sql, Topic`);
 conftest.py holds only the fixtures.
 """
+import contextlib
 import functools
 import gzip
 import json
@@ -136,6 +137,19 @@ def set_settings(**settings):
     sql("SELECT pg_reload_conf()")
     # a new session starts with the postmaster's settings and their load time
     wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
+
+
+@contextlib.contextmanager
+def finnhub_served_by(fake):
+    """Point the Finnhub sources at a fake (its URLs, the API key
+    "test-token") for the block, and back afterwards."""
+    set_settings(finnhub_url=fake.http_url, finnhub_ws_url=fake.ws_url)
+    key = set_secret("finnhub_api_key", "test-token")
+    try:
+        yield fake
+    finally:
+        set_settings(finnhub_url=None, finnhub_ws_url=None)
+        set_secret("finnhub_api_key", key)
 
 
 def stack(*args):

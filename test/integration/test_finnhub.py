@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from stack_support import Source, Topic, holds_for, read_topic, set_secret, set_settings, wait_until
+from stack_support import Source, Topic, finnhub_served_by, holds_for, read_topic, set_secret, wait_until
 from fake_finnhub import FakeFinnhub
 
 QUOTE_FIELDS = ["c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_time"]
@@ -13,12 +13,8 @@ QUOTE_FIELDS = ["c", "d", "dp", "h", "l", "o", "pc", "t", "symbol", "fetched_tim
 
 @pytest.fixture(scope="module")
 def fake():
-    with FakeFinnhub(limit_per_minute=600, ping_interval=1.0) as f:
-        set_settings(finnhub_url=f.http_url, finnhub_ws_url=f.ws_url)
-        key = set_secret("finnhub_api_key", "test-token")
+    with FakeFinnhub(limit_per_minute=600, ping_interval=1.0) as f, finnhub_served_by(f):
         yield f
-    set_settings(finnhub_url=None, finnhub_ws_url=None)
-    set_secret("finnhub_api_key", key)
 
 
 @pytest.fixture

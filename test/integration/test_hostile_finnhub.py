@@ -10,17 +10,13 @@ import os
 import pytest
 
 from fake_finnhub import FakeFinnhub
-from stack_support import ServerWatch, Source, Topic, read_topic, set_secret, set_settings, wait_until
+from stack_support import ServerWatch, Source, Topic, finnhub_served_by, read_topic, set_settings, wait_until
 
 
 @pytest.fixture(scope="module")
 def fake():
-    with FakeFinnhub(limit_per_minute=6000, ping_interval=1.0) as f:
-        set_settings(finnhub_url=f.http_url, finnhub_ws_url=f.ws_url)
-        key = set_secret("finnhub_api_key", "test-token")
+    with FakeFinnhub(limit_per_minute=6000, ping_interval=1.0) as f, finnhub_served_by(f):
         yield f
-    set_settings(finnhub_url=None, finnhub_ws_url=None, ws_max_message=None, ws_silence_timeout=None)
-    set_secret("finnhub_api_key", key)
 
 
 @pytest.fixture
