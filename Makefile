@@ -3,7 +3,9 @@ EXTENSION = stocks_stream
 MODULE_big = stocks_stream
 EXTVERSION = 0.4.0
 
-OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# src/<layer>/*.c (src/README.md): core, kafka, s3, archive, ingest, load
+SRC_DIRS = core kafka s3 archive ingest load
+OBJS = $(patsubst %.c,%.o,$(foreach d,$(SRC_DIRS),$(wildcard src/$(d)/*.c)))
 
 # Released SQL is never edited.  stocks_stream--0.1.0.sql is the released
 # install script; every later change is an upgrade script, written by concern

@@ -10,7 +10,7 @@
  */
 #include "postgres.h"
 
-#include "bronze_gzip.h"
+#include "load/bronze_gzip.h"
 
 #include "harness.h"
 

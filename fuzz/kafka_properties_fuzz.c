@@ -9,7 +9,7 @@
  */
 #include "postgres.h"
 
-#include "kafka.h"
+#include "kafka/kafka.h"
 
 #include "harness.h"
 

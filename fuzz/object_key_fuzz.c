@@ -7,7 +7,7 @@
  */
 #include "postgres.h"
 
-#include "object_key.h"
+#include "archive/object_key.h"
 
 #include "harness.h"
 

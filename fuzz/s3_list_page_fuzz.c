@@ -8,8 +8,8 @@
  */
 #include "postgres.h"
 
-#include "s3.h"
-#include "s3_list_page.h"
+#include "s3/s3.h"
+#include "s3/s3_list_page.h"
 
 #include "harness.h"
 

@@ -7,7 +7,7 @@
  */
 #include "postgres.h"
 
-#include "secrets.h"
+#include "core/secrets.h"
 
 #include "harness.h"
 
