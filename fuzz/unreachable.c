@@ -26,7 +26,7 @@ unreachable(const char *name)
 		unreachable(#name);                                                                        \
 	}
 
-/* settings.c: ss_define_settings */
+/* settings.c: ss_settings_define */
 UNREACHABLE(DefineCustomBoolVariable)
 UNREACHABLE(DefineCustomIntVariable)
 UNREACHABLE(DefineCustomStringVariable)

@@ -39,16 +39,16 @@ static rd_kafka_t *consumer = NULL;
 static PipelineConfig *pipeline = NULL;
 static WorkerStatus *status = NULL;
 static char *topic_id = NULL;	 /* of the incarnation archived; NULL: unknown */
-static char *commit_mark = NULL; /* archive_topic_commit_mark(topic_id) */
+static char *commit_mark = NULL; /* ss_archive_topic_commit_mark(topic_id) */
 static bool recreated = false;	 /* the holds are for a re-created topic */
 
 void
-archive_gaps_configure(rd_kafka_t *rk, PipelineConfig *p, WorkerStatus *s)
+ss_archive_gaps_configure(rd_kafka_t *rk, PipelineConfig *p, WorkerStatus *s)
 {
 	consumer = rk;
 	pipeline = p;
 	status = s;
-	commit_mark = MemoryContextStrdup(TopMemoryContext, archive_topic_commit_mark(NULL));
+	commit_mark = MemoryContextStrdup(TopMemoryContext, ss_archive_topic_commit_mark(NULL));
 }
 
 /* Remember the incarnation archived and its key folder, for the worker's life. */
@@ -57,7 +57,7 @@ set_incarnation(const char *id, const char *key_topic)
 {
 	topic_id = id ? MemoryContextStrdup(TopMemoryContext, id) : NULL;
 	pipeline->key_topic = MemoryContextStrdup(TopMemoryContext, key_topic);
-	commit_mark = MemoryContextStrdup(TopMemoryContext, archive_topic_commit_mark(topic_id));
+	commit_mark = MemoryContextStrdup(TopMemoryContext, ss_archive_topic_commit_mark(topic_id));
 }
 
 /*
@@ -67,10 +67,10 @@ set_incarnation(const char *id, const char *key_topic)
  * caller holds the partitions.
  */
 bool
-archive_gaps_check_topic(void)
+ss_archive_gaps_check_topic(void)
 {
-	TopicIncarnation inc = ss_store_load_topic(pipeline);
-	char *current = archive_topic_id(consumer, pipeline->topic, KAFKA_TIMEOUT_MS);
+	TopicIncarnation inc = ss_pipeline_store_load_topic(pipeline);
+	char *current = ss_archive_topic_id(consumer, pipeline->topic, KAFKA_TIMEOUT_MS);
 
 	recreated = false;
 	if (inc.found && inc.topic_id != NULL)
@@ -80,13 +80,14 @@ archive_gaps_check_topic(void)
 		return recreated;
 	}
 	if (inc.supported)
-		ss_store_adopt_topic(pipeline, current, inc.found ? inc.key_topic : pipeline->topic);
+		ss_pipeline_store_adopt_topic(pipeline, current,
+									  inc.found ? inc.key_topic : pipeline->topic);
 	set_incarnation(current, inc.found ? inc.key_topic : pipeline->topic);
 	return false;
 }
 
 const char *
-archive_gaps_commit_mark(void)
+ss_archive_gaps_commit_mark(void)
 {
 	return commit_mark;
 }
@@ -97,7 +98,7 @@ record_gap(int32 partition, int64 from, int64 to, const char *reason, const char
 {
 	GapRecord g = {pipeline, partition, from, to, reason, detail};
 
-	if (!ss_store_record_gap(&g))
+	if (!ss_pipeline_store_record_gap(&g))
 		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
 							   "offset %lld by another consumer",
@@ -115,7 +116,7 @@ record_gap(int32 partition, int64 from, int64 to, const char *reason, const char
  * skipped: record them before the worker starts at the committed offset.
  */
 void
-archive_gaps_group_moved(PartitionBatch *b, int64 stored, int64 committed)
+ss_archive_gaps_group_moved(PartitionBatch *b, int64 stored, int64 committed)
 {
 	char detail[160];
 
@@ -153,13 +154,13 @@ seek_partition(int32 partition, int64 offset)
 /*
  * Kafka reported the partition's fetch offset out of range (the partition
  * stopped).  Below the log's start: a gap, recorded once what precedes it
- * is (archive_gaps_record); in range again (the log moved meanwhile): fetch
+ * is (ss_archive_gaps_record); in range again (the log moved meanwhile): fetch
  * on.  Beyond the log's end the partition is to be held: returns true, and
  * *recreated_out says whether the topic's id changed (then every partition
  * is to be held).
  */
 bool
-archive_gaps_out_of_range(PartitionBatch *b, int64 offset, bool *recreated_out)
+ss_archive_gaps_out_of_range(PartitionBatch *b, int64 offset, bool *recreated_out)
 {
 	int64 low = -1, high = -1;
 	rd_kafka_resp_err_t err;
@@ -193,7 +194,7 @@ archive_gaps_out_of_range(PartitionBatch *b, int64 offset, bool *recreated_out)
 		seek_partition(b->partition, offset);
 		return false;
 	}
-	current = archive_topic_id(consumer, pipeline->topic, KAFKA_TIMEOUT_MS);
+	current = ss_archive_topic_id(consumer, pipeline->topic, KAFKA_TIMEOUT_MS);
 	recreated = current != NULL && topic_id != NULL && strcmp(current, topic_id) != 0;
 	*recreated_out = recreated;
 	return true;
@@ -204,7 +205,7 @@ archive_gaps_out_of_range(PartitionBatch *b, int64 offset, bool *recreated_out)
  * are recorded: record it, tell Kafka (for lag tools), fetch from its end.
  */
 void
-archive_gaps_record(PartitionBatch *b)
+ss_archive_gaps_record(PartitionBatch *b)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_t *tp;
@@ -226,7 +227,7 @@ archive_gaps_record(PartitionBatch *b)
 
 /* Stop fetching the partition until an operator resets it. */
 void
-archive_gaps_hold(PartitionBatch *b, bool topic_recreated)
+ss_archive_gaps_hold(PartitionBatch *b, bool topic_recreated)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
 
@@ -239,7 +240,7 @@ archive_gaps_hold(PartitionBatch *b, bool topic_recreated)
 
 /* Say, where an operator looks, that partitions are held and what resumes them. */
 void
-archive_gaps_announce_holds(const char *partitions)
+ss_archive_gaps_announce_holds(const char *partitions)
 {
 	char text[480];
 	const char *what = recreated ? "was deleted and created again"
@@ -250,8 +251,8 @@ archive_gaps_announce_holds(const char *partitions)
 			 "stocks_stream.reset_pipeline_offsets('%s', start => 'earliest') (or 'latest', or a "
 			 "timestamp) sets where they resume",
 			 pipeline->topic, what, partitions, pipeline->name);
-	ss_status_set_state(status, recreated ? "topic re-created" : "offset beyond end");
-	ss_status_set_error(status, text);
+	ss_worker_status_set_state(status, recreated ? "topic re-created" : "offset beyond end");
+	ss_worker_status_set_error(status, text);
 	ereport(WARNING,
 			(errmsg("stocks_stream pipeline \"%s\": topic \"%s\" %s; partition(s) %s held",
 					pipeline->name, pipeline->topic, what, partitions),
@@ -262,7 +263,7 @@ archive_gaps_announce_holds(const char *partitions)
 
 /* The state of a worker holding partitions. */
 const char *
-archive_gaps_hold_state(void)
+ss_archive_gaps_hold_state(void)
 {
 	return recreated ? "topic re-created" : "offset beyond end";
 }
@@ -273,9 +274,9 @@ archive_gaps_hold_state(void)
  * archive worker committed it (a tool or another consumer did).
  */
 int64
-archive_gaps_committed(const rd_kafka_topic_partition_t *tp, bool *foreign)
+ss_archive_gaps_committed(const rd_kafka_topic_partition_t *tp, bool *foreign)
 {
-	CommitMark mark = archive_topic_read_mark(tp, topic_id);
+	CommitMark mark = ss_archive_topic_read_mark(tp, topic_id);
 
 	*foreign = (mark == COMMIT_FOREIGN);
 	if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR || tp->offset < 0 || mark == COMMIT_OTHER_TOPIC_ID)

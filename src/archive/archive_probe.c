@@ -6,7 +6,7 @@
  *
  * The archive worker probes once per partition and assignment, when the
  * partition's first message arrives: the key of the object that message
- * would start is known up to its last offset (object_key_format_start).
+ * would start is known up to its last offset (ss_object_key_format_start).
  * The first batch then ends where an unrecorded object found there ends, so
  * its PUT writes the very same bytes under the very same key instead of
  * leaving an overlapping object beside it.
@@ -25,8 +25,8 @@
  * fenced off in the manifest, as it always was.
  *
  * A probe sends nothing by itself: the worker sends the one request it
- * waits for (archive_probe_send) when there is room, and counts those on
- * their way (archive_probe_requests), so its S3 requests stay within
+ * waits for (ss_archive_probe_send) when there is room, and counts those on
+ * their way (ss_archive_probe_requests), so its S3 requests stay within
  * stocks_stream.archive_requests_in_flight.
  */
 #include "postgres.h"
@@ -67,7 +67,7 @@ static int nfolders = 0;
 static int requests = 0;
 
 void
-archive_probe_configure(const char *bucket_name, bool gzip)
+ss_archive_probe_configure(const char *bucket_name, bool gzip)
 {
 	if (probe_cxt == NULL)
 		probe_cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream archive probes",
@@ -82,7 +82,7 @@ static S3Async *
 send_list(const char *prefix)
 {
 	requests++;
-	return s3_async_list(bucket, prefix);
+	return ss_s3_async_list(bucket, prefix);
 }
 
 /* End a request (finished or not), with the keys of its page when it succeeded. */
@@ -90,7 +90,7 @@ static List *
 end_list(S3Async **request, bool *ok)
 {
 	List *keys = NIL;
-	S3Result res = s3_async_end(*request, &keys);
+	S3Result res = ss_s3_async_end(*request, &keys);
 
 	*request = NULL;
 	requests--;
@@ -134,7 +134,7 @@ conclude_listing(FolderListing *f)
 	MemoryContext old;
 	bool ok;
 
-	if (f->request == NULL || !s3_async_done(f->request))
+	if (f->request == NULL || !ss_s3_async_done(f->request))
 		return;
 	old = MemoryContextSwitchTo(probe_cxt);
 	f->keys = end_list(&f->request, &ok);
@@ -165,11 +165,11 @@ release_listing(FolderListing *f)
 
 /*
  * A probe for the object that would begin with `key_start`.  It sends
- * nothing yet: the request it needs, if any (archive_probe_needs_request),
- * goes with archive_probe_send, when the caller has room for it.
+ * nothing yet: the request it needs, if any (ss_archive_probe_needs_request),
+ * goes with ss_archive_probe_send, when the caller has room for it.
  */
 ArchiveProbe *
-archive_probe_start(const char *key_start)
+ss_archive_probe_start(const char *key_start)
 {
 	MemoryContext old = MemoryContextSwitchTo(probe_cxt);
 	ArchiveProbe *p = palloc0(sizeof(ArchiveProbe));
@@ -188,7 +188,7 @@ archive_probe_start(const char *key_start)
  * had no room for it)?
  */
 bool
-archive_probe_needs_request(ArchiveProbe *p)
+ss_archive_probe_needs_request(ArchiveProbe *p)
 {
 	if (p->listing != NULL)
 	{
@@ -204,9 +204,9 @@ archive_probe_needs_request(ArchiveProbe *p)
 }
 
 void
-archive_probe_send(ArchiveProbe *p)
+ss_archive_probe_send(ArchiveProbe *p)
 {
-	Assert(archive_probe_needs_request(p));
+	Assert(ss_archive_probe_needs_request(p));
 	if (p->listing != NULL)
 	{
 		p->listing->request = send_list(p->listing->folder);
@@ -216,14 +216,14 @@ archive_probe_send(ArchiveProbe *p)
 		p->request = send_list(p->key_start);
 }
 
-/* Has the probe its answer (archive_probe_end will not wait)? */
+/* Has the probe its answer (ss_archive_probe_end will not wait)? */
 bool
-archive_probe_answered(ArchiveProbe *p)
+ss_archive_probe_answered(ArchiveProbe *p)
 {
-	if (archive_probe_needs_request(p))
+	if (ss_archive_probe_needs_request(p))
 		return false;
 	if (p->request != NULL)
-		return s3_async_done(p->request);
+		return ss_s3_async_done(p->request);
 	return p->listing->request == NULL;
 }
 
@@ -233,7 +233,7 @@ archive_probe_answered(ArchiveProbe *p)
  * as usual).  Frees the probe.
  */
 int64
-archive_probe_end(ArchiveProbe *p)
+ss_archive_probe_end(ArchiveProbe *p)
 {
 	List *keys;
 	ListCell *lc;
@@ -241,7 +241,7 @@ archive_probe_end(ArchiveProbe *p)
 	int64 end_at = -1;
 	bool ok;
 
-	Assert(archive_probe_answered(p));
+	Assert(ss_archive_probe_answered(p));
 	keys = p->request != NULL ? end_list(&p->request, &ok) : p->listing->keys;
 	foreach (lc, keys)
 	{
@@ -249,18 +249,18 @@ archive_probe_end(ArchiveProbe *p)
 		ObjectKey k;
 
 		if (strncmp(key, p->key_start, start_len) == 0 &&
-			object_key_parse(key, &k) == OBJECT_KEY_ARCHIVE && k.compressed == gzipped)
+			ss_object_key_parse(key, &k) == OBJECT_KEY_ARCHIVE && k.compressed == gzipped)
 			end_at = Max(end_at, k.last_offset);
 	}
 	if (p->listing == NULL)
 		list_free_deep(keys);
-	archive_probe_abandon(p);
+	ss_archive_probe_abandon(p);
 	return end_at;
 }
 
 /* A probe no longer wanted (its partition was revoked or reassigned); frees it. */
 void
-archive_probe_abandon(ArchiveProbe *p)
+ss_archive_probe_abandon(ArchiveProbe *p)
 {
 	bool ok;
 
@@ -278,7 +278,7 @@ archive_probe_abandon(ArchiveProbe *p)
  * go with their last one.
  */
 void
-archive_probe_forget_folders(void)
+ss_archive_probe_forget_folders(void)
 {
 	for (int i = 0; i < nfolders; i++)
 	{
@@ -291,7 +291,7 @@ archive_probe_forget_folders(void)
 
 /* LISTs of probes and folders on their way to S3. */
 int
-archive_probe_requests(void)
+ss_archive_probe_requests(void)
 {
 	return requests;
 }

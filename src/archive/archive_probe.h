@@ -8,14 +8,14 @@
 
 typedef struct ArchiveProbe ArchiveProbe;
 
-extern void archive_probe_configure(const char *bucket, bool gzip);
-extern ArchiveProbe *archive_probe_start(const char *key_start);
-extern bool archive_probe_answered(ArchiveProbe *probe);
-extern bool archive_probe_needs_request(ArchiveProbe *probe);
-extern void archive_probe_send(ArchiveProbe *probe);
-extern int64 archive_probe_end(ArchiveProbe *probe);
-extern void archive_probe_abandon(ArchiveProbe *probe);
-extern void archive_probe_forget_folders(void);
-extern int archive_probe_requests(void);
+extern void ss_archive_probe_configure(const char *bucket, bool gzip);
+extern ArchiveProbe *ss_archive_probe_start(const char *key_start);
+extern bool ss_archive_probe_answered(ArchiveProbe *probe);
+extern bool ss_archive_probe_needs_request(ArchiveProbe *probe);
+extern void ss_archive_probe_send(ArchiveProbe *probe);
+extern int64 ss_archive_probe_end(ArchiveProbe *probe);
+extern void ss_archive_probe_abandon(ArchiveProbe *probe);
+extern void ss_archive_probe_forget_folders(void);
+extern int ss_archive_probe_requests(void);
 
 #endif

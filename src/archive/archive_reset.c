@@ -229,7 +229,7 @@ read_topic(const char *topic, const ResetStart *start, int *n, char **topic_id)
 	PG_TRY();
 	{
 		*n = topic_partitions(rk, topic);
-		*topic_id = archive_topic_id(rk, topic, KAFKA_TIMEOUT_MS);
+		*topic_id = ss_archive_topic_id(rk, topic, KAFKA_TIMEOUT_MS);
 		ends = partition_ends(rk, topic, *n, start);
 	}
 	PG_FINALLY();
@@ -433,7 +433,7 @@ ss_reset_pipeline_offsets(PG_FUNCTION_ARGS)
 	found = lock_incarnation(&t, &old_id, &key_topic);
 	same = !found || old_id == NULL || topic_id == NULL || strcmp(old_id, topic_id) == 0;
 	if (!same)
-		key_topic = archive_topic_key_topic(t.topic, topic_id);
+		key_topic = ss_archive_topic_key_topic(t.topic, topic_id);
 	else if (!found)
 		key_topic = t.topic;
 	stored = lock_offsets(&t, n);

@@ -62,7 +62,7 @@ topic_id_text(uint64 msb, uint64 lsb)
  * the topic does not exist.  Kafka not answering is an error.
  */
 char *
-archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
+ss_archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
 {
 	rd_kafka_TopicCollection_t *topics = rd_kafka_TopicCollection_of_topic_names(&topic, 1);
 	rd_kafka_AdminOptions_t *options =
@@ -112,7 +112,7 @@ archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
 #else
 /* A librdkafka before 2.3 cannot ask for topic ids. */
 char *
-archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
+ss_archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
 {
 	return NULL;
 }
@@ -123,21 +123,21 @@ archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
  * the first a pipeline archives, <topic>~<topic id> for a later one.
  */
 char *
-archive_topic_key_topic(const char *topic, const char *topic_id)
+ss_archive_topic_key_topic(const char *topic, const char *topic_id)
 {
 	return topic_id ? psprintf("%s~%s", topic, topic_id) : pstrdup(topic);
 }
 
 /* The metadata an archive worker commits its offsets with. */
 char *
-archive_topic_commit_mark(const char *topic_id)
+ss_archive_topic_commit_mark(const char *topic_id)
 {
 	return psprintf(COMMIT_MARK_PREFIX "%s", topic_id ? topic_id : "");
 }
 
 /* Who committed this offset: an archive worker of this incarnation, of another, or not one. */
 CommitMark
-archive_topic_read_mark(const rd_kafka_topic_partition_t *committed, const char *topic_id)
+ss_archive_topic_read_mark(const rd_kafka_topic_partition_t *committed, const char *topic_id)
 {
 	size_t prefix = strlen(COMMIT_MARK_PREFIX);
 	const char *mark = committed->metadata;

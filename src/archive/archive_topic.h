@@ -17,10 +17,10 @@ typedef enum CommitMark
 	COMMIT_OTHER_TOPIC_ID /* an archive worker, of another incarnation of the topic */
 } CommitMark;
 
-extern char *archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms);
-extern char *archive_topic_key_topic(const char *topic, const char *topic_id);
-extern char *archive_topic_commit_mark(const char *topic_id);
-extern CommitMark archive_topic_read_mark(const rd_kafka_topic_partition_t *committed,
-										  const char *topic_id);
+extern char *ss_archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms);
+extern char *ss_archive_topic_key_topic(const char *topic, const char *topic_id);
+extern char *ss_archive_topic_commit_mark(const char *topic_id);
+extern CommitMark ss_archive_topic_read_mark(const rd_kafka_topic_partition_t *committed,
+											 const char *topic_id);
 
 #endif

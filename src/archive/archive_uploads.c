@@ -5,14 +5,14 @@
  * A flush hands a batch over (its buffer, or that gzipped) and the worker
  * goes back to reading Kafka while libcurl sends it, beside the objects of
  * other partitions (s3_async.c); the worker records each once it has
- * arrived (archive_uploads_arrived): in Postgres, then a commit to Kafka.
+ * arrived (ss_archive_uploads_arrived): in Postgres, then a commit to Kafka.
  * The worker keeps a partition to one object on its way, so its objects
  * are recorded in offset order, and keeps their number within
  * stocks_stream.archive_requests_in_flight and their bodies within the
- * pipeline's max bytes (archive_uploads_count, archive_uploads_bytes).
+ * pipeline's max bytes (ss_archive_uploads_count, ss_archive_uploads_bytes).
  *
  * An object S3 refused stays here without a request (awaiting its retry)
- * until the worker sends it again (archive_uploads_send_again).  An object
+ * until the worker sends it again (ss_archive_uploads_send_again).  An object
  * whose bucket does not exist yet creates the bucket and goes again at
  * once.  Each object's key and gzipped body live in a memory context of
  * its own, reset when it is released.
@@ -40,7 +40,7 @@ static char *bucket = NULL;
 static bool gzipped = false;
 
 void
-archive_uploads_configure(const char *bucket_name, bool gzip)
+ss_archive_uploads_configure(const char *bucket_name, bool gzip)
 {
 	if (bucket != NULL)
 		pfree(bucket);
@@ -51,8 +51,8 @@ archive_uploads_configure(const char *bucket_name, bool gzip)
 static void
 send_object(UploadSlot *s)
 {
-	s->request = s3_async_put(bucket, s->upload.key, s->body, s->upload.len,
-							  gzipped ? "application/gzip" : "application/x-ndjson");
+	s->request = ss_s3_async_put(bucket, s->upload.key, s->body, s->upload.len,
+								 gzipped ? "application/gzip" : "application/x-ndjson");
 }
 
 static UploadSlot *
@@ -75,7 +75,7 @@ free_slot(void)
  * object `key`.
  */
 ArchiveUpload *
-archive_upload_start(PartitionBatch *b, const char *key)
+ss_archive_uploads_start(PartitionBatch *b, const char *key)
 {
 	UploadSlot *s = free_slot();
 	ArchiveUpload *u = &s->upload;
@@ -90,13 +90,13 @@ archive_upload_start(PartitionBatch *b, const char *key)
 	u->etag[0] = '\0';
 	if (gzipped)
 	{
-		s->body = batch_gzip(b, &u->len);
-		pfree(batch_take_data(b));
+		s->body = ss_batch_gzip(b, &u->len);
+		pfree(ss_batch_take_data(b));
 	}
 	else
 	{
 		u->len = b->len;
-		s->body = batch_take_data(b);
+		s->body = ss_batch_take_data(b);
 	}
 	MemoryContextSwitchTo(old);
 	s->active = true;
@@ -108,7 +108,7 @@ archive_upload_start(PartitionBatch *b, const char *key)
 
 /* The partition's object on its way, or NULL. */
 ArchiveUpload *
-archive_upload_of(int32 partition)
+ss_archive_uploads_of(int32 partition)
 {
 	for (int i = 0; i < ARCHIVE_MAX_UPLOADS && nactive > 0; i++)
 		if (slots[i].active && slots[i].upload.partition == partition)
@@ -118,7 +118,7 @@ archive_upload_of(int32 partition)
 
 /* Is it travelling (not waiting for its retry)? */
 bool
-archive_upload_travelling(const ArchiveUpload *u)
+ss_archive_uploads_travelling(const ArchiveUpload *u)
 {
 	return ((const UploadSlot *) u)->request != NULL;
 }
@@ -131,12 +131,12 @@ archive_upload_travelling(const ArchiveUpload *u)
 static bool
 conclude(UploadSlot *s, char **refusal)
 {
-	S3Result res = s3_async_end(s->request, NULL);
+	S3Result res = ss_s3_async_end(s->request, NULL);
 
 	s->request = NULL;
 	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
 	{
-		res = s3_create_bucket(bucket);
+		res = ss_s3_create_bucket(bucket);
 		if (res.ok)
 		{
 			ereport(LOG, (errmsg("stocks_stream: created bucket \"%s\"", bucket)));
@@ -159,7 +159,7 @@ conclude(UploadSlot *s, char **refusal)
  * *refusal is S3's error (else NULL).
  */
 int
-archive_uploads_arrived(ArchiveUpload **arrived, char **refusal)
+ss_archive_uploads_arrived(ArchiveUpload **arrived, char **refusal)
 {
 	int n = 0;
 
@@ -168,7 +168,7 @@ archive_uploads_arrived(ArchiveUpload **arrived, char **refusal)
 	{
 		UploadSlot *s = &slots[i];
 
-		if (s->active && s->request != NULL && s3_async_done(s->request) && conclude(s, refusal))
+		if (s->active && s->request != NULL && ss_s3_async_done(s->request) && conclude(s, refusal))
 			arrived[n++] = &s->upload;
 	}
 	return n;
@@ -176,7 +176,7 @@ archive_uploads_arrived(ArchiveUpload **arrived, char **refusal)
 
 /* An object recorded (or given up): its memory goes. */
 void
-archive_upload_release(ArchiveUpload *u)
+ss_archive_uploads_release(ArchiveUpload *u)
 {
 	UploadSlot *s = (UploadSlot *) u;
 
@@ -190,20 +190,20 @@ archive_upload_release(ArchiveUpload *u)
 
 /* Drop an object unrecorded (its partition went elsewhere): its offsets are read again. */
 void
-archive_upload_abandon(ArchiveUpload *u)
+ss_archive_uploads_abandon(ArchiveUpload *u)
 {
 	UploadSlot *s = (UploadSlot *) u;
 
 	if (s == NULL)
 		return;
 	if (s->request != NULL)
-		(void) s3_async_end(s->request, NULL);
-	archive_upload_release(u);
+		(void) ss_s3_async_end(s->request, NULL);
+	ss_archive_uploads_release(u);
 }
 
 /* Is an object waiting for its retry (S3 refused it)? */
 bool
-archive_uploads_awaiting_retry(void)
+ss_archive_uploads_awaiting_retry(void)
 {
 	for (int i = 0; i < ARCHIVE_MAX_UPLOADS && nactive > 0; i++)
 		if (slots[i].active && slots[i].request == NULL)
@@ -213,7 +213,7 @@ archive_uploads_awaiting_retry(void)
 
 /* Send the objects S3 refused again. */
 void
-archive_uploads_send_again(void)
+ss_archive_uploads_send_again(void)
 {
 	for (int i = 0; i < ARCHIVE_MAX_UPLOADS && nactive > 0; i++)
 		if (slots[i].active && slots[i].request == NULL)
@@ -222,14 +222,14 @@ archive_uploads_send_again(void)
 
 /* Objects handed over and not yet released. */
 int
-archive_uploads_count(void)
+ss_archive_uploads_count(void)
 {
 	return nactive;
 }
 
 /* Their bodies' bytes. */
 int64
-archive_uploads_bytes(void)
+ss_archive_uploads_bytes(void)
 {
 	return active_bytes;
 }

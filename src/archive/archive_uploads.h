@@ -24,16 +24,16 @@ typedef struct ArchiveUpload
 	char etag[80]; /* S3's, once it has arrived */
 } ArchiveUpload;
 
-extern void archive_uploads_configure(const char *bucket, bool gzip);
-extern ArchiveUpload *archive_upload_start(PartitionBatch *batch, const char *key);
-extern ArchiveUpload *archive_upload_of(int32 partition);
-extern bool archive_upload_travelling(const ArchiveUpload *upload);
-extern int archive_uploads_arrived(ArchiveUpload **arrived, char **refusal);
-extern void archive_upload_release(ArchiveUpload *upload);
-extern void archive_upload_abandon(ArchiveUpload *upload);
-extern bool archive_uploads_awaiting_retry(void);
-extern void archive_uploads_send_again(void);
-extern int archive_uploads_count(void);
-extern int64 archive_uploads_bytes(void);
+extern void ss_archive_uploads_configure(const char *bucket, bool gzip);
+extern ArchiveUpload *ss_archive_uploads_start(PartitionBatch *batch, const char *key);
+extern ArchiveUpload *ss_archive_uploads_of(int32 partition);
+extern bool ss_archive_uploads_travelling(const ArchiveUpload *upload);
+extern int ss_archive_uploads_arrived(ArchiveUpload **arrived, char **refusal);
+extern void ss_archive_uploads_release(ArchiveUpload *upload);
+extern void ss_archive_uploads_abandon(ArchiveUpload *upload);
+extern bool ss_archive_uploads_awaiting_retry(void);
+extern void ss_archive_uploads_send_again(void);
+extern int ss_archive_uploads_count(void);
+extern int64 ss_archive_uploads_bytes(void);
 
 #endif

@@ -103,7 +103,7 @@ static void
 record_kafka_error(const char *message)
 {
 	if (status != NULL)
-		ss_status_set_error(status, message);
+		ss_worker_status_set_error(status, message);
 }
 
 static PartitionBatch *
@@ -126,7 +126,7 @@ batch_for(int32 partition)
 			batches[i].partition = i;
 			batches[i].next_offset = -1;
 			batches[i].recorded_offset = -1;
-			batch_clear(&batches[i]);
+			ss_batch_clear(&batches[i]);
 		}
 		nbatches = n;
 		MemoryContextSwitchTo(old);
@@ -143,7 +143,7 @@ publish_assignment(void)
 	for (int i = 0; i < nbatches; i++)
 		if (batches[i].assigned)
 			appendStringInfo(&buf, "%s%d", buf.len ? "," : "", i);
-	ss_status_set_detail(status, buf.data);
+	ss_worker_status_set_detail(status, buf.data);
 	pfree(buf.data);
 }
 
@@ -169,7 +169,7 @@ committed_offsets(rd_kafka_topic_partition_list_t *parts, bool *foreign)
 							   rd_kafka_err2str(err))));
 	}
 	for (int i = 0; i < parts->cnt; i++)
-		committed[i] = archive_gaps_committed(&copy->elems[i], &foreign[i]);
+		committed[i] = ss_archive_gaps_committed(&copy->elems[i], &foreign[i]);
 	rd_kafka_topic_partition_list_destroy(copy);
 	return committed;
 }
@@ -188,13 +188,13 @@ static void
 seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 {
 	StoredOffset *stored;
-	bool recreated = archive_gaps_check_topic();
-	int n = ss_store_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
+	bool recreated = ss_archive_gaps_check_topic();
+	int n = ss_pipeline_store_load_offsets(pipeline->pipeline_id, pipeline->topic, &stored);
 	bool *foreign = palloc0(sizeof(bool) * Max(parts->cnt, 1));
 	int64 *committed = committed_offsets(parts, foreign);
 
 	/* listings taken before this assignment could miss what was put since */
-	archive_probe_forget_folders();
+	ss_archive_probe_forget_folders();
 	for (int i = 0; i < parts->cnt; i++)
 	{
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -207,10 +207,10 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 				here = stored[j].next_offset;
 		start = Max(here, committed[i]);
 		tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_BEGINNING;
-		archive_upload_abandon(archive_upload_of(tp->partition));
+		ss_archive_uploads_abandon(ss_archive_uploads_of(tp->partition));
 		abandon_probe(b);
 		buffered_bytes -= b->len;
-		batch_clear(b);
+		ss_batch_clear(b);
 		b->assigned = true;
 		b->next_offset = start;
 		b->recorded_offset = -1;
@@ -220,7 +220,7 @@ seek_to_stored_offsets(rd_kafka_topic_partition_list_t *parts)
 			nunprobed++;
 		b->probe_unrecorded = true;
 		if (!recreated && here >= 0 && committed[i] > here && foreign[i])
-			archive_gaps_group_moved(b, here, committed[i]);
+			ss_archive_gaps_group_moved(b, here, committed[i]);
 	}
 	pfree(stored);
 	pfree(committed);
@@ -233,7 +233,7 @@ running_state(void)
 {
 	for (int i = 0; i < nbatches; i++)
 		if (batches[i].assigned && batches[i].held)
-			return archive_gaps_hold_state();
+			return ss_archive_gaps_hold_state();
 	return "running";
 }
 
@@ -261,7 +261,7 @@ assign_fetchable(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 		rd_kafka_pause_partitions(rk, fetch);
 	rd_kafka_topic_partition_list_destroy(fetch);
 	if (held.len > 0)
-		archive_gaps_announce_holds(held.data);
+		ss_archive_gaps_announce_holds(held.data);
 	pfree(held.data);
 }
 
@@ -299,7 +299,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		{
 			waiting_for_topic = false;
 			if (!paused)
-				ss_status_set_state(status, running_state());
+				ss_worker_status_set_state(status, running_state());
 		}
 		assign_fetchable(rk, parts);
 		ereport(
@@ -314,10 +314,10 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		{
 			PartitionBatch *b = batch_for(parts->elems[i].partition);
 
-			archive_upload_abandon(archive_upload_of(b->partition));
+			ss_archive_uploads_abandon(ss_archive_uploads_of(b->partition));
 			abandon_probe(b);
 			buffered_bytes -= b->len;
-			batch_clear(b);
+			ss_batch_clear(b);
 			b->assigned = false;
 			b->held = false;
 			b->gap_reason = NULL;
@@ -350,17 +350,17 @@ set_paused(bool pause)
 		rd_kafka_topic_partition_list_destroy(assignment);
 	}
 	paused = pause;
-	ss_status_set_state(status, pause ? "waiting for S3" : running_state());
+	ss_worker_status_set_state(status, pause ? "waiting for S3" : running_state());
 }
 
 static void
 schedule_retry(const char *error)
 {
-	ss_status_set_error(status, error);
+	ss_worker_status_set_error(status, error);
 	ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": %s; retrying in %d ms", pipeline->name,
 						 error, backoff_ms)));
 	retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
-	backoff_ms = Min(backoff_ms * 2, ss_retry_max_backoff_ms);
+	backoff_ms = Min(backoff_ms * 2, ss_settings_retry_max_backoff_ms);
 	if (!paused)
 		set_paused(true);
 }
@@ -374,7 +374,7 @@ schedule_retry(const char *error)
 static void
 commit_marked(rd_kafka_topic_partition_list_t *list, rd_kafka_queue_t *queue)
 {
-	const char *mark = archive_gaps_commit_mark();
+	const char *mark = ss_archive_gaps_commit_mark();
 
 	for (int i = 0; i < list->cnt; i++)
 	{
@@ -461,7 +461,7 @@ record_arrived(ArchiveUpload **arrived, int n)
 		recs[i].bytes = arrived[i]->len;
 		recs[i].etag = arrived[i]->etag;
 	}
-	refused = ss_store_record_flushes(recs, n);
+	refused = ss_pipeline_store_record_flushes(recs, n);
 	if (refused >= 0)
 		ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 						errmsg("stocks_stream pipeline \"%s\": partition %d was advanced past "
@@ -475,11 +475,11 @@ record_arrived(ArchiveUpload **arrived, int n)
 		deltas[ARCHIVE_MESSAGES] += arrived[i]->count;
 		deltas[ARCHIVE_BYTES] += arrived[i]->raw_len;
 		deltas[ARCHIVE_OBJECTS]++;
-		archive_upload_release(arrived[i]);
+		ss_archive_uploads_release(arrived[i]);
 	}
-	ss_status_add_activity(status, deltas);
+	ss_worker_status_add_activity(status, deltas);
 	pfree(recs);
-	if (pipeline->realtime && ss_store_load_bronze(pipeline) > 0)
+	if (pipeline->realtime && ss_pipeline_store_load_bronze(pipeline) > 0)
 		gold_due = true;
 }
 
@@ -493,21 +493,21 @@ collect_finished(void)
 {
 	ArchiveUpload *arrived[ARCHIVE_MAX_UPLOADS];
 	char *refusal;
-	int narrived = archive_uploads_arrived(arrived, &refusal);
+	int narrived = ss_archive_uploads_arrived(arrived, &refusal);
 
 	if (refusal != NULL)
 		schedule_retry(refusal);
 	if (narrived > 0)
 		record_arrived(arrived, narrived);
 	advance_probes();
-	return !archive_uploads_awaiting_retry();
+	return !ss_archive_uploads_awaiting_retry();
 }
 
 /* Wait up to MAX_WAIT_MS for S3 to answer, and take what it answered. */
 static bool
 await_s3(void)
 {
-	s3_async_step(MAX_WAIT_MS);
+	ss_s3_async_step(MAX_WAIT_MS);
 	CHECK_FOR_INTERRUPTS();
 	return collect_finished();
 }
@@ -525,26 +525,27 @@ finish_pending(bool wait)
 {
 	bool ok;
 
-	if (archive_uploads_count() == 0 && nprobes == 0)
+	if (ss_archive_uploads_count() == 0 && nprobes == 0)
 		return true;
-	if (archive_uploads_awaiting_retry())
+	if (ss_archive_uploads_awaiting_retry())
 	{
 		if (GetCurrentTimestamp() < retry_at)
 			return false;
-		archive_uploads_send_again();
+		ss_archive_uploads_send_again();
 	}
-	s3_async_step(0);
+	ss_s3_async_step(0);
 	ok = collect_finished();
-	while (ok && wait && archive_uploads_count() > 0)
+	while (ok && wait && ss_archive_uploads_count() > 0)
 		ok = await_s3();
-	return ok && archive_uploads_count() == 0;
+	return ok && ss_archive_uploads_count() == 0;
 }
 
 /* May one more request go to S3 (objects and probes count alike)? */
 static bool
 requests_free(void)
 {
-	return archive_uploads_count() + archive_probe_requests() < ss_archive_requests_in_flight;
+	return ss_archive_uploads_count() + ss_archive_probe_requests() <
+		   ss_settings_archive_requests_in_flight;
 }
 
 /*
@@ -555,8 +556,9 @@ requests_free(void)
 static bool
 room_for_object(size_t len)
 {
-	while (archive_uploads_count() > 0 &&
-		   (!requests_free() || archive_uploads_bytes() + (int64) len > pipeline->batch_max_bytes))
+	while (
+		ss_archive_uploads_count() > 0 &&
+		(!requests_free() || ss_archive_uploads_bytes() + (int64) len > pipeline->batch_max_bytes))
 		if (!await_s3())
 			return false;
 	return true;
@@ -577,15 +579,16 @@ flush_batch(PartitionBatch *b)
 
 	settle_probe_now(b);
 	/* the partition's object before it first, so objects are recorded in order */
-	while ((before = archive_upload_of(b->partition)) != NULL)
-		if (!archive_upload_travelling(before) || !await_s3())
+	while ((before = ss_archive_uploads_of(b->partition)) != NULL)
+		if (!ss_archive_uploads_travelling(before) || !await_s3())
 			return false;
-	if (archive_uploads_awaiting_retry() || !room_for_object(b->len))
+	if (ss_archive_uploads_awaiting_retry() || !room_for_object(b->len))
 		return false;
-	key = object_key_format(pipeline->key_prefix, pipeline->key_topic, b->partition,
-							b->first_offset, b->last_offset, b->first_timestamp_ms, pipeline->gzip);
+	key = ss_object_key_format(pipeline->key_prefix, pipeline->key_topic, b->partition,
+							   b->first_offset, b->last_offset, b->first_timestamp_ms,
+							   pipeline->gzip);
 	buffered_bytes -= b->len;
-	archive_upload_start(b, key);
+	ss_archive_uploads_start(b, key);
 	pfree(key);
 	return true;
 }
@@ -618,7 +621,7 @@ wait_for_topic(void)
 	if (waiting_for_topic)
 		return;
 	waiting_for_topic = true;
-	ss_status_set_state(status, "waiting for topic");
+	ss_worker_status_set_state(status, "waiting for topic");
 	ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": topic \"%s\" does not exist yet; waiting",
 						 pipeline->name, pipeline->topic)));
 }
@@ -633,18 +636,18 @@ wait_for_topic(void)
 static void
 start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 {
-	char *start = object_key_format_start(pipeline->key_prefix, pipeline->key_topic, b->partition,
-										  first_offset, timestamp_ms);
+	char *start = ss_object_key_format_start(pipeline->key_prefix, pipeline->key_topic,
+											 b->partition, first_offset, timestamp_ms);
 
-	b->probe = archive_probe_start(start);
+	b->probe = ss_archive_probe_start(start);
 	b->end_at = -1;
 	nprobes++;
 	pfree(start);
-	if (requests_free() && archive_probe_needs_request(b->probe))
-		archive_probe_send(b->probe);
+	if (requests_free() && ss_archive_probe_needs_request(b->probe))
+		ss_archive_probe_send(b->probe);
 	/* every partition has probed: the folders' listings are of no more use */
 	if (--nunprobed == 0)
-		archive_probe_forget_folders();
+		ss_archive_probe_forget_folders();
 }
 
 /*
@@ -655,7 +658,7 @@ start_probe(PartitionBatch *b, int64 first_offset, int64 timestamp_ms)
 static void
 settle_probe(PartitionBatch *b)
 {
-	b->end_at = archive_probe_end(b->probe);
+	b->end_at = ss_archive_probe_end(b->probe);
 	b->probe = NULL;
 	nprobes--;
 }
@@ -670,10 +673,10 @@ advance_probes(void)
 
 		if (b->probe == NULL)
 			continue;
-		if (archive_probe_answered(b->probe))
+		if (ss_archive_probe_answered(b->probe))
 			settle_probe(b);
-		else if (requests_free() && archive_probe_needs_request(b->probe))
-			archive_probe_send(b->probe);
+		else if (requests_free() && ss_archive_probe_needs_request(b->probe))
+			ss_archive_probe_send(b->probe);
 	}
 }
 
@@ -685,17 +688,17 @@ advance_probes(void)
 static void
 settle_probe_now(PartitionBatch *b)
 {
-	while (b->probe != NULL && !archive_probe_answered(b->probe))
+	while (b->probe != NULL && !ss_archive_probe_answered(b->probe))
 	{
-		if (archive_probe_needs_request(b->probe))
+		if (ss_archive_probe_needs_request(b->probe))
 		{
 			while (!requests_free() && await_s3())
 				;
-			if (b->probe != NULL && archive_probe_needs_request(b->probe))
-				archive_probe_send(b->probe);
+			if (b->probe != NULL && ss_archive_probe_needs_request(b->probe))
+				ss_archive_probe_send(b->probe);
 			continue;
 		}
-		s3_async_step(MAX_WAIT_MS);
+		ss_s3_async_step(MAX_WAIT_MS);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (b->probe != NULL)
@@ -708,7 +711,7 @@ abandon_probe(PartitionBatch *b)
 {
 	if (b->probe == NULL)
 		return;
-	archive_probe_abandon(b->probe);
+	ss_archive_probe_abandon(b->probe);
 	b->probe = NULL;
 	nprobes--;
 }
@@ -762,16 +765,16 @@ out_of_range(int32 partition, int64 offset)
 	StringInfoData held;
 
 	if (!b->assigned || b->held || b->gap_reason != NULL ||
-		!archive_gaps_out_of_range(b, offset, &recreated))
+		!ss_archive_gaps_out_of_range(b, offset, &recreated))
 		return;
 	initStringInfo(&held);
 	for (int i = 0; i < nbatches; i++)
 		if (batches[i].assigned && (i == partition || (recreated && !batches[i].held)))
 		{
-			archive_gaps_hold(&batches[i], recreated);
+			ss_archive_gaps_hold(&batches[i], recreated);
 			appendStringInfo(&held, "%s%d", held.len ? "," : "", i);
 		}
-	archive_gaps_announce_holds(held.data);
+	ss_archive_gaps_announce_holds(held.data);
 	pfree(held.data);
 }
 
@@ -791,8 +794,8 @@ settle_gaps(void)
 			continue;
 		if (b->count > 0 && !flush_batch(b))
 			return;
-		if (archive_upload_of(b->partition) == NULL)
-			archive_gaps_record(b);
+		if (ss_archive_uploads_of(b->partition) == NULL)
+			ss_archive_gaps_record(b);
 	}
 }
 
@@ -842,7 +845,7 @@ handle_message(rd_kafka_message_t *msg)
 		b->probe_unrecorded = false;
 		start_probe(b, msg->offset, rd_kafka_message_timestamp(msg, NULL));
 	}
-	batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
+	ss_batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
 	buffered_bytes += need;
 	if (!paused &&
 		(end_reached(b) || (b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
@@ -914,7 +917,7 @@ publish_lag(void)
 		next = b->count > 0 ? b->first_offset : (b->next_offset >= 0 ? b->next_offset : low);
 		lag += Max(high - next, 0);
 	}
-	ss_status_set_counter(status, ARCHIVE_LAG, lag);
+	ss_worker_status_set_counter(status, ARCHIVE_LAG, lag);
 }
 
 /*
@@ -934,7 +937,7 @@ refresh_gold_when_due(void)
 	if (!TimestampDifferenceExceeds(gold_tried_at, now, pipeline->batch_max_age_ms))
 		return;
 	gold_tried_at = now;
-	if (ss_store_refresh_recent_gold() != GOLD_BUSY)
+	if (ss_pipeline_store_refresh_recent_gold() != GOLD_BUSY)
 		gold_due = false;
 }
 
@@ -965,7 +968,7 @@ next_timeout_ms(void)
 static bool
 uploading(void)
 {
-	return s3_async_in_flight() > 0;
+	return ss_s3_async_in_flight() > 0;
 }
 
 /*
@@ -990,13 +993,13 @@ consume_available(long wait_ms)
 		if (msg == NULL)
 		{
 			if (n == 0 && uploading())
-				s3_async_step((int) wait_ms);
+				ss_s3_async_step((int) wait_ms);
 			return;
 		}
 		handle_message(msg);
 		rd_kafka_message_destroy(msg);
 		if (n % UPLOAD_STEP_EVERY == UPLOAD_STEP_EVERY - 1 && uploading())
-			s3_async_step(0);
+			ss_s3_async_step(0);
 	}
 }
 
@@ -1068,7 +1071,7 @@ create_consumer(void)
 static void
 settings_reloaded(void)
 {
-	s3_reset_connection();
+	ss_s3_reset_connection();
 }
 
 void
@@ -1076,11 +1079,11 @@ ss_archive_worker_main(Datum main_arg)
 {
 	WorkerArgs args;
 
-	ss_worker_start();
-	args = ss_worker_args;
+	ss_worker_loop_start();
+	args = ss_worker_loop_args;
 	worker_no = args.worker_no;
 
-	pipeline = ss_store_load_pipeline(args.owner_id);
+	pipeline = ss_pipeline_store_load_pipeline(args.owner_id);
 	if (pipeline == NULL || !pipeline->running || pipeline->generation != args.generation ||
 		args.worker_no >= pipeline->workers)
 	{
@@ -1090,7 +1093,7 @@ ss_archive_worker_main(Datum main_arg)
 		proc_exit(0);
 	}
 
-	status = ss_worker_claim_status(WORKER_ARCHIVE, pipeline->pipeline_id, pipeline->name);
+	status = ss_worker_loop_claim_status(WORKER_ARCHIVE, pipeline->pipeline_id, pipeline->name);
 	pgstat_report_appname(psprintf("stocks_stream archive %s/%d", pipeline->name, args.worker_no));
 
 	/*
@@ -1102,17 +1105,17 @@ ss_archive_worker_main(Datum main_arg)
 	 * with 1 MB; bench/README.md).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-	batch_init_context();
-	archive_probe_configure(pipeline->bucket, pipeline->gzip);
-	archive_uploads_configure(pipeline->bucket, pipeline->gzip);
+	ss_batch_init_context();
+	ss_archive_probe_configure(pipeline->bucket, pipeline->gzip);
+	ss_archive_uploads_configure(pipeline->bucket, pipeline->gzip);
 	create_consumer();
-	archive_gaps_configure(consumer, pipeline, status);
+	ss_archive_gaps_configure(consumer, pipeline, status);
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);
-	ss_status_set_state(status, "running");
+	ss_worker_status_set_state(status, "running");
 
 	for (;;)
 	{
-		if (ss_worker_pass())
+		if (ss_worker_loop_pass())
 			settings_reloaded();
 		consume_available(Min(next_timeout_ms(), MAX_WAIT_MS));
 		flush_due_batches();

@@ -25,7 +25,7 @@
 static MemoryContext batch_context = NULL;
 
 void
-batch_init_context(void)
+ss_batch_init_context(void)
 {
 	batch_context =
 		AllocSetContextCreate(TopMemoryContext, "stocks_stream batches", ALLOCSET_DEFAULT_SIZES);
@@ -50,7 +50,8 @@ batch_reserve(PartitionBatch *batch, size_t extra)
 }
 
 void
-batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char *value, size_t len)
+ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char *value,
+				size_t len)
 {
 	char *dst;
 
@@ -82,7 +83,7 @@ batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char
 }
 
 void
-batch_clear(PartitionBatch *batch)
+ss_batch_clear(PartitionBatch *batch)
 {
 	if (batch->data != NULL)
 		pfree(batch->data);
@@ -98,18 +99,18 @@ batch_clear(PartitionBatch *batch)
 
 /* Hand the batch's buffer to the caller (to pfree) and empty the batch. */
 char *
-batch_take_data(PartitionBatch *batch)
+ss_batch_take_data(PartitionBatch *batch)
 {
 	char *data = batch->data;
 
 	batch->data = NULL;
-	batch_clear(batch);
+	ss_batch_clear(batch);
 	return data;
 }
 
 /* Gzip the batch into a palloc'd buffer of the current memory context. */
 char *
-batch_gzip(const PartitionBatch *batch, size_t *out_len)
+ss_batch_gzip(const PartitionBatch *batch, size_t *out_len)
 {
 	z_stream zs = {0};
 	size_t bound;

@@ -34,11 +34,11 @@ typedef struct PartitionBatch
 	TimestampTz opened_at; /* when the first message arrived */
 } PartitionBatch;
 
-extern void batch_init_context(void);
-extern void batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const char *value,
-						 size_t len);
-extern void batch_clear(PartitionBatch *batch);
-extern char *batch_take_data(PartitionBatch *batch);
-extern char *batch_gzip(const PartitionBatch *batch, size_t *out_len);
+extern void ss_batch_init_context(void);
+extern void ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms,
+							const char *value, size_t len);
+extern void ss_batch_clear(PartitionBatch *batch);
+extern char *ss_batch_take_data(PartitionBatch *batch);
+extern char *ss_batch_gzip(const PartitionBatch *batch, size_t *out_len);
 
 #endif

@@ -38,8 +38,8 @@
  * <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-
  */
 char *
-object_key_format_start(const char *prefix, const char *topic, int32 partition, int64 first_offset,
-						int64 first_timestamp_ms)
+ss_object_key_format_start(const char *prefix, const char *topic, int32 partition,
+						   int64 first_offset, int64 first_timestamp_ms)
 {
 	time_t secs = (time_t) (first_timestamp_ms / 1000);
 	struct tm tm;
@@ -53,12 +53,12 @@ object_key_format_start(const char *prefix, const char *topic, int32 partition, 
 }
 
 char *
-object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
-				  int64 last_offset, int64 first_timestamp_ms, bool gzip)
+ss_object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
+					 int64 last_offset, int64 first_timestamp_ms, bool gzip)
 {
 	return psprintf(
 		"%s%0*lld.ndjson%s",
-		object_key_format_start(prefix, topic, partition, first_offset, first_timestamp_ms),
+		ss_object_key_format_start(prefix, topic, partition, first_offset, first_timestamp_ms),
 		OFFSET_DIGITS, (long long) last_offset, gzip ? ".gz" : "");
 }
 
@@ -226,7 +226,7 @@ parse_python_quote(const char *key, int64 *time)
 
 /* What kind of key this is; an archive key's parts go to *out. */
 ObjectKeyKind
-object_key_parse(const char *key, ObjectKey *out)
+ss_object_key_parse(const char *key, ObjectKey *out)
 {
 	const char *file = strrchr(key, '/');
 
@@ -248,7 +248,7 @@ object_key_parse(const char *key, ObjectKey *out)
  * after: for a listing that starts there.
  */
 char *
-object_key_hour_start(const char *folder, const char *hour)
+ss_object_key_hour_start(const char *folder, const char *hour)
 {
 	return psprintf("%sdt=%.10s/hour=%.2s", folder, hour, hour + 11);
 }
@@ -274,7 +274,7 @@ ss_parse_object_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("parse_object_key must return a row")));
 	memset(nulls, true, sizeof(nulls));
-	if (object_key_parse(key, &k) != OBJECT_KEY_OTHER)
+	if (ss_object_key_parse(key, &k) != OBJECT_KEY_OTHER)
 	{
 		values[0] = CStringGetTextDatum(kinds[k.kind]);
 		nulls[0] = false;

@@ -30,12 +30,12 @@ typedef struct ObjectKey
 	bool compressed;
 } ObjectKey;
 
-extern char *object_key_format_start(const char *prefix, const char *topic, int32 partition,
-									 int64 first_offset, int64 first_timestamp_ms);
-extern char *object_key_format(const char *prefix, const char *topic, int32 partition,
-							   int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
-							   bool gzip);
-extern ObjectKeyKind object_key_parse(const char *key, ObjectKey *out);
-extern char *object_key_hour_start(const char *folder, const char *hour);
+extern char *ss_object_key_format_start(const char *prefix, const char *topic, int32 partition,
+										int64 first_offset, int64 first_timestamp_ms);
+extern char *ss_object_key_format(const char *prefix, const char *topic, int32 partition,
+								  int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
+								  bool gzip);
+extern ObjectKeyKind ss_object_key_parse(const char *key, ObjectKey *out);
+extern char *ss_object_key_hour_start(const char *folder, const char *hour);
 
 #endif

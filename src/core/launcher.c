@@ -51,7 +51,7 @@ static uint64 launcher_generation = 0;
 #define ORPHAN_WAIT_MS 30000
 
 void
-ss_register_launcher(void)
+ss_launcher_register(void)
 {
 	BackgroundWorker worker = {0};
 
@@ -223,7 +223,7 @@ static void
 reconcile(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	List *wanted = ss_store_wanted_workers();
+	List *wanted = ss_pipeline_store_wanted_workers();
 
 	reap_exited(now);
 	start_wanted(wanted, now);
@@ -233,7 +233,7 @@ reconcile(void)
 static void
 launcher_exit(int code, Datum arg)
 {
-	ss_status_launcher_exited(launcher_generation);
+	ss_worker_status_launcher_exited(launcher_generation);
 }
 
 /*
@@ -250,7 +250,7 @@ retire_orphans(void)
 	int pids[64];
 	int n;
 
-	while ((n = ss_status_orphans(launcher_generation, pids, lengthof(pids))) > 0)
+	while ((n = ss_worker_status_orphans(launcher_generation, pids, lengthof(pids))) > 0)
 	{
 		for (int i = 0; i < Min(n, (int) lengthof(pids)); i++)
 			kill(pids[i], SIGTERM);
@@ -260,7 +260,7 @@ retire_orphans(void)
 								   "did not exit",
 								   n),
 							errhint("The launcher retries; pg_terminate_backend() ends them.")));
-		ss_loop_wait(100);
+		ss_worker_loop_wait(100);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
@@ -268,18 +268,19 @@ retire_orphans(void)
 void
 ss_launcher_main(Datum main_arg)
 {
-	ss_loop_start();
-	launcher_generation = ss_status_launcher_started();
+	ss_worker_loop_setup();
+	launcher_generation = ss_worker_status_launcher_started();
 	before_shmem_exit(launcher_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(ss_settings_database, NULL, 0);
 	pgstat_report_appname("stocks_stream launcher");
-	ereport(LOG, (errmsg("stocks_stream launcher started in database \"%s\"", ss_database)));
+	ereport(LOG,
+			(errmsg("stocks_stream launcher started in database \"%s\"", ss_settings_database)));
 	retire_orphans();
 
 	for (;;)
 	{
-		ss_loop_pass();
+		ss_worker_loop_launcher_pass();
 		reconcile();
-		ss_loop_wait(ss_launcher_naptime_ms);
+		ss_worker_loop_wait(ss_settings_launcher_naptime_ms);
 	}
 }

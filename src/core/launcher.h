@@ -7,7 +7,7 @@
 
 #include "postgres.h"
 
-extern void ss_register_launcher(void);
+extern void ss_launcher_register(void);
 extern PGDLLEXPORT void ss_launcher_main(Datum main_arg);
 
 #endif

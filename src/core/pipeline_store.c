@@ -65,7 +65,7 @@ column(HeapTuple tup, TupleDesc desc, int col)
 }
 
 PipelineConfig *
-ss_store_load_pipeline(int pipeline_id)
+ss_pipeline_store_load_pipeline(int pipeline_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	PipelineConfig *cfg = NULL;
@@ -106,7 +106,7 @@ ss_store_load_pipeline(int pipeline_id)
 }
 
 int
-ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
+ss_pipeline_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid argtypes[2] = {INT4OID, TEXTOID};
@@ -209,7 +209,7 @@ record_one(const FlushRecord *r)
  * offset (that one is not written; the others are), or -1.
  */
 int
-ss_store_record_flushes(const FlushRecord *recs, int n)
+ss_pipeline_store_record_flushes(const FlushRecord *recs, int n)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	int refused = -1;
@@ -246,7 +246,7 @@ relation_exists(const char *name)
  * WARNING in the server log instead.
  */
 bool
-ss_store_record_gap(const GapRecord *g)
+ss_pipeline_store_record_gap(const GapRecord *g)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	const PipelineConfig *p = g->pipeline;
@@ -288,7 +288,7 @@ ss_store_record_gap(const GapRecord *g)
  * it has recorded one.
  */
 TopicIncarnation
-ss_store_load_topic(const PipelineConfig *p)
+ss_pipeline_store_load_topic(const PipelineConfig *p)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	TopicIncarnation inc = {false, false, NULL, NULL};
@@ -322,7 +322,7 @@ ss_store_load_topic(const PipelineConfig *p)
  * moves a pipeline to another incarnation.
  */
 void
-ss_store_adopt_topic(const PipelineConfig *p, const char *topic_id, const char *key_topic)
+ss_pipeline_store_adopt_topic(const PipelineConfig *p, const char *topic_id, const char *key_topic)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
@@ -361,7 +361,7 @@ commit_asynchronously(void)
  * once, under load_bronze()'s exactly-once rules.  Returns the rows loaded.
  */
 int64
-ss_store_load_bronze(const PipelineConfig *p)
+ss_pipeline_store_load_bronze(const PipelineConfig *p)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid types[1] = {TEXTOID};
@@ -388,7 +388,7 @@ ss_store_load_bronze(const PipelineConfig *p)
  * refresh is running (refresh_gold(since, wait => false)).
  */
 GoldRefresh
-ss_store_refresh_recent_gold(void)
+ss_pipeline_store_refresh_recent_gold(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	GoldRefresh done = GOLD_UNAVAILABLE;
@@ -419,7 +419,7 @@ ss_store_refresh_recent_gold(void)
  * extension is not installed in this database (yet).
  */
 List *
-ss_store_wanted_workers(void)
+ss_pipeline_store_wanted_workers(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	List *result = NIL;
@@ -457,7 +457,7 @@ ss_store_wanted_workers(void)
 }
 
 SourceConfig *
-ss_store_load_source(int source_id)
+ss_pipeline_store_load_source(int source_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	SourceConfig *cfg = NULL;

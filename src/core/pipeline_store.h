@@ -102,16 +102,17 @@ typedef enum GoldRefresh
 	GOLD_UNAVAILABLE, /* the database is on a version without real-time gold */
 } GoldRefresh;
 
-extern PipelineConfig *ss_store_load_pipeline(int pipeline_id);
-extern int ss_store_load_offsets(int pipeline_id, const char *topic, StoredOffset **offsets);
-extern int ss_store_record_flushes(const FlushRecord *recs, int n);
-extern bool ss_store_record_gap(const GapRecord *gap);
-extern TopicIncarnation ss_store_load_topic(const PipelineConfig *pipeline);
-extern void ss_store_adopt_topic(const PipelineConfig *pipeline, const char *topic_id,
-								 const char *key_topic);
-extern int64 ss_store_load_bronze(const PipelineConfig *pipeline);
-extern GoldRefresh ss_store_refresh_recent_gold(void);
-extern List *ss_store_wanted_workers(void);
-extern SourceConfig *ss_store_load_source(int source_id);
+extern PipelineConfig *ss_pipeline_store_load_pipeline(int pipeline_id);
+extern int ss_pipeline_store_load_offsets(int pipeline_id, const char *topic,
+										  StoredOffset **offsets);
+extern int ss_pipeline_store_record_flushes(const FlushRecord *recs, int n);
+extern bool ss_pipeline_store_record_gap(const GapRecord *gap);
+extern TopicIncarnation ss_pipeline_store_load_topic(const PipelineConfig *pipeline);
+extern void ss_pipeline_store_adopt_topic(const PipelineConfig *pipeline, const char *topic_id,
+										  const char *key_topic);
+extern int64 ss_pipeline_store_load_bronze(const PipelineConfig *pipeline);
+extern GoldRefresh ss_pipeline_store_refresh_recent_gold(void);
+extern List *ss_pipeline_store_wanted_workers(void);
+extern SourceConfig *ss_pipeline_store_load_source(int source_id);
 
 #endif

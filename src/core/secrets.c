@@ -109,7 +109,7 @@ ss_secrets_read(FILE *f, const char *path)
 static void
 load_secrets(void)
 {
-	const char *path = ss_secrets_file;
+	const char *path = ss_settings_secrets_file;
 	struct stat st;
 	FILE *f;
 	MemoryContext old;
@@ -150,7 +150,7 @@ load_secrets(void)
 
 /* The secret `name`, or "" when the file does not hold it. */
 const char *
-ss_secret(const char *name)
+ss_secrets_get(const char *name)
 {
 	ListCell *lc;
 
@@ -195,7 +195,7 @@ ss_secrets_kafka_fingerprint(void)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s\n%s", ss_kafka_brokers, ss_kafka_properties);
+	appendStringInfo(&buf, "%s\n%s", ss_settings_kafka_brokers, ss_settings_kafka_properties);
 	ss_secrets_foreach("kafka.", append_secret_property, &buf);
 	return buf.data;
 }

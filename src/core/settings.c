@@ -17,32 +17,32 @@
 
 #include "core/settings.h"
 
-char *ss_kafka_brokers = NULL;
-char *ss_kafka_properties = NULL;
-char *ss_s3_endpoint = NULL;
-char *ss_s3_region = NULL;
-bool ss_s3_path_style = true;
-int ss_s3_timeout_ms = 30000;
-char *ss_secrets_file = NULL;
-char *ss_finnhub_url = NULL;
-char *ss_finnhub_ws_url = NULL;
-char *ss_database = NULL;
-int ss_max_workers = 16;
-int ss_launcher_naptime_ms = 1000;
-int ss_retry_max_backoff_ms = 30000;
-int ss_min_event_year = 2000;
-int ss_s3_gets_in_flight = 32;
-int ss_archive_requests_in_flight = 16;
-int ss_load_buffer_kb = 65536;
-int ss_progress_interval_ms = 10000;
-int ss_ws_max_message_kb = 1024;
-int ss_ws_silence_timeout_ms = 90000;
-int ss_max_object_kb = 262144;
-int ss_s3_max_list_pages = 10000;
-int ss_quarantine_raw_max = 4096;
-int ss_event_time_window_min = 10080;
-int ss_load_retry_backoff_ms = 60000;
-int ss_load_max_attempts = 10;
+char *ss_settings_kafka_brokers = NULL;
+char *ss_settings_kafka_properties = NULL;
+char *ss_settings_s3_endpoint = NULL;
+char *ss_settings_s3_region = NULL;
+bool ss_settings_s3_path_style = true;
+int ss_settings_s3_timeout_ms = 30000;
+char *ss_settings_secrets_file = NULL;
+char *ss_settings_finnhub_url = NULL;
+char *ss_settings_finnhub_ws_url = NULL;
+char *ss_settings_database = NULL;
+int ss_settings_max_workers = 16;
+int ss_settings_launcher_naptime_ms = 1000;
+int ss_settings_retry_max_backoff_ms = 30000;
+int ss_settings_min_event_year = 2000;
+int ss_settings_s3_gets_in_flight = 32;
+int ss_settings_archive_requests_in_flight = 16;
+int ss_settings_load_buffer_kb = 65536;
+int ss_settings_progress_interval_ms = 10000;
+int ss_settings_ws_max_message_kb = 1024;
+int ss_settings_ws_silence_timeout_ms = 90000;
+int ss_settings_max_object_kb = 262144;
+int ss_settings_s3_max_list_pages = 10000;
+int ss_settings_quarantine_raw_max = 4096;
+int ss_settings_event_time_window_min = 10080;
+int ss_settings_load_retry_backoff_ms = 60000;
+int ss_settings_load_max_attempts = 10;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
 
@@ -56,125 +56,134 @@ define_limits(void)
 	DefineCustomIntVariable(
 		"stocks_stream.ws_max_message", "Largest Finnhub WebSocket message a trades source takes.",
 		"A longer message is dropped, counted and reported, and the connection is made again.",
-		&ss_ws_max_message_kb, 1024, 1, 65536, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+		&ss_settings_ws_max_message_kb, 1024, 1, 65536, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.ws_silence_timeout",
 		"How long a Finnhub WebSocket may stay silent before it is taken for dead.",
 		"Finnhub pings an open stream; a connection that brings nothing for this long "
 		"(half-open) is closed and made again.  0 never.",
-		&ss_ws_silence_timeout_ms, 90000, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+		&ss_settings_ws_silence_timeout_ms, 90000, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL,
+		NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.max_object_size",
 		"Largest object, once inflated, that load_bronze() and load_bronze_prefix() read.",
 		"A larger object (a gzip bomb, say) is marked failed with the reason; it never "
 		"takes the backend's memory.",
-		&ss_max_object_kb, 262144, 1024, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+		&ss_settings_max_object_kb, 262144, 1024, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, NULL, NULL,
+		NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.s3_max_list_pages",
 		"Most S3 listing pages (of 1,000 keys) one listing may follow.",
 		"A listing that never ends (or repeats its continuation token) stops with an error.",
-		&ss_s3_max_list_pages, 10000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable(
-		"stocks_stream.quarantine_raw_max", "Most bytes of a refused line the quarantine keeps.",
-		"A longer line keeps its first bytes, its length and its SHA-256.", &ss_quarantine_raw_max,
-		4096, 0, 1048576, PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+		&ss_settings_s3_max_list_pages, 10000, 1, 1000000, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("stocks_stream.quarantine_raw_max",
+							"Most bytes of a refused line the quarantine keeps.",
+							"A longer line keeps its first bytes, its length and its SHA-256.",
+							&ss_settings_quarantine_raw_max, 4096, 0, 1048576, PGC_SUSET,
+							GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.event_time_window",
 		"How far a record's event time may lie from the time its object was written.",
 		"The object's time is its first Kafka record's timestamp (the dt=/hour= of its "
 		"key); a record outside the window is quarantined, so no writer to the topic can "
 		"make partitions of any day it likes.  0 turns the check off.",
-		&ss_event_time_window_min, 10080, 0, 60 * 24 * 366 * 100, PGC_SUSET, GUC_UNIT_MIN, NULL,
-		NULL, NULL);
+		&ss_settings_event_time_window_min, 10080, 0, 60 * 24 * 366 * 100, PGC_SUSET, GUC_UNIT_MIN,
+		NULL, NULL, NULL);
 	DefineCustomIntVariable("stocks_stream.load_retry_backoff",
 							"How long an object that failed to load waits before its first retry.",
-							"The wait doubles with each failed attempt.", &ss_load_retry_backoff_ms,
-							60000, 0, 86400000, PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							"The wait doubles with each failed attempt.",
+							&ss_settings_load_retry_backoff_ms, 60000, 0, 86400000, PGC_SUSET,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.load_max_attempts", "Most attempts to load an object that keeps failing.",
 		"After them it is no longer retried and is counted in api.pipeline_health; "
 		"stocks_stream.retry_failed_objects() makes it pending again.",
-		&ss_load_max_attempts, 10, 1, 1000, PGC_SUSET, 0, NULL, NULL, NULL);
+		&ss_settings_load_max_attempts, 10, 1, 1000, PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
 void
-ss_define_settings(void)
+ss_settings_define(void)
 {
-	DefineCustomStringVariable("stocks_stream.kafka_brokers",
-							   "Kafka bootstrap servers (host:port,...).", NULL, &ss_kafka_brokers,
-							   "127.0.0.1:9092", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"stocks_stream.kafka_brokers", "Kafka bootstrap servers (host:port,...).", NULL,
+		&ss_settings_kafka_brokers, "127.0.0.1:9092", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"stocks_stream.kafka_properties",
 		"Extra librdkafka properties as key=value pairs separated by ';' (SASL, TLS, tuning).",
-		"Superuser-only: it may hold credentials.", &ss_kafka_properties, "", PGC_SIGHUP,
+		"Superuser-only: it may hold credentials.", &ss_settings_kafka_properties, "", PGC_SIGHUP,
 		SECRET_FLAGS, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"stocks_stream.s3_endpoint",
 		"S3 endpoint URL, e.g. http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com.", NULL,
-		&ss_s3_endpoint, "http://127.0.0.1:9000", PGC_SIGHUP, 0, NULL, NULL, NULL);
+		&ss_settings_s3_endpoint, "http://127.0.0.1:9000", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.s3_region", "S3 region used for SigV4 signing.", NULL,
-							   &ss_s3_region, "us-east-1", PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   &ss_settings_s3_region, "us-east-1", PGC_SIGHUP, 0, NULL, NULL,
+							   NULL);
 	DefineCustomBoolVariable(
 		"stocks_stream.s3_path_style",
 		"Address buckets as endpoint/bucket/key (MinIO) instead of bucket.endpoint/key.", NULL,
-		&ss_s3_path_style, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+		&ss_settings_s3_path_style, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("stocks_stream.s3_timeout_ms", "Timeout of one S3 request.", NULL,
-							&ss_s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
-							NULL, NULL);
+							&ss_settings_s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"stocks_stream.secrets_file",
 		"File holding the S3 keys, the Finnhub key and secret Kafka properties.",
 		"name = value lines, readable by the server's user only; a relative path is "
 		"relative to the data directory.  Secrets are never settings: members of "
 		"pg_read_all_settings can read every setting.",
-		&ss_secrets_file, "stocks_stream.secrets", PGC_SIGHUP, 0, NULL, NULL, NULL);
+		&ss_settings_secrets_file, "stocks_stream.secrets", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.finnhub_url", "Base URL of Finnhub's REST API.", NULL,
-							   &ss_finnhub_url, "https://finnhub.io/api/v1", PGC_SIGHUP, 0, NULL,
-							   NULL, NULL);
+							   &ss_settings_finnhub_url, "https://finnhub.io/api/v1", PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("stocks_stream.finnhub_ws_url",
 							   "URL of Finnhub's trade WebSocket (the token is added as ?token=).",
-							   NULL, &ss_finnhub_ws_url, "wss://ws.finnhub.io", PGC_SIGHUP, 0, NULL,
-							   NULL, NULL);
-	DefineCustomStringVariable("stocks_stream.database",
-							   "Database the launcher and workers connect to.", NULL, &ss_database,
-							   "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("stocks_stream.max_workers",
-							"Maximum number of archive workers across all pipelines.", NULL,
-							&ss_max_workers, 16, 1, 256, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   NULL, &ss_settings_finnhub_ws_url, "wss://ws.finnhub.io", PGC_SIGHUP,
+							   0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"stocks_stream.database", "Database the launcher and workers connect to.", NULL,
+		&ss_settings_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable(
-		"stocks_stream.launcher_naptime", "How often the launcher checks the pipelines table.",
-		NULL, &ss_launcher_naptime_ms, 1000, 100, 60000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+		"stocks_stream.max_workers", "Maximum number of archive workers across all pipelines.",
+		NULL, &ss_settings_max_workers, 16, 1, 256, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("stocks_stream.launcher_naptime",
+							"How often the launcher checks the pipelines table.", NULL,
+							&ss_settings_launcher_naptime_ms, 1000, 100, 60000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("stocks_stream.retry_max_backoff",
 							"Upper bound of the exponential backoff when S3 or Kafka fail.", NULL,
-							&ss_retry_max_backoff_ms, 30000, 100, 600000, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							&ss_settings_retry_max_backoff_ms, 30000, 100, 600000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("stocks_stream.min_event_year",
 							"Records stamped before January 1st (UTC) of this year are refused.",
 							"A quote or trade from before it is quarantined instead of creating "
 							"partitions and candles of that time.",
-							&ss_min_event_year, 2000, 1971, 9999, PGC_SUSET, 0, NULL, NULL, NULL);
+							&ss_settings_min_event_year, 2000, 1971, 9999, PGC_SUSET, 0, NULL, NULL,
+							NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.s3_gets_in_flight",
 		"How many S3 GETs load_bronze() and load_bronze_prefix() keep in flight.",
-		"1 reads one object at a time.", &ss_s3_gets_in_flight, 32, 1, 256, PGC_USERSET, 0, NULL,
-		NULL, NULL);
+		"1 reads one object at a time.", &ss_settings_s3_gets_in_flight, 32, 1, 256, PGC_USERSET, 0,
+		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.archive_requests_in_flight",
 		"How many S3 requests an archive worker keeps in flight.",
 		"Objects of different partitions travel side by side, one per partition, "
 		"their bytes within the pipeline's batch_max_bytes; 1 sends one at a time.",
-		&ss_archive_requests_in_flight, 16, 1, SS_ARCHIVE_REQUESTS_MAX, PGC_SIGHUP, 0, NULL, NULL,
-		NULL);
+		&ss_settings_archive_requests_in_flight, 16, 1, SS_ARCHIVE_REQUESTS_MAX, PGC_SIGHUP, 0,
+		NULL, NULL, NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.load_buffer",
 		"Most bytes of objects received and not yet loaded that a load holds.",
 		"Transfers pause when it is full; the object loaded next is read whatever its size.",
-		&ss_load_buffer_kb, 65536, 1024, MAX_KILOBYTES, PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+		&ss_settings_load_buffer_kb, 65536, 1024, MAX_KILOBYTES, PGC_USERSET, GUC_UNIT_KB, NULL,
+		NULL, NULL);
 	DefineCustomIntVariable("stocks_stream.progress_interval",
 							"How often a long load reports its progress in a NOTICE.",
-							"0 reports after every object; -1 never.", &ss_progress_interval_ms,
-							10000, -1, 3600000, PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							"0 reports after every object; -1 never.",
+							&ss_settings_progress_interval_ms, 10000, -1, 3600000, PGC_USERSET,
+							GUC_UNIT_MS, NULL, NULL, NULL);
 
 	define_limits();
 	MarkGUCPrefixReserved("stocks_stream");
@@ -182,9 +191,9 @@ ss_define_settings(void)
 
 /* Unix seconds of January 1st, 00:00 UTC, of stocks_stream.min_event_year. */
 double
-ss_min_event_time(void)
+ss_settings_min_event_time(void)
 {
-	int year = ss_min_event_year;
+	int year = ss_settings_min_event_year;
 	int64 days =
 		365 * (int64) (year - 1970) + (year - 1969) / 4 - (year - 1901) / 100 + (year - 1601) / 400;
 

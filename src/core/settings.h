@@ -6,47 +6,47 @@
 #define STOCKS_STREAM_SETTINGS_H
 
 /* Kafka */
-extern char *ss_kafka_brokers;
-extern char *ss_kafka_properties;
+extern char *ss_settings_kafka_brokers;
+extern char *ss_settings_kafka_properties;
 
 /* S3 / MinIO */
-extern char *ss_s3_endpoint;
-extern char *ss_s3_region;
-extern bool ss_s3_path_style;
-extern int ss_s3_timeout_ms;
+extern char *ss_settings_s3_endpoint;
+extern char *ss_settings_s3_region;
+extern bool ss_settings_s3_path_style;
+extern int ss_settings_s3_timeout_ms;
 
 /* credentials: the file that holds them (secrets.c) */
-extern char *ss_secrets_file;
+extern char *ss_settings_secrets_file;
 
 /* Finnhub */
-extern char *ss_finnhub_url;
-extern char *ss_finnhub_ws_url;
+extern char *ss_settings_finnhub_url;
+extern char *ss_settings_finnhub_ws_url;
 
 /* workers */
-extern char *ss_database;
-extern int ss_max_workers;
-extern int ss_launcher_naptime_ms;
-extern int ss_retry_max_backoff_ms;
+extern char *ss_settings_database;
+extern int ss_settings_max_workers;
+extern int ss_settings_launcher_naptime_ms;
+extern int ss_settings_retry_max_backoff_ms;
 
 /* loading */
-extern int ss_min_event_year;
-extern int ss_s3_gets_in_flight;
+extern int ss_settings_min_event_year;
+extern int ss_settings_s3_gets_in_flight;
 #define SS_ARCHIVE_REQUESTS_MAX 256 /* stocks_stream.archive_requests_in_flight's maximum */
-extern int ss_archive_requests_in_flight;
-extern int ss_load_buffer_kb;
-extern int ss_progress_interval_ms;
+extern int ss_settings_archive_requests_in_flight;
+extern int ss_settings_load_buffer_kb;
+extern int ss_settings_progress_interval_ms;
 
 /* limits on what comes from outside (README, "Limits") */
-extern int ss_ws_max_message_kb;
-extern int ss_ws_silence_timeout_ms;
-extern int ss_max_object_kb;
-extern int ss_s3_max_list_pages;
-extern int ss_quarantine_raw_max;
-extern int ss_event_time_window_min;
-extern int ss_load_retry_backoff_ms;
-extern int ss_load_max_attempts;
+extern int ss_settings_ws_max_message_kb;
+extern int ss_settings_ws_silence_timeout_ms;
+extern int ss_settings_max_object_kb;
+extern int ss_settings_s3_max_list_pages;
+extern int ss_settings_quarantine_raw_max;
+extern int ss_settings_event_time_window_min;
+extern int ss_settings_load_retry_backoff_ms;
+extern int ss_settings_load_max_attempts;
 
-extern void ss_define_settings(void);
-extern double ss_min_event_time(void);
+extern void ss_settings_define(void);
+extern double ss_settings_min_event_time(void);
 
 #endif

@@ -27,7 +27,7 @@ shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	ss_status_shmem_request();
+	ss_worker_status_shmem_request();
 }
 
 static void
@@ -35,13 +35,13 @@ shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	ss_status_shmem_startup();
+	ss_worker_status_shmem_startup();
 }
 
 void
 _PG_init(void)
 {
-	ss_define_settings();
+	ss_settings_define();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -49,5 +49,5 @@ _PG_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
-	ss_register_launcher();
+	ss_launcher_register();
 }

@@ -14,7 +14,7 @@
  * Its passes also exit when the launcher that started it is gone or was
  * replaced, so a restarted launcher never runs its workers beside the old
  * ones.  Waits inside a pass (for Kafka, for S3) serve the same signals
- * with ss_worker_serve(), which leaves the pass's memory alone.
+ * with ss_worker_loop_serve(), which leaves the pass's memory alone.
  */
 #include "postgres.h"
 
@@ -33,14 +33,14 @@
 #include "core/settings.h"
 #include "core/worker_loop.h"
 
-WorkerArgs ss_worker_args;
+WorkerArgs ss_worker_loop_args;
 
 static MemoryContext pass_context = NULL;
 static WorkerStatus *status = NULL;
 
 /* Set up signals (SIGHUP: reload, SIGTERM: die) and the pass's context. */
 void
-ss_loop_start(void)
+ss_worker_loop_setup(void)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -82,7 +82,7 @@ begin_pass_memory(void)
  * pass's memory afresh.  Returns true when the settings were reloaded.
  */
 bool
-ss_loop_pass(void)
+ss_worker_loop_launcher_pass(void)
 {
 	bool reloaded;
 
@@ -94,7 +94,7 @@ ss_loop_pass(void)
 
 /* Sleep on the latch up to timeout_ms (it may return early). */
 void
-ss_loop_wait(long timeout_ms)
+ss_worker_loop_wait(long timeout_ms)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms,
 					 PG_WAIT_EXTENSION);
@@ -104,7 +104,7 @@ ss_loop_wait(long timeout_ms)
 static void
 release_status(int code, Datum arg)
 {
-	ss_status_release(status);
+	ss_worker_status_release(status);
 }
 
 /* the Kafka settings this worker's client was made with */
@@ -112,11 +112,11 @@ static char *kafka_fingerprint = NULL;
 
 /* Read the launcher's arguments, set up the loop, connect to the database. */
 void
-ss_worker_start(void)
+ss_worker_loop_start(void)
 {
-	memcpy(&ss_worker_args, MyBgworkerEntry->bgw_extra, sizeof(WorkerArgs));
-	ss_loop_start();
-	BackgroundWorkerInitializeConnection(ss_database, NULL, 0);
+	memcpy(&ss_worker_loop_args, MyBgworkerEntry->bgw_extra, sizeof(WorkerArgs));
+	ss_worker_loop_setup();
+	BackgroundWorkerInitializeConnection(ss_settings_database, NULL, 0);
 	kafka_fingerprint = MemoryContextStrdup(TopMemoryContext, ss_secrets_kafka_fingerprint());
 }
 
@@ -134,7 +134,7 @@ exit_if_kafka_settings_changed(void)
 	{
 		ereport(LOG, (errmsg("stocks_stream worker for \"%s\"/%d: Kafka settings changed, "
 							 "restarting",
-							 MyBgworkerEntry->bgw_name, ss_worker_args.worker_no)));
+							 MyBgworkerEntry->bgw_name, ss_worker_loop_args.worker_no)));
 		proc_exit(1);
 	}
 	pfree(fingerprint);
@@ -146,15 +146,15 @@ exit_if_kafka_settings_changed(void)
  * holds, exits here.
  */
 WorkerStatus *
-ss_worker_claim_status(WorkerKind kind, int owner_id, const char *owner_name)
+ss_worker_loop_claim_status(WorkerKind kind, int owner_id, const char *owner_name)
 {
-	status = ss_status_claim(kind, owner_id, owner_name, ss_worker_args.worker_no,
-							 ss_worker_args.launcher_generation);
+	status = ss_worker_status_claim(kind, owner_id, owner_name, ss_worker_loop_args.worker_no,
+									ss_worker_loop_args.launcher_generation);
 	if (status == NULL)
 	{
 		ereport(LOG, (errmsg("stocks_stream worker for \"%s\"/%d exits: its launcher is gone or "
 							 "another worker runs it",
-							 owner_name, ss_worker_args.worker_no)));
+							 owner_name, ss_worker_loop_args.worker_no)));
 		proc_exit(0);
 	}
 	before_shmem_exit(release_status, (Datum) 0);
@@ -165,7 +165,7 @@ ss_worker_claim_status(WorkerKind kind, int owner_id, const char *owner_name)
 static void
 exit_if_orphaned(void)
 {
-	if (ss_status_launcher_is_current(ss_worker_args.launcher_generation))
+	if (ss_worker_status_launcher_is_current(ss_worker_loop_args.launcher_generation))
 		return;
 	ereport(LOG, (errmsg("stocks_stream worker exits: the launcher that started it is gone")));
 	proc_exit(0);
@@ -176,7 +176,7 @@ exit_if_orphaned(void)
  * pass's memory kept.  Returns true when the settings were reloaded.
  */
 bool
-ss_worker_serve(void)
+ss_worker_loop_serve(void)
 {
 	bool reloaded;
 
@@ -189,14 +189,14 @@ ss_worker_serve(void)
 }
 
 /*
- * Begin a pass of a worker's loop: ss_worker_serve(), then start the
+ * Begin a pass of a worker's loop: ss_worker_loop_serve(), then start the
  * pass's memory afresh.  Returns true when the settings were reloaded
  * (the caller may need to act on them).
  */
 bool
-ss_worker_pass(void)
+ss_worker_loop_pass(void)
 {
-	bool reloaded = ss_worker_serve();
+	bool reloaded = ss_worker_loop_serve();
 
 	begin_pass_memory();
 	return reloaded;

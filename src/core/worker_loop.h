@@ -9,17 +9,18 @@
 #include "core/worker_args.h"
 #include "core/worker_status.h"
 
-extern WorkerArgs ss_worker_args;
+extern WorkerArgs ss_worker_loop_args;
 
 /* the launcher and the workers */
-extern void ss_loop_start(void);
-extern bool ss_loop_pass(void);
-extern void ss_loop_wait(long timeout_ms);
+extern void ss_worker_loop_setup(void);
+extern bool ss_worker_loop_launcher_pass(void);
+extern void ss_worker_loop_wait(long timeout_ms);
 
 /* the workers the launcher starts */
-extern void ss_worker_start(void);
-extern WorkerStatus *ss_worker_claim_status(WorkerKind kind, int owner_id, const char *owner_name);
-extern bool ss_worker_pass(void);
-extern bool ss_worker_serve(void);
+extern void ss_worker_loop_start(void);
+extern WorkerStatus *ss_worker_loop_claim_status(WorkerKind kind, int owner_id,
+												 const char *owner_name);
+extern bool ss_worker_loop_pass(void);
+extern bool ss_worker_loop_serve(void);
 
 #endif

@@ -65,7 +65,7 @@ static StatusArray *status_array = NULL;
 static int
 status_slots(void)
 {
-	return ss_max_workers * 2;
+	return ss_settings_max_workers * 2;
 }
 
 static Size
@@ -75,13 +75,13 @@ status_array_size(void)
 }
 
 void
-ss_status_shmem_request(void)
+ss_worker_status_shmem_request(void)
 {
 	RequestAddinShmemSpace(status_array_size());
 }
 
 void
-ss_status_shmem_startup(void)
+ss_worker_status_shmem_startup(void)
 {
 	bool found;
 
@@ -101,7 +101,7 @@ ss_status_shmem_startup(void)
  * Returns its generation, which it hands to its workers.
  */
 uint64
-ss_status_launcher_started(void)
+ss_worker_status_launcher_started(void)
 {
 	uint64 generation;
 
@@ -114,7 +114,7 @@ ss_status_launcher_started(void)
 
 /* The launcher of this generation exits: its workers follow it. */
 void
-ss_status_launcher_exited(uint64 generation)
+ss_worker_status_launcher_exited(uint64 generation)
 {
 	SpinLockAcquire(&status_array->mutex);
 	if (status_array->launcher_generation == generation)
@@ -124,7 +124,7 @@ ss_status_launcher_exited(uint64 generation)
 
 /* Is the launcher of this generation still the one running? */
 bool
-ss_status_launcher_is_current(uint64 generation)
+ss_worker_status_launcher_is_current(uint64 generation)
 {
 	bool current;
 
@@ -139,7 +139,7 @@ ss_status_launcher_is_current(uint64 generation)
  * that still hold their slot; at most `max`.  Returns how many there are.
  */
 int
-ss_status_orphans(uint64 generation, int *pids, int max)
+ss_worker_status_orphans(uint64 generation, int *pids, int max)
 {
 	int n = 0;
 
@@ -166,8 +166,8 @@ ss_status_orphans(uint64 generation, int *pids, int max)
  * workers for one.
  */
 WorkerStatus *
-ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worker_no,
-				uint64 launcher_generation)
+ss_worker_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worker_no,
+					   uint64 launcher_generation)
 {
 	WorkerStatus *slot = NULL;
 	bool current;
@@ -210,12 +210,12 @@ ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name, int worke
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("no free stocks_stream worker status slot"),
 				 errhint("Raise stocks_stream.max_workers (currently %d) and restart the server.",
-						 ss_max_workers)));
+						 ss_settings_max_workers)));
 	return slot;
 }
 
 void
-ss_status_release(WorkerStatus *slot)
+ss_worker_status_release(WorkerStatus *slot)
 {
 	if (slot == NULL)
 		return;
@@ -226,7 +226,7 @@ ss_status_release(WorkerStatus *slot)
 }
 
 void
-ss_status_set_state(WorkerStatus *slot, const char *state)
+ss_worker_status_set_state(WorkerStatus *slot, const char *state)
 {
 	SpinLockAcquire(&status_array->mutex);
 	strlcpy(slot->state, state, STATE_LEN);
@@ -234,7 +234,7 @@ ss_status_set_state(WorkerStatus *slot, const char *state)
 }
 
 void
-ss_status_set_detail(WorkerStatus *slot, const char *detail)
+ss_worker_status_set_detail(WorkerStatus *slot, const char *detail)
 {
 	SpinLockAcquire(&status_array->mutex);
 	strlcpy(slot->detail, detail, DETAIL_LEN);
@@ -242,7 +242,7 @@ ss_status_set_detail(WorkerStatus *slot, const char *detail)
 }
 
 void
-ss_status_add(WorkerStatus *slot, int counter, int64 delta)
+ss_worker_status_add(WorkerStatus *slot, int counter, int64 delta)
 {
 	SpinLockAcquire(&status_array->mutex);
 	slot->counters[counter] += delta;
@@ -250,7 +250,7 @@ ss_status_add(WorkerStatus *slot, int counter, int64 delta)
 }
 
 void
-ss_status_set_counter(WorkerStatus *slot, int counter, int64 value)
+ss_worker_status_set_counter(WorkerStatus *slot, int counter, int64 value)
 {
 	SpinLockAcquire(&status_array->mutex);
 	slot->counters[counter] = value;
@@ -262,7 +262,7 @@ ss_status_set_counter(WorkerStatus *slot, int counter, int64 value)
  * messages delivered).
  */
 void
-ss_status_add_activity(WorkerStatus *slot, const int64 *deltas)
+ss_worker_status_add_activity(WorkerStatus *slot, const int64 *deltas)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -274,7 +274,7 @@ ss_status_add_activity(WorkerStatus *slot, const int64 *deltas)
 }
 
 void
-ss_status_set_error(WorkerStatus *slot, const char *message)
+ss_worker_status_set_error(WorkerStatus *slot, const char *message)
 {
 	TimestampTz now = GetCurrentTimestamp();
 

@@ -44,21 +44,21 @@ typedef enum IngestCounter
 
 #define STATUS_COUNTERS 8
 
-extern void ss_status_shmem_request(void);
-extern void ss_status_shmem_startup(void);
+extern void ss_worker_status_shmem_request(void);
+extern void ss_worker_status_shmem_startup(void);
 
-extern WorkerStatus *ss_status_claim(WorkerKind kind, int owner_id, const char *owner_name,
-									 int worker_no, uint64 launcher_generation);
-extern void ss_status_release(WorkerStatus *slot);
-extern uint64 ss_status_launcher_started(void);
-extern void ss_status_launcher_exited(uint64 generation);
-extern bool ss_status_launcher_is_current(uint64 generation);
-extern int ss_status_orphans(uint64 generation, int *pids, int max);
-extern void ss_status_set_state(WorkerStatus *slot, const char *state);
-extern void ss_status_set_detail(WorkerStatus *slot, const char *detail);
-extern void ss_status_add(WorkerStatus *slot, int counter, int64 delta);
-extern void ss_status_set_counter(WorkerStatus *slot, int counter, int64 value);
-extern void ss_status_add_activity(WorkerStatus *slot, const int64 *deltas);
-extern void ss_status_set_error(WorkerStatus *slot, const char *message);
+extern WorkerStatus *ss_worker_status_claim(WorkerKind kind, int owner_id, const char *owner_name,
+											int worker_no, uint64 launcher_generation);
+extern void ss_worker_status_release(WorkerStatus *slot);
+extern uint64 ss_worker_status_launcher_started(void);
+extern void ss_worker_status_launcher_exited(uint64 generation);
+extern bool ss_worker_status_launcher_is_current(uint64 generation);
+extern int ss_worker_status_orphans(uint64 generation, int *pids, int max);
+extern void ss_worker_status_set_state(WorkerStatus *slot, const char *state);
+extern void ss_worker_status_set_detail(WorkerStatus *slot, const char *detail);
+extern void ss_worker_status_add(WorkerStatus *slot, int counter, int64 delta);
+extern void ss_worker_status_set_counter(WorkerStatus *slot, int counter, int64 value);
+extern void ss_worker_status_add_activity(WorkerStatus *slot, const int64 *deltas);
+extern void ss_worker_status_set_error(WorkerStatus *slot, const char *message);
 
 #endif

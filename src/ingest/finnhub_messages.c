@@ -185,8 +185,8 @@ take_trades(json_object *data, int max_trades, FinnhubTradeFn fn, void *arg,
  * or error message gets a reason.
  */
 FinnhubMessageKind
-finnhub_trade_message(const char *text, size_t len, int max_trades, FinnhubTradeFn fn, void *arg,
-					  FinnhubTradeCounts *counts, char *reason, size_t reason_len)
+ss_finnhub_messages_trade(const char *text, size_t len, int max_trades, FinnhubTradeFn fn,
+						  void *arg, FinnhubTradeCounts *counts, char *reason, size_t reason_len)
 {
 	json_object *msg = parse_json(text, len);
 	const char *type = msg ? string_field(msg, "type") : NULL;
@@ -266,8 +266,8 @@ check_quote(json_object *obj, int64 *quote_time, char *reason, size_t reason_len
  * pipeline wrote; its t goes to *quote_time.  An invalid body gets a reason.
  */
 FinnhubQuoteKind
-finnhub_quote_body(const char *body, size_t len, const char *symbol, int64 fetched_time,
-				   StringInfo out, int64 *quote_time, char *reason, size_t reason_len)
+ss_finnhub_messages_quote_body(const char *body, size_t len, const char *symbol, int64 fetched_time,
+							   StringInfo out, int64 *quote_time, char *reason, size_t reason_len)
 {
 	json_object *obj;
 	FinnhubQuoteKind kind;

@@ -28,10 +28,10 @@ typedef struct FinnhubTradeCounts
 	int64 dropped; /* beyond max_trades */
 } FinnhubTradeCounts;
 
-extern FinnhubMessageKind finnhub_trade_message(const char *text, size_t len, int max_trades,
-												FinnhubTradeFn fn, void *arg,
-												FinnhubTradeCounts *counts, char *reason,
-												size_t reason_len);
+extern FinnhubMessageKind ss_finnhub_messages_trade(const char *text, size_t len, int max_trades,
+													FinnhubTradeFn fn, void *arg,
+													FinnhubTradeCounts *counts, char *reason,
+													size_t reason_len);
 
 /* What a quote body holds, checked. */
 typedef enum FinnhubQuoteKind
@@ -44,8 +44,9 @@ typedef enum FinnhubQuoteKind
 /* the largest quote body taken; none is near it */
 #define FINNHUB_QUOTE_MAX_BYTES (64 * 1024)
 
-extern FinnhubQuoteKind finnhub_quote_body(const char *body, size_t len, const char *symbol,
-										   int64 fetched_time, StringInfo out, int64 *quote_time,
-										   char *reason, size_t reason_len);
+extern FinnhubQuoteKind ss_finnhub_messages_quote_body(const char *body, size_t len,
+													   const char *symbol, int64 fetched_time,
+													   StringInfo out, int64 *quote_time,
+													   char *reason, size_t reason_len);
 
 #endif

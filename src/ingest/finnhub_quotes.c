@@ -64,7 +64,7 @@ call_quote(const char *symbol, const char *api_key, QuoteCall *call)
 
 	ss_http_ready_handle(&curl);
 	escaped = curl_easy_escape(curl, symbol, 0);
-	url = psprintf("%s/quote?symbol=%s", ss_finnhub_url, escaped);
+	url = psprintf("%s/quote?symbol=%s", ss_settings_finnhub_url, escaped);
 	curl_free(escaped);
 	auth = psprintf("X-Finnhub-Token: %s", api_key);
 	headers = curl_slist_append(headers, auth);
@@ -108,27 +108,27 @@ handle_quote(const SourceConfig *src, const char *symbol, const StringInfo body,
 	int64 t = 0;
 
 	initStringInfo(&out);
-	switch (finnhub_quote_body(body->data, body->len, symbol, (int64) time(NULL), &out, &t, reason,
-							   sizeof(reason)))
+	switch (ss_finnhub_messages_quote_body(body->data, body->len, symbol, (int64) time(NULL), &out,
+										   &t, reason, sizeof(reason)))
 	{
 		case FINNHUB_QUOTE_INVALID:
 		{
 			char msg[400];
 
 			snprintf(msg, sizeof(msg), "Finnhub quote for %s was dropped: %s", symbol, reason);
-			ingest_error(msg);
+			ss_ingest_worker_error(msg);
 			break;
 		}
 		case FINNHUB_QUOTE_ZERO:
-			ingest_count(INGEST_ZERO_QUOTES, 1);
+			ss_ingest_worker_count(INGEST_ZERO_QUOTES, 1);
 			break;
 		case FINNHUB_QUOTE_OK:
 			if (src->skip_unchanged && t == *last_t)
-				ingest_count(INGEST_UNCHANGED_QUOTES, 1);
+				ss_ingest_worker_count(INGEST_UNCHANGED_QUOTES, 1);
 			else
 			{
 				*last_t = t;
-				ingest_send(symbol, out.data, out.len, 0);
+				ss_ingest_worker_send(symbol, out.data, out.len, 0);
 			}
 			break;
 	}
@@ -154,36 +154,36 @@ call_failed(const char *symbol, QuoteCall *call, long spacing, long *backoff)
 {
 	if (call->http_status == 401 || call->http_status == 403)
 	{
-		ingest_set_state("API key rejected");
+		ss_ingest_worker_set_state("API key rejected");
 		snprintf(call->error, sizeof(call->error),
 				 "Finnhub rejected the API key (HTTP %ld); check finnhub_api_key in "
 				 "stocks_stream.secrets_file",
 				 call->http_status);
-		ingest_error(call->error);
+		ss_ingest_worker_error(call->error);
 		return AUTH_RETRY_MS;
 	}
 	if (call->http_status == 429)
 	{
-		ingest_count(INGEST_HTTP_429, 1);
-		ingest_set_state("rate limited");
+		ss_ingest_worker_count(INGEST_HTTP_429, 1);
+		ss_ingest_worker_set_state("rate limited");
 		snprintf(call->error, sizeof(call->error),
 				 "Finnhub answered 429 (API limit reached) for %s", symbol);
 	}
 	else if (call->http_status != 0)
 	{
-		ingest_set_state("Finnhub error");
+		ss_ingest_worker_set_state("Finnhub error");
 		snprintf(call->error, sizeof(call->error), "Finnhub quote for %s returned HTTP %ld", symbol,
 				 call->http_status);
 	}
 	else
-		ingest_set_state("network error");
-	ingest_error(call->error);
+		ss_ingest_worker_set_state("network error");
+	ss_ingest_worker_error(call->error);
 	*backoff = Min(Max(Max(*backoff * 2, 1000), spacing), MAX_BACKOFF_MS);
 	return *backoff;
 }
 
 void
-ss_run_finnhub_quotes(const SourceConfig *src)
+ss_finnhub_quotes_run(const SourceConfig *src)
 {
 	long spacing = Max(Max(src->poll_interval_ms / src->nsymbols,
 						   (60000 + src->calls_per_minute - 1) / src->calls_per_minute),
@@ -195,17 +195,17 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 	int i = 0;
 
 	initStringInfo(&call.body);
-	ingest_set_state("running");
+	ss_ingest_worker_set_state("running");
 	for (;;)
 	{
 		char *key;
 		TimestampTz started;
 
 		while (ms_until(next_call) > 0)
-			ingest_wait(ms_until(next_call));
-		ingest_wait(0);
+			ss_ingest_worker_wait(ms_until(next_call));
+		ss_ingest_worker_wait(0);
 
-		key = ingest_finnhub_key();
+		key = ss_ingest_worker_finnhub_key();
 		if (key == NULL)
 		{
 			next_call = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AUTH_RETRY_MS);
@@ -216,15 +216,15 @@ ss_run_finnhub_quotes(const SourceConfig *src)
 		call_quote(src->symbols[i], key, &call);
 		memset(key, 0, strlen(key));
 		pfree(key);
-		ingest_count(INGEST_API_CALLS, 1);
+		ss_ingest_worker_count(INGEST_API_CALLS, 1);
 
 		/* a body over the limit is refused like any bad quote: the next symbol goes on */
 		if (call.http_status == 200 || call.too_large)
 		{
 			backoff = 0;
-			ingest_set_state("running");
+			ss_ingest_worker_set_state("running");
 			if (call.too_large)
-				ingest_error(call.error);
+				ss_ingest_worker_error(call.error);
 			else
 				handle_quote(src, src->symbols[i], &call.body, &last_t[i]);
 			i = (i + 1) % src->nsymbols;

@@ -81,8 +81,8 @@ schedule_reconnect(const char *why)
 	backoff_ms = Min(Max(backoff_ms * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
 	reconnect_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 	snprintf(msg, sizeof(msg), "Finnhub trade stream: %s; reconnecting in %d ms", why, backoff_ms);
-	ingest_error(msg);
-	ingest_set_state("reconnecting");
+	ss_ingest_worker_error(msg);
+	ss_ingest_worker_set_state("reconnecting");
 }
 
 /* Report a refused message or lost trades where operators look (source_status). */
@@ -94,7 +94,7 @@ report_refused(const char *why)
 	snprintf(msg, sizeof(msg),
 			 "Finnhub trade stream: %s (%lld messages refused and %lld trades dropped so far)", why,
 			 (long long) ws.refused, (long long) ws.dropped);
-	ingest_error(msg);
+	ss_ingest_worker_error(msg);
 }
 
 /* Keep one trade for the main loop; count it dropped when the arena is full. */
@@ -122,8 +122,8 @@ handle_message(const char *text, size_t len)
 	FinnhubTradeCounts counts = {0};
 	char reason[300];
 
-	switch (finnhub_trade_message(text, len, MAX_TRADES, keep_trade, NULL, &counts, reason,
-								  sizeof(reason)))
+	switch (ss_finnhub_messages_trade(text, len, MAX_TRADES, keep_trade, NULL, &counts, reason,
+									  sizeof(reason)))
 	{
 		case FINNHUB_MSG_PING:
 			pong_due = true;
@@ -163,7 +163,7 @@ receive(struct lws *wsi, const char *in, size_t len)
 		ws.refused++;
 		ws.rx_len = 0;
 		snprintf(why, sizeof(why), "a message over stocks_stream.ws_max_message (%d kB)",
-				 ss_ws_max_message_kb);
+				 ss_settings_ws_max_message_kb);
 		report_refused(why);
 		strlcpy(close_reason, why, sizeof(close_reason));
 		return false;
@@ -189,7 +189,7 @@ write_text(struct lws *wsi, const char *text)
 		return;
 	memcpy(buf + LWS_PRE, text, len);
 	if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < (int) len)
-		ingest_error("Finnhub trade stream: a write to the socket failed");
+		ss_ingest_worker_error("Finnhub trade stream: a write to the socket failed");
 }
 
 /*
@@ -208,7 +208,7 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			backoff_ms = 0;
 			ws.rx_len = 0;
 			last_rx = GetCurrentTimestamp();
-			ingest_set_state("running");
+			ss_ingest_worker_set_state("running");
 			lws_callback_on_writable(wsi);
 			break;
 		case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -312,10 +312,10 @@ static void
 connect_stream(void)
 {
 	struct lws_client_connect_info ci;
-	char *url = pstrdup(ss_finnhub_ws_url);
+	char *url = pstrdup(ss_settings_finnhub_ws_url);
 	const char *prot, *address, *path;
 	int port;
-	char *key = ingest_finnhub_key();
+	char *key = ss_ingest_worker_finnhub_key();
 
 	if (key == NULL)
 	{
@@ -325,9 +325,9 @@ connect_stream(void)
 	if (lws_parse_uri(url, &prot, &address, &port, &path) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("stocks_stream.finnhub_ws_url \"%s\" is not a ws:// or wss:// URL",
-							   ss_finnhub_ws_url)));
+							   ss_settings_finnhub_ws_url)));
 	if (ever_connected)
-		ingest_count(INGEST_RECONNECTS, 1);
+		ss_ingest_worker_count(INGEST_RECONNECTS, 1);
 
 	memset(&ci, 0, sizeof(ci));
 	ci.context = context;
@@ -340,7 +340,7 @@ connect_stream(void)
 	ci.local_protocol_name = protocols[0].name;
 	ci.pwsi = &conn;
 	connecting = true;
-	ingest_set_state("connecting");
+	ss_ingest_worker_set_state("connecting");
 	if (lws_client_connect_via_info(&ci) == NULL && connecting)
 		schedule_reconnect("could not start a connection");
 	memset(key, 0, strlen(key));
@@ -358,7 +358,7 @@ produce_pending(void)
 		const char *json = symbol + strlen(symbol) + 1;
 		size_t len = strlen(json);
 
-		ingest_send(symbol, json, len, 0);
+		ss_ingest_worker_send(symbol, json, len, 0);
 		p = json + len + 1;
 	}
 	ws.ntrades = 0;
@@ -373,14 +373,16 @@ produce_pending(void)
 static void
 check_silence(void)
 {
-	if (conn == NULL || connecting || ss_ws_silence_timeout_ms <= 0 ||
-		!TimestampDifferenceExceeds(last_rx, GetCurrentTimestamp(), ss_ws_silence_timeout_ms))
+	if (conn == NULL || connecting || ss_settings_ws_silence_timeout_ms <= 0 ||
+		!TimestampDifferenceExceeds(last_rx, GetCurrentTimestamp(),
+									ss_settings_ws_silence_timeout_ms))
 		return;
 	strlcpy(close_reason, "nothing received for stocks_stream.ws_silence_timeout",
 			sizeof(close_reason));
-	ingest_error("Finnhub trade stream: nothing received for stocks_stream.ws_silence_timeout; "
-				 "closing the connection");
-	ingest_set_state("silent");
+	ss_ingest_worker_error(
+		"Finnhub trade stream: nothing received for stocks_stream.ws_silence_timeout; "
+		"closing the connection");
+	ss_ingest_worker_set_state("silent");
 	lws_set_timeout(conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	last_rx = GetCurrentTimestamp();
 }
@@ -389,7 +391,7 @@ check_silence(void)
 static void
 size_buffers(void)
 {
-	size_t cap = (size_t) ss_ws_max_message_kb * 1024;
+	size_t cap = (size_t) ss_settings_ws_max_message_kb * 1024;
 
 	if (ws.rx != NULL && ws.rx_cap == cap)
 		return;
@@ -407,7 +409,7 @@ size_buffers(void)
 }
 
 void
-ss_run_finnhub_trades(const SourceConfig *src)
+ss_finnhub_trades_run(const SourceConfig *src)
 {
 	source = src;
 	create_context();
@@ -423,6 +425,6 @@ ss_run_finnhub_trades(const SourceConfig *src)
 		lws_service(context, 0);
 		produce_pending();
 		check_silence();
-		ingest_wait(conn == NULL && !connecting ? 100 : 0);
+		ss_ingest_worker_wait(conn == NULL && !connecting ? 100 : 0);
 	}
 }

@@ -6,8 +6,8 @@
  * This file owns the worker's life cycle (signals, settings reload, the
  * status slot, the producer); each source kind lives in a file of its own
  * (simulator_source.c, finnhub_quotes.c, finnhub_trades.c) and calls back
- * in through ingest_wait() and ingest_send().  Producing never buffers without
- * bound: when librdkafka's queue is full, ingest_send() waits, which stops
+ * in through ss_ingest_worker_wait() and ss_ingest_worker_send().  Producing never buffers without
+ * bound: when librdkafka's queue is full, ss_ingest_worker_send() waits, which stops
  * the source from fetching or generating more.
  */
 #include "postgres.h"
@@ -51,36 +51,36 @@ publish_counts(void)
 	pending[INGEST_PRODUCED] += pc.delivered;
 	pending[INGEST_DELIVERY_FAILURES] += pc.failed;
 	if (pc.last_error[0] != '\0')
-		ss_status_set_error(status, pc.last_error);
+		ss_worker_status_set_error(status, pc.last_error);
 	for (int i = 0; i < STATUS_COUNTERS; i++)
 		any |= (pending[i] != 0);
 	if (!any)
 		return;
 	if (pc.delivered > 0)
-		ss_status_add_activity(status, pending);
+		ss_worker_status_add_activity(status, pending);
 	else
 		for (int i = 0; i < STATUS_COUNTERS; i++)
 			if (pending[i] != 0)
-				ss_status_add(status, i, pending[i]);
+				ss_worker_status_add(status, i, pending[i]);
 	memset(pending, 0, sizeof(pending));
 }
 
 void
-ingest_count(int counter, int64 delta)
+ss_ingest_worker_count(int counter, int64 delta)
 {
 	pending[counter] += delta;
 }
 
 void
-ingest_set_state(const char *state)
+ss_ingest_worker_set_state(const char *state)
 {
-	ss_status_set_state(status, state);
+	ss_worker_status_set_state(status, state);
 }
 
 void
-ingest_error(const char *message)
+ss_ingest_worker_error(const char *message)
 {
-	ss_status_set_error(status, message);
+	ss_worker_status_set_error(status, message);
 }
 
 /*
@@ -88,15 +88,16 @@ ingest_error(const char *message)
  * configured.
  */
 char *
-ingest_finnhub_key(void)
+ss_ingest_worker_finnhub_key(void)
 {
-	const char *key = ss_secret("finnhub_api_key");
+	const char *key = ss_secrets_get("finnhub_api_key");
 
 	if (key[0] != '\0')
 		return pstrdup(key);
-	ingest_set_state("no API key");
-	ingest_error("no Finnhub API key: add finnhub_api_key to the file stocks_stream.secrets_file "
-				 "names");
+	ss_ingest_worker_set_state("no API key");
+	ss_ingest_worker_error(
+		"no Finnhub API key: add finnhub_api_key to the file stocks_stream.secrets_file "
+		"names");
 	return NULL;
 }
 
@@ -118,14 +119,14 @@ serve_producer(void)
  * sleep later.
  */
 void
-ingest_wait(long timeout_ms)
+ss_ingest_worker_wait(long timeout_ms)
 {
 	if (timeout_ms > 0 && ss_producer_in_flight() > 0)
 		ss_producer_poll((int) Min(timeout_ms, 100));
 	else if (timeout_ms > 0)
-		ss_loop_wait(timeout_ms);
+		ss_worker_loop_wait(timeout_ms);
 	ResetLatch(MyLatch);
-	ss_worker_pass();
+	ss_worker_loop_pass();
 	serve_producer();
 }
 
@@ -134,7 +135,7 @@ ingest_wait(long timeout_ms)
  * its Kafka timestamp (unix milliseconds), 0 for the time of sending.
  */
 void
-ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms)
+ss_ingest_worker_send(const char *key, const char *payload, size_t len, int64 timestamp_ms)
 {
 	static uint32 sent = 0;
 	bool waited = false;
@@ -144,14 +145,14 @@ ingest_send(const char *key, const char *payload, size_t len, int64 timestamp_ms
 	while (!ss_producer_send(key, payload, len, timestamp_ms))
 	{
 		if (!waited)
-			ingest_set_state("waiting for Kafka");
+			ss_ingest_worker_set_state("waiting for Kafka");
 		waited = true;
 		ss_producer_poll(100);
-		ss_worker_serve();
+		ss_worker_loop_serve();
 		serve_producer();
 	}
 	if (waited)
-		ingest_set_state("running");
+		ss_ingest_worker_set_state("running");
 }
 
 void
@@ -161,8 +162,8 @@ ss_ingest_worker_main(Datum main_arg)
 	SourceConfig *src;
 	MemoryContext cxt;
 
-	ss_worker_start();
-	args = ss_worker_args;
+	ss_worker_loop_start();
+	args = ss_worker_loop_args;
 
 	/*
 	 * librdkafka frees messages in bulk; without glibc's fast bins the freed
@@ -171,14 +172,14 @@ ss_ingest_worker_main(Datum main_arg)
 	mallopt(M_MXFAST, 0);
 	cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream ingest", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);
-	src = ss_store_load_source(args.owner_id);
+	src = ss_pipeline_store_load_source(args.owner_id);
 	if (src == NULL || !src->running || src->generation != args.generation)
 	{
 		ereport(LOG, (errmsg("stocks_stream: source %d changed before its worker started; exiting",
 							 args.owner_id)));
 		proc_exit(0);
 	}
-	status = ss_worker_claim_status(WORKER_INGEST, src->source_id, src->name);
+	status = ss_worker_loop_claim_status(WORKER_INGEST, src->source_id, src->name);
 	{
 		StringInfoData detail;
 
@@ -186,18 +187,18 @@ ss_ingest_worker_main(Datum main_arg)
 		appendStringInfo(&detail, "%s -> %s:", src->kind, src->topic);
 		for (int i = 0; i < src->nsymbols; i++)
 			appendStringInfo(&detail, "%s%s", i ? "," : " ", src->symbols[i]);
-		ss_status_set_detail(status, detail.data);
+		ss_worker_status_set_detail(status, detail.data);
 	}
 	pgstat_report_appname(psprintf("stocks_stream ingest %s", src->name));
 	ss_producer_open(src->name, src->topic);
 	ereport(LOG, (errmsg("stocks_stream source \"%s\" (%s) started", src->name, src->kind)));
 
 	if (strcmp(src->kind, "simulator") == 0)
-		ss_run_simulator(src);
+		ss_simulator_source_run(src);
 	else if (strcmp(src->kind, "finnhub_quotes") == 0)
-		ss_run_finnhub_quotes(src);
+		ss_finnhub_quotes_run(src);
 	else if (strcmp(src->kind, "finnhub_trades") == 0)
-		ss_run_finnhub_trades(src);
+		ss_finnhub_trades_run(src);
 	else
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("unknown source kind \"%s\"", src->kind)));

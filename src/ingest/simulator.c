@@ -82,7 +82,7 @@ cents(double price)
 }
 
 Simulator *
-sim_create(char **symbols, int nsymbols, int64 seed, int quote_every)
+ss_simulator_create(char **symbols, int nsymbols, int64 seed, int quote_every)
 {
 	Simulator *sim = palloc0(sizeof(Simulator));
 
@@ -134,7 +134,7 @@ step_price(Simulator *sim, SymbolState *s)
 }
 
 /*
- * The writers below put text at a cursor into space sim_next reserved in
+ * The writers below put text at a cursor into space ss_simulator_next reserved in
  * the output buffer, and return the advanced cursor: the simulator writes
  * millions of messages a second, and StringInfo's per-append length and
  * capacity checks were a tenth of the worker's time.  A message is at most
@@ -219,7 +219,7 @@ write_trade(Simulator *sim, const SymbolState *s, int64 now_ms, char *p)
  * resets, and return its symbol.
  */
 const char *
-sim_next(Simulator *sim, int64 now_ms, StringInfo out)
+ss_simulator_next(Simulator *sim, int64 now_ms, StringInfo out)
 {
 	SymbolState *s = &sim->symbols[sim->step % sim->nsymbols];
 	int64 day = now_ms / MS_PER_DAY;

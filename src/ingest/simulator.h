@@ -10,7 +10,7 @@
 
 typedef struct Simulator Simulator;
 
-extern Simulator *sim_create(char **symbols, int nsymbols, int64 seed, int quote_every);
-extern const char *sim_next(Simulator *sim, int64 now_ms, StringInfo out);
+extern Simulator *ss_simulator_create(char **symbols, int nsymbols, int64 seed, int quote_every);
+extern const char *ss_simulator_next(Simulator *sim, int64 now_ms, StringInfo out);
 
 #endif

@@ -80,7 +80,7 @@ generate_round(Simulator *sim, Round *round, int64 due)
 		if (i % CLOCK_EVERY == 0)
 			now = now_ms();
 		m->offset = round->payloads.len;
-		m->symbol = sim_next(sim, now, &round->payloads);
+		m->symbol = ss_simulator_next(sim, now, &round->payloads);
 		m->len = round->payloads.len - m->offset;
 		/* stamped with the time written into it (saves a clock reading) */
 		m->timestamp_ms = now;
@@ -101,20 +101,21 @@ send_round(const Round *round, int nsymbols, int64 due)
 		{
 			const RoundMessage *m = &round->messages[i];
 
-			ingest_send(m->symbol, round->payloads.data + m->offset, m->len, m->timestamp_ms);
+			ss_ingest_worker_send(m->symbol, round->payloads.data + m->offset, m->len,
+								  m->timestamp_ms);
 		}
 }
 
 void
-ss_run_simulator(const SourceConfig *src)
+ss_simulator_source_run(const SourceConfig *src)
 {
-	Simulator *sim = sim_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
+	Simulator *sim = ss_simulator_create(src->symbols, src->nsymbols, src->seed, src->quote_every);
 	Round *round = palloc(sizeof(Round));
 	TimestampTz started = GetCurrentTimestamp();
 	int64 generated = 0;
 
 	initStringInfo(&round->payloads);
-	ingest_set_state("running");
+	ss_ingest_worker_set_state("running");
 	for (;;)
 	{
 		int64 due = messages_due(src, started, generated);
@@ -125,11 +126,11 @@ ss_run_simulator(const SourceConfig *src)
 		generated += Max(due, 0);
 		if (src->max_messages > 0 && generated >= src->max_messages)
 		{
-			ingest_set_state(ss_producer_in_flight() > 0 ? "flushing" : "done");
+			ss_ingest_worker_set_state(ss_producer_in_flight() > 0 ? "flushing" : "done");
 			sleep_ms = 100;
 		}
 		else if (src->rate > 0 && due <= 0)
 			sleep_ms = Max(1, (long) (1000.0 / src->rate));
-		ingest_wait(sleep_ms);
+		ss_ingest_worker_wait(sleep_ms);
 	}
 }

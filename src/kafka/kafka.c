@@ -108,11 +108,11 @@ ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
 	error_hook = on_error;
-	ss_kafka_conf_set(conf, "bootstrap.servers", ss_kafka_brokers);
+	ss_kafka_conf_set(conf, "bootstrap.servers", ss_settings_kafka_brokers);
 	ss_kafka_conf_set(conf, "client.id", "stocks_stream");
 	for (; defaults && defaults->name; defaults++)
 		ss_kafka_conf_set(conf, defaults->name, defaults->value);
-	ss_kafka_parse_properties(ss_kafka_properties, apply_property, conf);
+	ss_kafka_parse_properties(ss_settings_kafka_properties, apply_property, conf);
 	ss_secrets_foreach("kafka.", apply_property, conf);
 	ss_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, log_cb);

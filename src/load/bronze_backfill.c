@@ -78,15 +78,15 @@ register_step(void *arg)
 	ObjectKey k;
 	int64 lines;
 
-	object_key_parse(st->key, &k);
+	ss_object_key_parse(st->key, &k);
 	initStringInfo(&body);
-	res = s3_fetch_next(st->fetch, &body);
+	res = ss_s3_fetch_next(st->fetch, &body);
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
 	if (k.compressed)
 	{
 		initStringInfo(&plain);
-		bronze_gunzip(&body, &plain, st->key);
+		ss_bronze_loader_gunzip(&body, &plain, st->key);
 	}
 	lines = count_lines(k.compressed ? &plain : &body);
 	if (lines == 0)
@@ -149,7 +149,7 @@ new_entries(const char *bucket, S3ListEntry **entries, int n, S3ListEntry **out)
 								 1];
 		ObjectKey k;
 
-		if (object_key_parse(e->key, &k) != OBJECT_KEY_OTHER)
+		if (ss_object_key_parse(e->key, &k) != OBJECT_KEY_OTHER)
 			out[nout++] = e;
 	}
 	return nout;
@@ -203,25 +203,26 @@ register_archived(const char *bucket, S3ListEntry **objs, int n, LoadCounts *cou
 
 	if (n == 0)
 		return;
-	fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
+	fetch =
+		ss_s3_fetch_begin(ss_settings_s3_gets_in_flight, (Size) ss_settings_load_buffer_kb * 1024);
 	for (int i = 0; i < n; i++)
-		s3_fetch_add(fetch, bucket, objs[i]->key);
-	load_progress_begin(&progress, "load_bronze_prefix", "read", false);
+		ss_s3_fetch_add(fetch, bucket, objs[i]->key);
+	ss_load_progress_begin(&progress, "load_bronze_prefix", "read", false);
 	progress.total = n;
 	for (int i = 0; i < n; i++)
 	{
 		RegisterStep st = {bucket, objs[i]->key, fetch, false};
 		char *error;
 
-		if (!bronze_in_subtransaction(register_step, &st, &error))
+		if (!ss_bronze_loader_in_subtransaction(register_step, &st, &error))
 		{
 			counts->objects_failed++;
 			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
 							  errhint("A later call retries it.")));
 		}
-		load_progress_step(&progress, counts, st.key);
+		ss_load_progress_step(&progress, counts, st.key);
 	}
-	s3_fetch_end(fetch);
+	ss_s3_fetch_end(fetch);
 }
 
 /*
@@ -251,7 +252,7 @@ register_keys(const char *bucket, List *entries, LoadCounts *counts)
 		{
 			ObjectKey k;
 
-			if (object_key_parse(fresh[i]->key, &k) == OBJECT_KEY_PYTHON_QUOTE)
+			if (ss_object_key_parse(fresh[i]->key, &k) == OBJECT_KEY_PYTHON_QUOTE)
 				quotes[nquotes++] = fresh[i];
 			else
 				archived[narchived++] = fresh[i];
@@ -282,7 +283,7 @@ latest_hours(List *entries)
 		ListCell *mc;
 		ObjectKey k;
 
-		if (object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
+		if (ss_object_key_parse(key, &k) != OBJECT_KEY_ARCHIVE && k.kind != OBJECT_KEY_ARCHIVE_V1)
 			continue;
 		foreach (mc, marks)
 		{
@@ -333,14 +334,14 @@ note_marks(const char *bucket, List *entries)
 	}
 }
 
-/* The entries (S3ListEntry) listed under a prefix (max_keys: as s3_list_entries). */
+/* The entries (S3ListEntry) listed under a prefix (max_keys: as ss_s3_list_entries). */
 static List *
 list_or_error(const char *bucket, const char *prefix, const char *delimiter,
 			  const char *start_after, int max_keys, List **folders)
 {
 	List *entries;
 	S3Result res =
-		s3_list_entries(bucket, prefix, delimiter, start_after, max_keys, &entries, folders);
+		ss_s3_list_entries(bucket, prefix, delimiter, start_after, max_keys, &entries, folders);
 
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
@@ -363,8 +364,8 @@ folder_start(const char *bucket, const char *folder, Interval *lookback)
 						errmsg("could not read stocks_stream.listing_marks")));
 	if (SPI_processed == 0)
 		return NULL;
-	return object_key_hour_start(folder,
-								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	return ss_object_key_hour_start(folder,
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 }
 
 /* Does a folder hold dt=YYYY-MM-DD/ folders (an archive topic folder)? */
@@ -436,8 +437,9 @@ list_and_load(const char *bucket, const char *prefix, const char *delimiter,
 		register_keys(bucket, entries, counts);
 		if (keeps_marks)
 			note_marks(bucket, entries);
-		bronze_load_objects(bronze_pending_objects(NULL, 0, bucket, prefix, load_after, upto),
-							counts, progress);
+		ss_bronze_loader_load_objects(
+			ss_bronze_loader_pending_objects(NULL, 0, bucket, prefix, load_after, upto), counts,
+			progress);
 		folders = keep_folders(folders, found, outer);
 		MemoryContextSwitchTo(outer);
 		list_after = load_after = upto ? pstrdup(upto) : NULL;
@@ -503,11 +505,11 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 				 errhint("Use an interval such as '1 hour', or NULL to list everything.")));
 
 	SPI_connect();
-	load_progress_begin(&progress, "load_bronze_prefix", "loaded", true);
+	ss_load_progress_begin(&progress, "load_bronze_prefix", "loaded", true);
 	if (lookback != NULL)
 		walk(bucket, prefix, lookback, 0, &counts, &progress);
 	else
 		(void) list_and_load(bucket, prefix, NULL, NULL, keeps_marks, &counts, &progress);
 	SPI_finish();
-	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
+	PG_RETURN_DATUM(ss_bronze_loader_counts_row(fcinfo, &counts));
 }

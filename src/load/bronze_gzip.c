@@ -55,8 +55,8 @@ inflate_members(z_stream *zs, StringInfo out, size_t max_out, bool *too_large)
  * would inflate beyond max_out.
  */
 bool
-bronze_gunzip_bounded(const char *in, size_t in_len, StringInfo out, size_t max_out, char *reason,
-					  size_t reason_len)
+ss_bronze_gzip_inflate(const char *in, size_t in_len, StringInfo out, size_t max_out, char *reason,
+					   size_t reason_len)
 {
 	z_stream zs;
 	bool too_large = false;

@@ -7,7 +7,7 @@
 
 #include "lib/stringinfo.h"
 
-extern bool bronze_gunzip_bounded(const char *in, size_t in_len, StringInfo out, size_t max_out,
-								  char *reason, size_t reason_len);
+extern bool ss_bronze_gzip_inflate(const char *in, size_t in_len, StringInfo out, size_t max_out,
+								   char *reason, size_t reason_len);
 
 #endif

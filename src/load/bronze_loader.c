@@ -85,8 +85,8 @@ copy_from_buffer(void *outbuf, int minread, int maxread)
  * and planned once, not once per object.  As SPI_execute_with_args.
  */
 int
-bronze_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args,
-					const char *nulls, bool read_only)
+ss_bronze_loader_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *args,
+							  const char *nulls, bool read_only)
 {
 	if (*plan == NULL)
 	{
@@ -150,12 +150,12 @@ copy_rows(const char *table, StringInfo rows, List *columns)
  * ERROR on a corrupt, truncated or oversized object.
  */
 void
-bronze_gunzip(StringInfo in, StringInfo out, const char *key)
+ss_bronze_loader_gunzip(StringInfo in, StringInfo out, const char *key)
 {
 	char reason[200];
 
-	if (!bronze_gunzip_bounded(in->data, in->len, out, (size_t) ss_max_object_kb * 1024, reason,
-							   sizeof(reason)))
+	if (!ss_bronze_gzip_inflate(in->data, in->len, out, (size_t) ss_settings_max_object_kb * 1024,
+								reason, sizeof(reason)))
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("object \"%s\" %s", key, reason),
 						errhint("It stays in the manifest, marked failed; see "
 								"stocks_stream.max_object_size.")));
@@ -191,36 +191,37 @@ loaded_offsets(const ObjectRef *o, const int64 *range)
 	static SPIPlanPtr any_time = NULL;
 	static SPIPlanPtr in_range = NULL;
 	Oid types[6] = {TEXTOID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum args[6] = {CStringGetTextDatum(o->topic),
-					 Int32GetDatum(o->partition),
-					 Int64GetDatum(o->first_offset),
-					 Int64GetDatum(o->last_offset),
-					 range ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(range[0])) : 0,
-					 range ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(range[1])) : 0};
+	Datum args[6] = {
+		CStringGetTextDatum(o->topic),
+		Int32GetDatum(o->partition),
+		Int64GetDatum(o->first_offset),
+		Int64GetDatum(o->last_offset),
+		range ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(range[0])) : 0,
+		range ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(range[1])) : 0};
 	int spi;
 
 	if (range == NULL)
-		spi = bronze_execute_kept(&any_time,
-								  "SELECT source_offset FROM stocks_stream.quotes "
-								  " WHERE source_topic = $1 AND source_partition = $2 "
-								  "   AND source_offset BETWEEN $3 AND $4 "
-								  "UNION ALL "
-								  "SELECT source_offset FROM stocks_stream.trades "
-								  " WHERE source_topic = $1 AND source_partition = $2 "
-								  "   AND source_offset BETWEEN $3 AND $4",
-								  4, types, args, NULL, false);
+		spi = ss_bronze_loader_execute_kept(&any_time,
+											"SELECT source_offset FROM stocks_stream.quotes "
+											" WHERE source_topic = $1 AND source_partition = $2 "
+											"   AND source_offset BETWEEN $3 AND $4 "
+											"UNION ALL "
+											"SELECT source_offset FROM stocks_stream.trades "
+											" WHERE source_topic = $1 AND source_partition = $2 "
+											"   AND source_offset BETWEEN $3 AND $4",
+											4, types, args, NULL, false);
 	else
-		spi = bronze_execute_kept(&in_range,
-								  "SELECT source_offset FROM stocks_stream.quotes "
-								  " WHERE source_topic = $1 AND source_partition = $2 "
-								  "   AND source_offset BETWEEN $3 AND $4 "
-								  "   AND quote_time BETWEEN $5 AND $6 "
-								  "UNION ALL "
-								  "SELECT source_offset FROM stocks_stream.trades "
-								  " WHERE source_topic = $1 AND source_partition = $2 "
-								  "   AND source_offset BETWEEN $3 AND $4 "
-								  "   AND trade_time BETWEEN $5 AND $6",
-								  6, types, args, NULL, false);
+		spi = ss_bronze_loader_execute_kept(&in_range,
+											"SELECT source_offset FROM stocks_stream.quotes "
+											" WHERE source_topic = $1 AND source_partition = $2 "
+											"   AND source_offset BETWEEN $3 AND $4 "
+											"   AND quote_time BETWEEN $5 AND $6 "
+											"UNION ALL "
+											"SELECT source_offset FROM stocks_stream.trades "
+											" WHERE source_topic = $1 AND source_partition = $2 "
+											"   AND source_offset BETWEEN $3 AND $4 "
+											"   AND trade_time BETWEEN $5 AND $6",
+											6, types, args, NULL, false);
 	if (spi != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -263,8 +264,8 @@ event_time_range(const ObjectRef *o, StringInfo text, int64 *range)
 		BronzeSource src = {o->topic, o->partition, o->first_offset + line_no};
 		BronzeEvent event;
 
-		if (bronze_check_line(line, len, &src, NULL, NULL, &event, reason, sizeof(reason)) ==
-			BRONZE_INVALID)
+		if (ss_bronze_record_check_line(line, len, &src, NULL, NULL, &event, reason,
+										sizeof(reason)) == BRONZE_INVALID)
 			return false;
 		range[0] = Min(range[0], event.time_ms);
 		range[1] = Max(range[1], event.time_ms);
@@ -292,8 +293,8 @@ quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, cons
 	args[2] = Int64GetDatum(line_no);
 	args[3] = PointerGetDatum(raw);
 	args[4] = CStringGetTextDatum(reason);
-	args[5] = Int32GetDatum(ss_quarantine_raw_max);
-	if (bronze_execute_kept(
+	args[5] = Int32GetDatum(ss_settings_quarantine_raw_max);
+	if (ss_bronze_loader_execute_kept(
 			&plan,
 			"INSERT INTO stocks_stream.quarantine "
 			"(bucket, object_key, line_number, raw, reason) "
@@ -315,7 +316,7 @@ mark_object(const ObjectRef *o, const char *error)
 	char nulls[2] = {' ', error ? ' ' : 'n'};
 
 	/* loaded (no error) or failed (with one), in one statement */
-	if (bronze_execute_kept(
+	if (ss_bronze_loader_execute_kept(
 			&plan,
 			"UPDATE stocks_stream.manifest "
 			"   SET loaded_at = CASE WHEN $2 IS NULL THEN now() END, load_error = $2, "
@@ -369,9 +370,9 @@ ensure_partitions(List *days)
 		Oid types[1] = {INT4OID};
 		Datum args[1] = {Int32GetDatum(lfirst_int(lc))};
 
-		if (bronze_execute_kept(&plan,
-								"SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)",
-								1, types, args, NULL, false) != SPI_OK_SELECT)
+		if (ss_bronze_loader_execute_kept(
+				&plan, "SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)", 1,
+				types, args, NULL, false) != SPI_OK_SELECT)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 							errmsg("could not create a daily partition")));
 	}
@@ -406,11 +407,12 @@ mark_gold_dirty(HTAB *minutes)
 	args[0] = PointerGetDatum(construct_array(symbols, n, TEXTOID, -1, false, TYPALIGN_INT));
 	args[1] = PointerGetDatum(
 		construct_array(times, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (bronze_execute_kept(&plan,
-							"INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
-							"SELECT s, to_timestamp(m / 1000) FROM unnest($1, $2) AS u(s, m) "
-							"ON CONFLICT DO NOTHING",
-							2, types, args, NULL, false) != SPI_OK_INSERT)
+	if (ss_bronze_loader_execute_kept(
+			&plan,
+			"INSERT INTO stocks_stream.gold_dirty (symbol, minute) "
+			"SELECT s, to_timestamp(m / 1000) FROM unnest($1, $2) AS u(s, m) "
+			"ON CONFLICT DO NOTHING",
+			2, types, args, NULL, false) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("could not record the minutes to refresh")));
 }
@@ -455,7 +457,7 @@ flatten(StringInfo text)
 static bool
 in_time_window(const ObjectRef *o, const BronzeEvent *event, char *reason, size_t reason_len)
 {
-	int64 window_ms = (int64) ss_event_time_window_min * 60000;
+	int64 window_ms = (int64) ss_settings_event_time_window_min * 60000;
 	int64 from_ms, to_ms;
 
 	if (window_ms == 0 || o->time < 0)
@@ -468,7 +470,7 @@ in_time_window(const ObjectRef *o, const BronzeEvent *event, char *reason, size_
 	snprintf(reason, reason_len,
 			 "event time is more than stocks_stream.event_time_window (%d min) from the time "
 			 "the object was written",
-			 ss_event_time_window_min);
+			 ss_settings_event_time_window_min);
 	return false;
 }
 
@@ -507,8 +509,8 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 			int quotes_len = buf->quotes.len;
 			int trades_len = buf->trades.len;
 
-			kind = bronze_check_line(line, len, &src, &buf->quotes, &buf->trades, &event, reason,
-									 sizeof(reason));
+			kind = ss_bronze_record_check_line(line, len, &src, &buf->quotes, &buf->trades, &event,
+											   reason, sizeof(reason));
 			if (kind != BRONZE_INVALID && !in_time_window(o, &event, reason, sizeof(reason)))
 			{
 				/* drop the tuple it wrote */
@@ -554,7 +556,7 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 
 	if (o->compressed)
 	{
-		bronze_gunzip(&buf->body, &buf->plain, o->key);
+		ss_bronze_loader_gunzip(&buf->body, &buf->plain, o->key);
 		text = &buf->plain;
 	}
 	if (o->single_record)
@@ -596,7 +598,8 @@ group_loaded(ObjectRef **objs, int n, const int64 *times, const bool *timed)
 		topics[i] = CStringGetTextDatum(objs[i]->topic);
 		partitions[i] = Int32GetDatum(objs[i]->partition);
 		offsets[i] = Int64GetDatum(objs[i]->first_offset);
-		stamps[i] = timed[i] ? TimestampTzGetDatum(bronze_unix_ms_to_timestamptz(times[i])) : 0;
+		stamps[i] =
+			timed[i] ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(times[i])) : 0;
 		nulls[i] = !timed[i];
 	}
 	args[0] = PointerGetDatum(construct_array(topics, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -605,7 +608,7 @@ group_loaded(ObjectRef **objs, int n, const int64 *times, const bool *timed)
 		construct_array(offsets, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[3] = PointerGetDatum(construct_md_array(stamps, nulls, 1, dims, lbs, TIMESTAMPTZOID,
 												 sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (bronze_execute_kept(
+	if (ss_bronze_loader_execute_kept(
 			&plan,
 			"WITH u AS MATERIALIZED (SELECT * FROM unnest($1, $2, $3, $4) WITH ORDINALITY "
 			"                                  AS u(t, p, o, ts, i)) "
@@ -679,8 +682,8 @@ load_group(ObjectRef **objs, StringInfo bodies, int n, LoadCounts *counts, List 
  * bound).  Allocated in the current memory context.
  */
 List *
-bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, const char *prefix,
-					   const char *after, const char *upto)
+ss_bronze_loader_pending_objects(text *pipeline, int max_objects, const char *bucket,
+								 const char *prefix, const char *after, const char *upto)
 {
 	Oid types[8] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, INT4OID};
 	Datum args[8] = {pipeline ? PointerGetDatum(pipeline) : (Datum) 0,
@@ -689,8 +692,8 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 					 prefix ? CStringGetTextDatum(prefix) : (Datum) 0,
 					 after ? CStringGetTextDatum(after) : (Datum) 0,
 					 upto ? CStringGetTextDatum(upto) : (Datum) 0,
-					 Float8GetDatum(ss_load_retry_backoff_ms / 1000.0),
-					 Int32GetDatum(ss_load_max_attempts)};
+					 Float8GetDatum(ss_settings_load_retry_backoff_ms / 1000.0),
+					 Int32GetDatum(ss_settings_load_max_attempts)};
 	char nulls[8] = {pipeline ? ' ' : 'n',
 					 max_objects > 0 ? ' ' : 'n',
 					 bucket ? ' ' : 'n',
@@ -740,7 +743,7 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
 		o->first_offset = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
 		o->last_offset = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
 		o->compressed = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
-		kind = object_key_parse(o->key, &key);
+		kind = ss_object_key_parse(o->key, &key);
 		o->single_record =
 			DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) && kind == OBJECT_KEY_PYTHON_QUOTE;
 		o->etag = SPI_getvalue(t, d, 10);
@@ -756,7 +759,7 @@ bronze_pending_objects(text *pipeline, int max_objects, const char *bucket, cons
  * error roll it back, keep the message in `error` and return false.
  */
 bool
-bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error)
+ss_bronze_loader_in_subtransaction(void (*step)(void *arg), void *arg, char **error)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext stepcxt =
@@ -850,7 +853,7 @@ load_one(LoadStep *st, ObjectRef *o, LoadCounts *counts)
 	st->object = o;
 	st->group = NULL;
 	memset(&st->counts, 0, sizeof(st->counts));
-	if (bronze_in_subtransaction(load_step, st, &error))
+	if (ss_bronze_loader_in_subtransaction(load_step, st, &error))
 		add_counts(counts, &st->counts);
 	else
 		fail_object(o, error, counts);
@@ -871,11 +874,11 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
 	st->bodies = bodies;
 	st->ngroup = n;
 	memset(&st->counts, 0, sizeof(st->counts));
-	if (n > 1 && bronze_in_subtransaction(load_step, st, &error))
+	if (n > 1 && ss_bronze_loader_in_subtransaction(load_step, st, &error))
 	{
 		add_counts(counts, &st->counts);
 		for (int i = 0; i < n; i++)
-			load_progress_step(progress, counts, objs[i]->key);
+			ss_load_progress_step(progress, counts, objs[i]->key);
 		return;
 	}
 	for (int i = 0; i < n; i++)
@@ -883,7 +886,7 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
 		resetStringInfo(&st->buffers.body);
 		appendBinaryStringInfo(&st->buffers.body, bodies[i].data, bodies[i].len);
 		load_one(st, objs[i], counts);
-		load_progress_step(progress, counts, objs[i]->key);
+		ss_load_progress_step(progress, counts, objs[i]->key);
 	}
 }
 
@@ -896,7 +899,7 @@ load_one_group(LoadStep *st, ObjectRef **objs, StringInfo bodies, int n, LoadCou
  * NOTICEs count them into `progress` (begun by the caller).
  */
 void
-bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
+ss_bronze_loader_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 {
 	int n = list_length(objects);
 	LoadStep st = {0};
@@ -908,20 +911,21 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 
 	if (n == 0)
 		return;
-	st.quote_cols = bronze_copy_columns(BRONZE_QUOTE);
-	st.trade_cols = bronze_copy_columns(BRONZE_TRADE);
+	st.quote_cols = ss_bronze_record_copy_columns(BRONZE_QUOTE);
+	st.trade_cols = ss_bronze_record_copy_columns(BRONZE_TRADE);
 	initStringInfo(&st.buffers.body);
 	initStringInfo(&st.buffers.plain);
 	initStringInfo(&st.buffers.quotes);
 	initStringInfo(&st.buffers.trades);
 	for (int i = 0; i < LOAD_GROUP_MAX; i++)
 		initStringInfo(&bodies[i]);
-	fetch = s3_fetch_begin(ss_s3_gets_in_flight, (Size) ss_load_buffer_kb * 1024);
+	fetch =
+		ss_s3_fetch_begin(ss_settings_s3_gets_in_flight, (Size) ss_settings_load_buffer_kb * 1024);
 	for (int i = 0; i < n; i++)
 	{
 		ObjectRef *o = list_nth(objects, i);
 
-		s3_fetch_add(fetch, o->bucket, o->key);
+		ss_s3_fetch_add(fetch, o->bucket, o->key);
 	}
 	progress->total += n;
 	for (int i = 0; i < n; i++)
@@ -929,7 +933,7 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 		ObjectRef *o = list_nth(objects, i);
 		ObjectRef *next = i + 1 < n ? list_nth(objects, i + 1) : NULL;
 		StringInfo body = o->single_record ? &bodies[ngroup] : &st.buffers.body;
-		S3Result res = s3_fetch_next(fetch, body);
+		S3Result res = ss_s3_fetch_next(fetch, body);
 
 		if (res.ok && o->etag[0] != '\0' && res.etag[0] != '\0' && strcmp(o->etag, res.etag) != 0)
 		{
@@ -942,12 +946,12 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 		if (!res.ok)
 		{
 			fail_object(o, res.error, counts);
-			load_progress_step(progress, counts, o->key);
+			ss_load_progress_step(progress, counts, o->key);
 		}
 		else if (!o->single_record)
 		{
 			load_one(&st, o, counts);
-			load_progress_step(progress, counts, o->key);
+			ss_load_progress_step(progress, counts, o->key);
 		}
 		else
 		{
@@ -969,11 +973,11 @@ bronze_load_objects(List *objects, LoadCounts *counts, LoadProgress *progress)
 			group_bytes = 0;
 		}
 	}
-	s3_fetch_end(fetch);
+	ss_s3_fetch_end(fetch);
 }
 
 Datum
-bronze_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
+ss_bronze_loader_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
 {
 	TupleDesc tupdesc;
 	Datum values[5];
@@ -1018,11 +1022,12 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
-	load_progress_begin(&progress, "load_bronze", "loaded", false);
-	bronze_load_objects(bronze_pending_objects(pipeline, max_objects, NULL, NULL, NULL, NULL),
-						&counts, &progress);
+	ss_load_progress_begin(&progress, "load_bronze", "loaded", false);
+	ss_bronze_loader_load_objects(
+		ss_bronze_loader_pending_objects(pipeline, max_objects, NULL, NULL, NULL, NULL), &counts,
+		&progress);
 	SPI_finish();
-	PG_RETURN_DATUM(bronze_counts_row(fcinfo, &counts));
+	PG_RETURN_DATUM(ss_bronze_loader_counts_row(fcinfo, &counts));
 }
 
 PG_FUNCTION_INFO_V1(ss_check_bronze_line);
@@ -1035,8 +1040,8 @@ ss_check_bronze_line(PG_FUNCTION_ARGS)
 	char reason[200] = "";
 	BronzeSource src = {"check", 0, 0};
 	BronzeEvent event;
-	BronzeKind kind = bronze_check_line(VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &src, NULL,
-										NULL, &event, reason, sizeof(reason));
+	BronzeKind kind = ss_bronze_record_check_line(VARDATA_ANY(line), VARSIZE_ANY_EXHDR(line), &src,
+												  NULL, NULL, &event, reason, sizeof(reason));
 	TupleDesc tupdesc;
 	Datum values[2];
 	bool nulls[2] = {false, kind != BRONZE_INVALID};

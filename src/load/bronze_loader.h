@@ -20,15 +20,17 @@ typedef struct LoadCounts
 	int64 objects_failed;
 } LoadCounts;
 
-extern int bronze_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
-							   Datum *args, const char *nulls, bool read_only);
+extern int ss_bronze_loader_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+										 Datum *args, const char *nulls, bool read_only);
 struct LoadProgress;
 
-extern void bronze_gunzip(StringInfo in, StringInfo out, const char *key);
-extern bool bronze_in_subtransaction(void (*step)(void *arg), void *arg, char **error);
-extern List *bronze_pending_objects(text *pipeline, int max_objects, const char *bucket,
-									const char *prefix, const char *after, const char *upto);
-extern void bronze_load_objects(List *objects, LoadCounts *counts, struct LoadProgress *progress);
-extern Datum bronze_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts);
+extern void ss_bronze_loader_gunzip(StringInfo in, StringInfo out, const char *key);
+extern bool ss_bronze_loader_in_subtransaction(void (*step)(void *arg), void *arg, char **error);
+extern List *ss_bronze_loader_pending_objects(text *pipeline, int max_objects, const char *bucket,
+											  const char *prefix, const char *after,
+											  const char *upto);
+extern void ss_bronze_loader_load_objects(List *objects, LoadCounts *counts,
+										  struct LoadProgress *progress);
+extern Datum ss_bronze_loader_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts);
 
 #endif

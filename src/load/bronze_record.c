@@ -87,7 +87,7 @@ typedef struct Fields
 static FlatJson parser;
 static bool parser_ready = false;
 
-/* Which field a key names (flat_json_parse's FlatJsonFieldOf). */
+/* Which field a key names (ss_flat_json_parse's FlatJsonFieldOf). */
 static int
 field_of(const char *key, size_t len)
 {
@@ -184,7 +184,7 @@ time_ok(Fields *f, const char *name, double secs)
 {
 	if (secs <= 0)
 		return refuse(f, "field \"%s\" is 0 or negative (no time)", name);
-	if (secs < ss_min_event_time())
+	if (secs < ss_settings_min_event_time())
 		return refuse(f, "field \"%s\" is before stocks_stream.min_event_year", name);
 	if (secs > (double) time(NULL) + FUTURE_SKEW_SECS)
 		return refuse(f, "field \"%s\" is more than five minutes in the future", name);
@@ -236,7 +236,7 @@ set_event(BronzeEvent *event, const char *symbol, double secs)
 
 /* An event time as silver stores it: unix milliseconds as a timestamptz. */
 TimestampTz
-bronze_unix_ms_to_timestamptz(int64 ms)
+ss_bronze_record_unix_ms_to_timestamptz(int64 ms)
 {
 	int64 unix_epoch_in_pg =
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * INT64CONST(1000);
@@ -249,7 +249,7 @@ static void
 put_time(StringInfo row, double secs)
 {
 	pq_sendint32(row, sizeof(int64));
-	pq_sendint64(row, bronze_unix_ms_to_timestamptz(unix_ms(secs)));
+	pq_sendint64(row, ss_bronze_record_unix_ms_to_timestamptz(unix_ms(secs)));
 }
 
 static void
@@ -387,8 +387,9 @@ check_trade(Fields *f, const BronzeSource *src, StringInfo row, BronzeEvent *eve
 }
 
 BronzeKind
-bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringInfo quotes,
-				  StringInfo trades, BronzeEvent *event, char *reason, size_t reason_len)
+ss_bronze_record_check_line(const char *line, size_t len, const BronzeSource *src,
+							StringInfo quotes, StringInfo trades, BronzeEvent *event, char *reason,
+							size_t reason_len)
 {
 	Fields f;
 	BronzeKind kind = BRONZE_INVALID;
@@ -420,11 +421,11 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		flat_json_init(&parser);
+		ss_flat_json_init(&parser);
 		parser_ready = true;
 		MemoryContextSwitchTo(old);
 	}
-	switch (flat_json_parse(&parser, line, len, field_of, f.value, f.present))
+	switch (ss_flat_json_parse(&parser, line, len, field_of, f.value, f.present))
 	{
 		case FLAT_JSON_INVALID:
 			snprintf(reason, reason_len, "line is not valid JSON");
@@ -455,7 +456,7 @@ bronze_check_line(const char *line, size_t len, const BronzeSource *src, StringI
  * list of BeginCopyFrom.
  */
 List *
-bronze_copy_columns(BronzeKind kind)
+ss_bronze_record_copy_columns(BronzeKind kind)
 {
 	const char *const *names = kind == BRONZE_QUOTE ? quote_columns : trade_columns;
 	int n = kind == BRONZE_QUOTE ? lengthof(quote_columns) : lengthof(trade_columns);

@@ -50,10 +50,10 @@ typedef struct BronzeEvent
  * to only check), and its symbol and event time stored in *event;
  * otherwise `reason` gets a sentence a person can act on.
  */
-extern BronzeKind bronze_check_line(const char *line, size_t len, const BronzeSource *src,
-									StringInfo quotes, StringInfo trades, BronzeEvent *event,
-									char *reason, size_t reason_len);
-extern List *bronze_copy_columns(BronzeKind kind);
-extern TimestampTz bronze_unix_ms_to_timestamptz(int64 ms);
+extern BronzeKind ss_bronze_record_check_line(const char *line, size_t len, const BronzeSource *src,
+											  StringInfo quotes, StringInfo trades,
+											  BronzeEvent *event, char *reason, size_t reason_len);
+extern List *ss_bronze_record_copy_columns(BronzeKind kind);
+extern TimestampTz ss_bronze_record_unix_ms_to_timestamptz(int64 ms);
 
 #endif

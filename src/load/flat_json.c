@@ -32,7 +32,7 @@ typedef struct Cursor
 static bool parse_value(Cursor *c, int depth, FlatJsonValue *out, bool collect);
 
 void
-flat_json_init(FlatJson *p)
+ss_flat_json_init(FlatJson *p)
 {
 	initStringInfo(&p->strings);
 	p->maxitems = 16;
@@ -492,8 +492,8 @@ parse_value(Cursor *c, int depth, FlatJsonValue *out, bool collect)
 }
 
 FlatJsonResult
-flat_json_parse(FlatJson *p, const char *text, size_t len, FlatJsonFieldOf field_of,
-				FlatJsonValue *values, bool *present)
+ss_flat_json_parse(FlatJson *p, const char *text, size_t len, FlatJsonFieldOf field_of,
+				   FlatJsonValue *values, bool *present)
 {
 	Cursor c = {text, text + len, p};
 	bool ok;

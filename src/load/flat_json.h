@@ -55,7 +55,7 @@ typedef struct FlatJson
 	int maxitems;
 } FlatJson;
 
-extern void flat_json_init(FlatJson *p);
+extern void ss_flat_json_init(FlatJson *p);
 
 /*
  * Parse text[0..len) as one JSON object.  For each key field_of() knows,
@@ -63,8 +63,8 @@ extern void flat_json_init(FlatJson *p);
  * when a key repeats); both arrays have the caller's field count and are
  * cleared by the caller.  Values point into `p` until its next parse.
  */
-extern FlatJsonResult flat_json_parse(FlatJson *p, const char *text, size_t len,
-									  FlatJsonFieldOf field_of, FlatJsonValue *values,
-									  bool *present);
+extern FlatJsonResult ss_flat_json_parse(FlatJson *p, const char *text, size_t len,
+										 FlatJsonFieldOf field_of, FlatJsonValue *values,
+										 bool *present);
 
 #endif

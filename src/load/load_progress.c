@@ -22,7 +22,7 @@
 #include "core/settings.h"
 
 void
-load_progress_begin(LoadProgress *p, const char *caller, const char *doing, bool listing)
+ss_load_progress_begin(LoadProgress *p, const char *caller, const char *doing, bool listing)
 {
 	p->caller = caller;
 	p->doing = doing;
@@ -37,16 +37,16 @@ load_progress_begin(LoadProgress *p, const char *caller, const char *doing, bool
  * passed since the last report.
  */
 void
-load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key)
+ss_load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key)
 {
 	TimestampTz now;
 	double seconds;
 
 	p->done++;
-	if (ss_progress_interval_ms < 0)
+	if (ss_settings_progress_interval_ms < 0)
 		return;
 	now = GetCurrentTimestamp();
-	if (!TimestampDifferenceExceeds(p->reported, now, ss_progress_interval_ms))
+	if (!TimestampDifferenceExceeds(p->reported, now, ss_settings_progress_interval_ms))
 		return;
 	p->reported = now;
 	seconds = (double) (now - p->started) / USECS_PER_SEC;

@@ -20,8 +20,8 @@ typedef struct LoadProgress
 	TimestampTz reported;
 } LoadProgress;
 
-extern void load_progress_begin(LoadProgress *p, const char *caller, const char *doing,
-								bool listing);
-extern void load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key);
+extern void ss_load_progress_begin(LoadProgress *p, const char *caller, const char *doing,
+								   bool listing);
+extern void ss_load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key);
 
 #endif

@@ -31,12 +31,12 @@ static CURL *curl_handle = NULL;
 
 /* Drop the kept connections (not those of requests in flight, s3_async.c). */
 void
-s3_reset_connection(void)
+ss_s3_reset_connection(void)
 {
 	if (curl_handle != NULL)
 		curl_easy_cleanup(curl_handle);
 	curl_handle = NULL;
-	s3_async_reset_connections();
+	ss_s3_async_reset_connections();
 }
 
 /*
@@ -89,7 +89,7 @@ static char *
 build_url(const char *bucket, const char *key, const char *query)
 {
 	StringInfoData url;
-	const char *endpoint = ss_s3_endpoint;
+	const char *endpoint = ss_settings_s3_endpoint;
 	const char *scheme_end = strstr(endpoint, "://");
 	size_t len = strlen(endpoint);
 
@@ -101,7 +101,7 @@ build_url(const char *bucket, const char *key, const char *query)
 		len--;
 
 	initStringInfo(&url);
-	if (ss_s3_path_style)
+	if (ss_settings_s3_path_style)
 		appendStringInfo(&url, "%.*s/%s", (int) len, endpoint, bucket);
 	else
 	{
@@ -112,7 +112,7 @@ build_url(const char *bucket, const char *key, const char *query)
 	}
 	if (key != NULL)
 	{
-		if (!s3_key_acceptable(key))
+		if (!ss_s3_list_page_key_acceptable(key))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("S3 key \"%s\" cannot be requested", key),
 							errdetail("A key must be valid UTF-8 of at most 1,024 bytes, with no "
@@ -122,7 +122,7 @@ build_url(const char *bucket, const char *key, const char *query)
 		appendStringInfoChar(&url, '/');
 		append_encoded_key(&url, key);
 	}
-	else if (!ss_s3_path_style)
+	else if (!ss_settings_s3_path_style)
 		appendStringInfoChar(&url, '/');
 	if (query != NULL)
 		appendStringInfo(&url, "?%s", query);
@@ -146,7 +146,7 @@ read_body_cb(char *buffer, size_t size, size_t nitems, void *userdata)
  * describe_failure says why).
  */
 size_t
-s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+ss_s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	ResponseState *st = userdata;
 	size_t n = size * nmemb;
@@ -220,12 +220,12 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 
 /*
  * Set up `handle` for a request; `c` must stay where it is until
- * s3_finish_call, libcurl keeps pointers into it.
+ * ss_s3_finish_call, libcurl keeps pointers into it.
  */
 void
-s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, const char *key,
-				const char *query, const char *data, size_t len, const char *content_type,
-				StringInfo response)
+ss_s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket, const char *key,
+				   const char *query, const char *data, size_t len, const char *content_type,
+				   StringInfo response)
 {
 	char sigv4[128];
 	char hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
@@ -240,9 +240,9 @@ s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
 	c->body.len = len;
 	c->st.body = response;
 	/* an object's body is bounded as the loaders bound it inflated */
-	c->st.max_body = key != NULL ? (size_t) ss_max_object_kb * 1024 : S3_MAX_BODY;
+	c->st.max_body = key != NULL ? (size_t) ss_settings_max_object_kb * 1024 : S3_MAX_BODY;
 
-	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_s3_region);
+	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_settings_s3_region);
 	sha256_hex(data ? data : "", len, hash);
 	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", hash);
 	c->headers = curl_slist_append(c->headers, hdr);
@@ -253,13 +253,13 @@ s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
 	}
 
 	/* libcurl copies the strings it is given, so sigv4 may go out of scope */
-	ss_http_set_defaults(handle, c->curl_error, (long) ss_s3_timeout_ms);
+	ss_http_set_defaults(handle, c->curl_error, (long) ss_settings_s3_timeout_ms);
 	curl_easy_setopt(handle, CURLOPT_URL, c->url);
 	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secret("s3_access_key"));
-	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_secret("s3_secret_key"));
+	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secrets_get("s3_access_key"));
+	curl_easy_setopt(handle, CURLOPT_PASSWORD, ss_secrets_get("s3_secret_key"));
 	curl_easy_setopt(handle, CURLOPT_HTTPHEADER, c->headers);
-	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, s3_write_body_cb);
+	curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, ss_s3_write_body_cb);
 	curl_easy_setopt(handle, CURLOPT_WRITEDATA, &c->st);
 	curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(handle, CURLOPT_HEADERDATA, &c->st);
@@ -276,7 +276,7 @@ s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
 
 /* The outcome of a finished (rc) call on `handle`; frees what it holds. */
 S3Result
-s3_finish_call(S3Call *c, CURL *handle, CURLcode rc)
+ss_s3_finish_call(S3Call *c, CURL *handle, CURLcode rc)
 {
 	S3Result res = {0};
 
@@ -302,25 +302,25 @@ s3_request(const char *method, const char *bucket, const char *key, const char *
 	S3Result res;
 
 	ss_http_ready_handle(&curl_handle);
-	s3_prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type,
-					response);
-	res = s3_finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
+	ss_s3_prepare_call(&call, curl_handle, method, bucket, key, query, data, len, content_type,
+					   response);
+	res = ss_s3_finish_call(&call, curl_handle, curl_easy_perform(curl_handle));
 	/* a broken connection is not worth keeping */
 	if (!res.ok)
-		s3_reset_connection();
+		ss_s3_reset_connection();
 	/* a transfer ended for a cancel or a timeout: raise it */
 	CHECK_FOR_INTERRUPTS();
 	return res;
 }
 
 S3Result
-s3_get_object(const char *bucket, const char *key, StringInfo body)
+ss_s3_get_object(const char *bucket, const char *key, StringInfo body)
 {
 	return s3_request("GET", bucket, key, NULL, NULL, 0, NULL, body);
 }
 
 S3Result
-s3_create_bucket(const char *bucket)
+ss_s3_create_bucket(const char *bucket)
 {
 	S3Result res = s3_request("PUT", bucket, NULL, NULL, NULL, 0, NULL, NULL);
 
@@ -360,7 +360,8 @@ append_query_param(StringInfo q, const char *name, const char *value)
  * order: libcurl 7.88 signs the query string as given.
  */
 char *
-s3_list_query(const char *prefix, const char *delimiter, const char *start_after, const char *token)
+ss_s3_list_query(const char *prefix, const char *delimiter, const char *start_after,
+				 const char *token)
 {
 	StringInfoData query;
 
@@ -397,14 +398,14 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 	initStringInfo(&body);
 	do
 	{
-		char *query = s3_list_query(prefix, delimiter, start_after, token);
+		char *query = ss_s3_list_query(prefix, delimiter, start_after, token);
 		char *next;
 
 		CHECK_FOR_INTERRUPTS();
-		if (++pages > ss_s3_max_list_pages)
+		if (++pages > ss_settings_s3_max_list_pages)
 			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 							errmsg("the listing of s3://%s/%s goes on past %d pages", bucket,
-								   prefix ? prefix : "", ss_s3_max_list_pages),
+								   prefix ? prefix : "", ss_settings_s3_max_list_pages),
 							errhint("Raise stocks_stream.s3_max_list_pages if the bucket really "
 									"holds that much, or list a narrower prefix.")));
 		resetStringInfo(&body);
@@ -412,7 +413,7 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 		pfree(query);
 		if (!res.ok)
 			break;
-		next = s3_parse_list_page(body.data, keys, entries, folders, &refused);
+		next = ss_s3_list_page_parse(body.data, keys, entries, folders, &refused);
 		if (next != NULL && token != NULL && strcmp(next, token) == 0)
 			ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
 							errmsg("the S3 server repeated the continuation token of the listing "
@@ -433,20 +434,20 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 }
 
 S3Result
-s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
-		List **keys, List **folders)
+ss_s3_list(const char *bucket, const char *prefix, const char *delimiter, const char *start_after,
+		   List **keys, List **folders)
 {
 	return list_pages(bucket, prefix, delimiter, start_after, 0, keys, NULL, folders);
 }
 
 /*
- * s3_list() with each key's ETag and size (S3ListEntry items); with
+ * ss_s3_list() with each key's ETag and size (S3ListEntry items); with
  * max_keys > 0 it stops after the page that reaches max_keys keys (pages
  * hold 1,000): the next call goes on after the last key.
  */
 S3Result
-s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
-				const char *start_after, int max_keys, List **entries, List **folders)
+ss_s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
+				   const char *start_after, int max_keys, List **entries, List **folders)
 {
 	List *keys;
 
@@ -454,7 +455,7 @@ s3_list_entries(const char *bucket, const char *prefix, const char *delimiter,
 }
 
 S3Result
-s3_list_objects(const char *bucket, const char *prefix, List **keys)
+ss_s3_list_objects(const char *bucket, const char *prefix, List **keys)
 {
-	return s3_list(bucket, prefix, NULL, NULL, keys, NULL);
+	return ss_s3_list(bucket, prefix, NULL, NULL, keys, NULL);
 }

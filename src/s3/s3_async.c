@@ -3,17 +3,17 @@
  *	  Non-blocking S3 requests, many side by side: the archive worker's PUTs
  *	  and the LISTs that look for objects uploaded but never recorded.
  *
- * A request is started (s3_async_put, s3_async_list) on an easy handle of
+ * A request is started (ss_s3_async_put, ss_s3_async_list) on an easy handle of
  * its own, added to one libcurl multi handle; the caller goes on with its
- * work and moves every request along with s3_async_step, which also waits
- * on their sockets when asked to.  A finished request (s3_async_done) is
- * handed back by s3_async_end with its outcome, and its handle is kept for
+ * work and moves every request along with ss_s3_async_step, which also waits
+ * on their sockets when asked to.  A finished request (ss_s3_async_done) is
+ * handed back by ss_s3_async_end with its outcome, and its handle is kept for
  * the next request, so connections are reused (the multi handle holds the
- * connection cache).  s3_async_end before a request finished abandons it.
- * How many travel at once is the caller's choice (s3_async_in_flight).
+ * connection cache).  ss_s3_async_end before a request finished abandons it.
+ * How many travel at once is the caller's choice (ss_s3_async_in_flight).
  *
  * Everything runs on the backend's thread: libcurl works only inside
- * s3_async_step, so bytes arriving in between wait in the socket buffers.
+ * ss_s3_async_step, so bytes arriving in between wait in the socket buffers.
  * Requests live in TopMemoryContext: they outlast transactions, and their
  * owner ends each one, whatever happens to the statement.
  */
@@ -76,8 +76,8 @@ start(const char *method, const char *bucket, const char *key, const char *query
 	r->handle = take_handle();
 	if (collect)
 		r->response = makeStringInfo();
-	s3_prepare_call(&r->call, r->handle, method, bucket, key, query, data, len, content_type,
-					r->response);
+	ss_s3_prepare_call(&r->call, r->handle, method, bucket, key, query, data, len, content_type,
+					   r->response);
 	curl_easy_setopt(r->handle, CURLOPT_PRIVATE, r);
 	MemoryContextSwitchTo(old);
 	curl_multi_add_handle(multi, r->handle);
@@ -86,17 +86,17 @@ start(const char *method, const char *bucket, const char *key, const char *query
 }
 
 S3Async *
-s3_async_put(const char *bucket, const char *key, const char *data, size_t len,
-			 const char *content_type)
+ss_s3_async_put(const char *bucket, const char *key, const char *data, size_t len,
+				const char *content_type)
 {
 	return start("PUT", bucket, key, NULL, data, len, content_type, false);
 }
 
 /* The first page (S3_LIST_PAGE_KEYS keys) of what is under `prefix`. */
 S3Async *
-s3_async_list(const char *bucket, const char *prefix)
+ss_s3_async_list(const char *bucket, const char *prefix)
 {
-	char *query = s3_list_query(prefix, NULL, NULL, NULL);
+	char *query = ss_s3_list_query(prefix, NULL, NULL, NULL);
 	S3Async *r = start("GET", bucket, NULL, query, NULL, 0, NULL, true);
 
 	pfree(query);
@@ -109,7 +109,7 @@ s3_async_list(const char *bucket, const char *prefix)
  * take what came.
  */
 void
-s3_async_step(int wait_ms)
+ss_s3_async_step(int wait_ms)
 {
 	int running = 0;
 	int left;
@@ -139,13 +139,13 @@ s3_async_step(int wait_ms)
 }
 
 bool
-s3_async_done(const S3Async *request)
+ss_s3_async_done(const S3Async *request)
 {
 	return request->done;
 }
 
 int
-s3_async_in_flight(void)
+ss_s3_async_in_flight(void)
 {
 	return in_flight;
 }
@@ -156,14 +156,14 @@ s3_async_in_flight(void)
  * connection is dropped).  Frees the request.
  */
 S3Result
-s3_async_end(S3Async *request, List **keys)
+ss_s3_async_end(S3Async *request, List **keys)
 {
 	S3Result res;
 
 	curl_multi_remove_handle(multi, request->handle);
 	in_flight--;
-	res = s3_finish_call(&request->call, request->handle,
-						 request->done ? request->rc : CURLE_ABORTED_BY_CALLBACK);
+	res = ss_s3_finish_call(&request->call, request->handle,
+							request->done ? request->rc : CURLE_ABORTED_BY_CALLBACK);
 	give_back_handle(request->handle, res.ok);
 	if (keys != NULL)
 	{
@@ -172,7 +172,7 @@ s3_async_end(S3Async *request, List **keys)
 		{
 			int refused = 0;
 
-			(void) s3_parse_list_page(request->response->data, keys, NULL, NULL, &refused);
+			(void) ss_s3_list_page_parse(request->response->data, keys, NULL, NULL, &refused);
 		}
 	}
 	if (request->response != NULL)
@@ -186,7 +186,7 @@ s3_async_end(S3Async *request, List **keys)
 
 /* Drop the idle handles and, with nothing in flight, the connection cache. */
 void
-s3_async_reset_connections(void)
+ss_s3_async_reset_connections(void)
 {
 	while (nidle > 0)
 		curl_easy_cleanup(idle[--nidle]);

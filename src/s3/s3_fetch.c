@@ -3,8 +3,8 @@
  *	  Many GETs in flight: objects asked for in a list are fetched over one
  *	  libcurl multi handle and handed back one by one, in the order asked.
  *
- * The loaders queue the objects they will read (s3_fetch_add) and then
- * take them in that order (s3_fetch_next), so what they write follows the
+ * The loaders queue the objects they will read (ss_s3_fetch_add) and then
+ * take them in that order (ss_s3_fetch_next), so what they write follows the
  * same order as one GET at a time would.  Up to max_in_flight requests
  * travel at once, each on an easy handle of its own (kept, with its
  * connection, from one object to the next).  Memory is bounded: a transfer
@@ -13,7 +13,7 @@
  * object taken next is never paused, whatever its size.
  *
  * Everything runs on the backend's thread: libcurl works only inside
- * s3_fetch_next, which the caller calls between objects, so responses that
+ * ss_s3_fetch_next, which the caller calls between objects, so responses that
  * arrive while an object is being loaded wait in the socket buffers.  The
  * handles belong to the fetch's memory context and are freed with it, so
  * an ERROR that ends the statement leaves no transfer behind.
@@ -93,7 +93,7 @@ fetch_cleanup(void *arg)
  * of bodies not taken yet; it lives in the current memory context.
  */
 S3Fetch *
-s3_fetch_begin(int max_in_flight, Size max_bytes)
+ss_s3_fetch_begin(int max_in_flight, Size max_bytes)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream S3 fetch",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -120,9 +120,9 @@ s3_fetch_begin(int max_in_flight, Size max_bytes)
 	return f;
 }
 
-/* Queue an object; s3_fetch_next hands the queued objects back in order. */
+/* Queue an object; ss_s3_fetch_next hands the queued objects back in order. */
 void
-s3_fetch_add(S3Fetch *f, const char *bucket, const char *key)
+ss_s3_fetch_add(S3Fetch *f, const char *bucket, const char *key)
 {
 	if (f->nitems == f->maxitems)
 	{
@@ -149,7 +149,7 @@ fetch_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	}
 	f->buffered += n;
 	f->peak = Max(f->peak, f->buffered);
-	return s3_write_body_cb(ptr, size, nmemb, &s->call.st);
+	return ss_s3_write_body_cb(ptr, size, nmemb, &s->call.st);
 }
 
 /* Ask for the queued objects that have a free slot, head first. */
@@ -168,8 +168,8 @@ start_more(S3Fetch *f)
 		if (s->body.data == NULL)
 			initStringInfo(&s->body);
 		resetStringInfo(&s->body);
-		s3_prepare_call(&s->call, s->handle, "GET", it->bucket, it->key, NULL, NULL, 0, NULL,
-						&s->body);
+		ss_s3_prepare_call(&s->call, s->handle, "GET", it->bucket, it->key, NULL, NULL, 0, NULL,
+						   &s->body);
 		curl_easy_setopt(s->handle, CURLOPT_WRITEFUNCTION, fetch_write_cb);
 		curl_easy_setopt(s->handle, CURLOPT_WRITEDATA, s);
 		curl_easy_setopt(s->handle, CURLOPT_PRIVATE, s);
@@ -220,7 +220,7 @@ resume_paused(S3Fetch *f)
  * outcome.  Waits for it while the other transfers go on.
  */
 S3Result
-s3_fetch_next(S3Fetch *f, StringInfo body)
+ss_s3_fetch_next(S3Fetch *f, StringInfo body)
 {
 	FetchSlot *s;
 	S3Result res;
@@ -241,7 +241,7 @@ s3_fetch_next(S3Fetch *f, StringInfo body)
 	/* a transfer ended for a cancel or a timeout: raise it, never load a part */
 	CHECK_FOR_INTERRUPTS();
 	curl_multi_remove_handle(f->multi, s->handle);
-	res = s3_finish_call(&s->call, s->handle, s->rc);
+	res = ss_s3_finish_call(&s->call, s->handle, s->rc);
 	resetStringInfo(body);
 	appendBinaryStringInfo(body, s->body.data, s->body.len);
 	f->buffered -= s->body.len;
@@ -261,7 +261,7 @@ s3_fetch_next(S3Fetch *f, StringInfo body)
 
 /* Drop the fetch: transfers still under way are abandoned. */
 void
-s3_fetch_end(S3Fetch *f)
+ss_s3_fetch_end(S3Fetch *f)
 {
 	ereport(DEBUG1, (errmsg("stocks_stream: %d objects fetched, %d at a time, at most %zu bytes "
 							"received and not yet taken (buffer %zu)",

@@ -45,13 +45,13 @@ typedef struct S3Call
 	char curl_error[CURL_ERROR_SIZE];
 } S3Call;
 
-extern void s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
-							const char *key, const char *query, const char *data, size_t len,
-							const char *content_type, StringInfo response);
-extern S3Result s3_finish_call(S3Call *c, CURL *handle, CURLcode rc);
-extern size_t s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
-extern char *s3_list_query(const char *prefix, const char *delimiter, const char *start_after,
-						   const char *token);
-extern void s3_async_reset_connections(void);
+extern void ss_s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *bucket,
+							   const char *key, const char *query, const char *data, size_t len,
+							   const char *content_type, StringInfo response);
+extern S3Result ss_s3_finish_call(S3Call *c, CURL *handle, CURLcode rc);
+extern size_t ss_s3_write_body_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+extern char *ss_s3_list_query(const char *prefix, const char *delimiter, const char *start_after,
+							  const char *token);
+extern void ss_s3_async_reset_connections(void);
 
 #endif

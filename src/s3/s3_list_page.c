@@ -23,7 +23,7 @@
 
 /* True for a key (or prefix) a request may name as it is. */
 bool
-s3_key_acceptable(const char *key)
+ss_s3_list_page_key_acceptable(const char *key)
 {
 	size_t len = strlen(key);
 	const char *seg = key;
@@ -137,10 +137,10 @@ list_entry(char *key, const char *xml, const char **pos)
  * Append one listing page's keys (and, when asked, their entries and the
  * common prefixes) to the lists; returns the continuation token of the
  * next page, or NULL on the last one.  Keys and prefixes no request may
- * name (s3_key_acceptable) are left out and counted in *refused.
+ * name (ss_s3_list_page_key_acceptable) are left out and counted in *refused.
  */
 char *
-s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders, int *refused)
+ss_s3_list_page_parse(const char *xml, List **keys, List **entries, List **folders, int *refused)
 {
 	const char *pos = xml;
 	char *item;
@@ -148,7 +148,7 @@ s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders,
 
 	while ((item = xml_next(xml, "Key", &pos)) != NULL)
 	{
-		if (!s3_key_acceptable(item))
+		if (!ss_s3_list_page_key_acceptable(item))
 		{
 			(*refused)++;
 			continue;
@@ -162,7 +162,7 @@ s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders,
 		pos += strlen("<CommonPrefixes>");
 		if ((item = xml_next(xml, "Prefix", &pos)) == NULL)
 			continue;
-		if (s3_key_acceptable(item))
+		if (ss_s3_list_page_key_acceptable(item))
 			*folders = lappend(*folders, item);
 		else
 			(*refused)++;

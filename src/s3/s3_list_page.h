@@ -7,8 +7,8 @@
 
 #include "nodes/pg_list.h"
 
-extern bool s3_key_acceptable(const char *key);
-extern char *s3_parse_list_page(const char *xml, List **keys, List **entries, List **folders,
-								int *refused);
+extern bool ss_s3_list_page_key_acceptable(const char *key);
+extern char *ss_s3_list_page_parse(const char *xml, List **keys, List **entries, List **folders,
+								   int *refused);
 
 #endif
