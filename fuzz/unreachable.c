@@ -31,6 +31,13 @@ UNREACHABLE(DefineCustomBoolVariable)
 UNREACHABLE(DefineCustomIntVariable)
 UNREACHABLE(DefineCustomStringVariable)
 UNREACHABLE(MarkGUCPrefixReserved)
+/* settings.c: the deprecated stocks_stream.s3_timeout_ms, the timeout in use */
+UNREACHABLE(format_elog_string)
+UNREACHABLE(pre_format_elog_string)
+UNREACHABLE(get_guc_variables)
+UNREACHABLE(GetNumConfigOptions)
+char *GUC_check_errdetail_string;
+_Bool IsUnderPostmaster;
 
 /* SQL-callable functions and their column lists */
 UNREACHABLE(BlessTupleDesc)

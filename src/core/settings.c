@@ -13,7 +13,9 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 #include "core/settings.h"
 
@@ -22,7 +24,6 @@ char *ss_settings_kafka_properties = NULL;
 char *ss_settings_s3_endpoint = NULL;
 char *ss_settings_s3_region = NULL;
 bool ss_settings_s3_path_style = true;
-int ss_settings_s3_timeout_ms = 30000;
 char *ss_settings_secrets_file = NULL;
 char *ss_settings_finnhub_url = NULL;
 char *ss_settings_finnhub_ws_url = NULL;
@@ -45,6 +46,101 @@ int ss_settings_load_retry_backoff_ms = 60000;
 int ss_settings_load_max_attempts = 10;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
+
+/*
+ * stocks_stream.s3_timeout, and stocks_stream.s3_timeout_ms, its name
+ * until 0.4.0 (a GUC's unit lives in its definition, never in its name:
+ * src/README.md).  The old name still works, so that nothing a
+ * postgresql.conf sets is silently lost: the postmaster logs a WARNING
+ * naming the new setting each time it loads a configuration that sets the
+ * old one, whose value is used while the new one is not set anywhere.
+ * SHOW stocks_stream.s3_timeout shows the timeout in use.
+ */
+static int s3_timeout_ms = 30000;
+static int deprecated_s3_timeout_ms = -1; /* -1: not set */
+
+static bool
+check_deprecated_s3_timeout(int *newval, void **extra, GucSource source)
+{
+	if (*newval == -1 || *newval >= 1000)
+		return true;
+	GUC_check_errdetail("stocks_stream.s3_timeout_ms is at least 1s, or -1 for not set.");
+	return false;
+}
+
+static void
+assign_deprecated_s3_timeout(int newval, void *extra)
+{
+	/* once per load of the configuration, by the postmaster alone */
+	if (newval == -1 || IsUnderPostmaster)
+		return;
+	ereport(WARNING, (errcode(ERRCODE_WARNING_DEPRECATED_FEATURE),
+					  errmsg("stocks_stream.s3_timeout_ms is deprecated: it is now "
+							 "stocks_stream.s3_timeout"),
+					  errdetail("Its value is used while stocks_stream.s3_timeout is not set."),
+					  errhint("Rename the setting in postgresql.conf, or ALTER SYSTEM SET "
+							  "stocks_stream.s3_timeout and RESET stocks_stream.s3_timeout_ms.")));
+}
+
+/* true when no configuration source sets stocks_stream.s3_timeout */
+static bool
+s3_timeout_unset(void)
+{
+	static struct config_generic *guc = NULL;
+
+	if (guc == NULL)
+	{
+		struct config_generic **vars = get_guc_variables();
+		int n = GetNumConfigOptions();
+
+		for (int i = 0; i < n && guc == NULL; i++)
+			if (strcmp(vars[i]->name, "stocks_stream.s3_timeout") == 0)
+				guc = vars[i];
+		Assert(guc != NULL);
+	}
+	return guc->source == PGC_S_DEFAULT;
+}
+
+/* Milliseconds one S3 request may take. */
+int
+ss_settings_s3_timeout_ms(void)
+{
+	if (deprecated_s3_timeout_ms != -1 && s3_timeout_unset())
+		return deprecated_s3_timeout_ms;
+	return s3_timeout_ms;
+}
+
+/* the timeout in use, in the largest unit that divides it (as SHOW does) */
+static const char *
+show_s3_timeout(void)
+{
+	static const struct
+	{
+		const char *unit;
+		int ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"min", 60000}, {"s", 1000}, {"ms", 1}};
+	static char buf[32];
+	int ms = ss_settings_s3_timeout_ms();
+
+	for (size_t i = 0; i < lengthof(units); i++)
+		if (ms % units[i].ms == 0)
+		{
+			snprintf(buf, sizeof(buf), "%d%s", ms / units[i].ms, units[i].unit);
+			break;
+		}
+	return buf;
+}
+
+/* Settings renamed, whose old names still work (and say so in a WARNING). */
+static void
+define_deprecated(void)
+{
+	DefineCustomIntVariable(
+		"stocks_stream.s3_timeout_ms", "Deprecated name of stocks_stream.s3_timeout.",
+		"Used while stocks_stream.s3_timeout is not set; -1 is not set.", &deprecated_s3_timeout_ms,
+		-1, -1, 3600000, PGC_SIGHUP, GUC_UNIT_MS | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+		check_deprecated_s3_timeout, assign_deprecated_s3_timeout, NULL);
+}
 
 /*
  * Bounds on what Finnhub, S3 and Kafka send: every buffer and loop that
@@ -123,9 +219,9 @@ ss_settings_define(void)
 		"stocks_stream.s3_path_style",
 		"Address buckets as endpoint/bucket/key (MinIO) instead of bucket.endpoint/key.", NULL,
 		&ss_settings_s3_path_style, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("stocks_stream.s3_timeout_ms", "Timeout of one S3 request.", NULL,
-							&ss_settings_s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP,
-							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("stocks_stream.s3_timeout", "Timeout of one S3 request.", NULL,
+							&s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
+							NULL, show_s3_timeout);
 	DefineCustomStringVariable(
 		"stocks_stream.secrets_file",
 		"File holding the S3 keys, the Finnhub key and secret Kafka properties.",
@@ -186,6 +282,7 @@ ss_settings_define(void)
 							GUC_UNIT_MS, NULL, NULL, NULL);
 
 	define_limits();
+	define_deprecated();
 	MarkGUCPrefixReserved("stocks_stream");
 }
 

@@ -13,7 +13,6 @@ extern char *ss_settings_kafka_properties;
 extern char *ss_settings_s3_endpoint;
 extern char *ss_settings_s3_region;
 extern bool ss_settings_s3_path_style;
-extern int ss_settings_s3_timeout_ms;
 
 /* credentials: the file that holds them (secrets.c) */
 extern char *ss_settings_secrets_file;
@@ -48,5 +47,6 @@ extern int ss_settings_load_max_attempts;
 
 extern void ss_settings_define(void);
 extern double ss_settings_min_event_time(void);
+extern int ss_settings_s3_timeout_ms(void);
 
 #endif

@@ -253,7 +253,7 @@ ss_s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *buck
 	}
 
 	/* libcurl copies the strings it is given, so sigv4 may go out of scope */
-	ss_http_set_defaults(handle, c->curl_error, (long) ss_settings_s3_timeout_ms);
+	ss_http_set_defaults(handle, c->curl_error, (long) ss_settings_s3_timeout_ms());
 	curl_easy_setopt(handle, CURLOPT_URL, c->url);
 	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
 	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secrets_get("s3_access_key"));

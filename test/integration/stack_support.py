@@ -139,6 +139,21 @@ def set_settings(**settings):
     wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
 
 
+class ServerLog:
+    """The stack PostgreSQL's log from now on: new() is what the server
+    wrote since this object was made."""
+
+    def __init__(self):
+        stack_dir = os.environ.get("STOCKS_STREAM_STACK", os.path.join(ROOT, ".stack"))
+        self.path = os.path.join(stack_dir, "pg", "postgres.log")
+        self.start = os.path.getsize(self.path)
+
+    def new(self):
+        with open(self.path, errors="replace") as f:
+            f.seek(self.start)
+            return f.read()
+
+
 @contextlib.contextmanager
 def finnhub_served_by(fake):
     """Point the Finnhub sources at a fake (its URLs, the API key
