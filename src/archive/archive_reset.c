@@ -78,8 +78,11 @@ start_of_time(TimestampTz t)
 	ResetStart s = {START_TIME, 0};
 
 	if (TIMESTAMP_NOT_FINITE(t) || kafka_ms(t) < 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("start must be a finite time after 1970"), errhint(START_HINT)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("stocks_stream.reset_pipeline_offsets: start must be a finite time after 1970"),
+			 errhint(START_HINT)));
 	s.time_ms = kafka_ms(t);
 	return s;
 }
@@ -107,7 +110,8 @@ start_of_text(const char *text)
 		DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE ||
 		tm2timestamp(&tm, fsec, &tz, &t) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("invalid start \"%s\"", text), errhint(START_HINT)));
+						errmsg("stocks_stream.reset_pipeline_offsets: invalid start \"%s\"", text),
+						errhint(START_HINT)));
 	return start_of_time(t);
 }
 
@@ -115,7 +119,8 @@ static ResetStart
 start_argument(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("start must not be NULL"),
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stocks_stream.reset_pipeline_offsets: start must not be NULL"),
 						errhint(START_HINT)));
 	if (get_fn_expr_argtype(fcinfo->flinfo, 1) == TIMESTAMPTZOID)
 		return start_of_time(PG_GETARG_TIMESTAMPTZ(1));
@@ -141,11 +146,11 @@ lock_pipeline(const char *name)
 							  "WHERE name = $1 FOR UPDATE",
 							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not read stocks_stream.pipelines")));
+						errmsg("stocks_stream: could not read stocks_stream.pipelines")));
 	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("pipeline \"%s\" does not exist", name),
-				 errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines.")));
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+						errmsg("stocks_stream pipeline \"%s\" does not exist", name),
+						errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines.")));
 	t.pipeline_id = DatumGetInt32(first_column(1, &isnull));
 	t.name = pstrdup(name);
 	t.topic = TextDatumGetCString(first_column(2, &isnull));
@@ -155,10 +160,11 @@ lock_pipeline(const char *name)
 static void
 kafka_failed(const char *what, const char *topic, const char *why)
 {
-	ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-					errmsg("could not read %s of Kafka topic \"%s\": %s", what, topic, why),
-					errhint("Check stocks_stream.kafka_brokers and that Kafka is up; nothing was "
-							"changed.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("stocks_stream: could not read %s of Kafka topic \"%s\": %s", what, topic, why),
+			 errhint("Check stocks_stream.kafka_brokers and that Kafka is up; nothing was "
+					 "changed.")));
 }
 
 /* The topic's partition count; a topic that does not exist is an error. */
@@ -176,7 +182,7 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 	rd_kafka_topic_destroy(rkt);
 	if (topic_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-						errmsg("Kafka topic \"%s\" does not exist", topic),
+						errmsg("stocks_stream: Kafka topic \"%s\" does not exist", topic),
 						errhint("Create the topic first, or point the pipeline at another one "
 								"with alter_pipeline(name, topic => ...).")));
 	if (topic_err)
@@ -252,7 +258,7 @@ lock_incarnation(const Target *t, char **topic_id, char **key_topic)
 							  "WHERE pipeline_id = $1 AND topic = $2 FOR UPDATE",
 							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not read stocks_stream.pipeline_topics")));
+						errmsg("stocks_stream: could not read stocks_stream.pipeline_topics")));
 	if (SPI_processed != 1)
 		return false;
 	*topic_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -273,8 +279,8 @@ lock_offsets(const Target *t, int n)
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM stocks_stream.offsets "
 							  "WHERE pipeline_id = $1 AND topic = $2 FOR UPDATE",
 							  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read stocks_stream.offsets")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read stocks_stream.offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool isnull;
@@ -347,7 +353,7 @@ set_incarnation(const Target *t, const char *topic_id, const char *key_topic, in
 							  "adopted_at = now()",
 							  4, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not update stocks_stream.pipeline_topics")));
+						errmsg("stocks_stream: could not update stocks_stream.pipeline_topics")));
 	run("DELETE FROM stocks_stream.offsets WHERE pipeline_id = $1 AND topic = $2 "
 		"AND partition >= $3",
 		3, dtypes, dargs, SPI_OK_DELETE);
@@ -421,13 +427,14 @@ ss_reset_pipeline_offsets(PG_FUNCTION_ARGS)
 	int n;
 
 	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("pipeline must not be NULL"),
-				 errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines.")));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("stocks_stream.reset_pipeline_offsets: pipeline must not be NULL"),
+						errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines.")));
 	start = start_argument(fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("SPI_connect failed")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream.reset_pipeline_offsets: SPI_connect failed")));
 	t = lock_pipeline(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	ends = read_topic(t.topic, &start, &n, &topic_id);
 	found = lock_incarnation(&t, &old_id, &key_topic);

@@ -106,7 +106,8 @@ ss_archive_topic_id(rd_kafka_t *rk, const char *topic, int timeout_ms)
 	rd_kafka_TopicCollection_destroy(topics);
 	if (error != NULL)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not read the id of Kafka topic \"%s\": %s", topic, error)));
+						errmsg("stocks_stream: could not read the id of Kafka topic \"%s\": %s",
+							   topic, error)));
 	return id;
 }
 #else

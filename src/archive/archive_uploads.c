@@ -66,7 +66,7 @@ free_slot(void)
 													 ALLOCSET_SMALL_SIZES);
 			return &slots[i];
 		}
-	elog(ERROR, "no free upload slot");
+	elog(ERROR, "stocks_stream: no free upload slot");
 	return NULL;
 }
 

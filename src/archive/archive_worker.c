@@ -165,7 +165,7 @@ committed_offsets(rd_kafka_topic_partition_list_t *parts, bool *foreign)
 	{
 		rd_kafka_topic_partition_list_destroy(copy);
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not read the group's committed offsets: %s",
+						errmsg("stocks_stream: could not read the group's committed offsets: %s",
 							   rd_kafka_err2str(err))));
 	}
 	for (int i = 0; i < parts->cnt; i++)
@@ -1060,8 +1060,8 @@ create_consumer(void)
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (err)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not subscribe to Kafka topic \"%s\": %s", pipeline->topic,
-							   rd_kafka_err2str(err))));
+						errmsg("stocks_stream: could not subscribe to Kafka topic \"%s\": %s",
+							   pipeline->topic, rd_kafka_err2str(err))));
 }
 
 /*

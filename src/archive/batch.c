@@ -119,8 +119,8 @@ ss_batch_gzip(const PartitionBatch *batch, size_t *out_len)
 
 	/* windowBits 15 + 16 selects the gzip wrapper; level 1 favours speed */
 	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise gzip compression")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not initialise gzip compression")));
 	bound = deflateBound(&zs, batch->len) + 64;
 	out = MemoryContextAllocHuge(CurrentMemoryContext, bound);
 	zs.next_in = (Bytef *) batch->data;
@@ -131,7 +131,8 @@ ss_batch_gzip(const PartitionBatch *batch, size_t *out_len)
 	*out_len = zs.total_out;
 	deflateEnd(&zs);
 	if (rc != Z_STREAM_END)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("gzip compression of a batch failed (zlib code %d)", rc)));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("stocks_stream: gzip compression of a batch failed (zlib code %d)", rc)));
 	return out;
 }

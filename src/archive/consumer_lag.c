@@ -43,7 +43,7 @@ read_pipelines(void)
 	if (SPI_execute("SELECT pipeline_id, name, topic FROM stocks_stream.pipelines ORDER BY name",
 					true, 0) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not read stocks_stream.pipelines")));
+						errmsg("stocks_stream: could not read stocks_stream.pipelines")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple tuple = SPI_tuptable->vals[i];
@@ -76,7 +76,7 @@ topic_partitions(rd_kafka_t *rk, const char *topic)
 	else
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not read Kafka metadata of topic \"%s\": %s", topic,
+				 errmsg("stocks_stream: could not read Kafka metadata of topic \"%s\": %s", topic,
 						rd_kafka_err2str(err ? err
 											 : (md && md->topic_cnt == 1
 													? md->topics[0].err
@@ -154,9 +154,10 @@ ss_consumer_lag(PG_FUNCTION_ARGS)
 				if (err)
 				{
 					nulls[4] = nulls[5] = nulls[6] = true;
-					ereport(WARNING, (errcode(ERRCODE_CONNECTION_FAILURE),
-									  errmsg("could not read Kafka watermarks of %s[%d]: %s",
-											 src->topic, p, rd_kafka_err2str(err))));
+					ereport(WARNING,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("stocks_stream: could not read Kafka watermarks of %s[%d]: %s",
+									src->topic, p, rd_kafka_err2str(err))));
 				}
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}

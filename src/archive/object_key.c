@@ -271,8 +271,8 @@ ss_parse_object_key(PG_FUNCTION_ARGS)
 	bool nulls[9];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("parse_object_key must return a row")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream.parse_object_key must return a row")));
 	memset(nulls, true, sizeof(nulls));
 	if (ss_object_key_parse(key, &k) != OBJECT_KEY_OTHER)
 	{

@@ -32,8 +32,8 @@ ss_http_init(void)
 	if (!global_done)
 	{
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libcurl")));
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("stocks_stream: could not initialise libcurl")));
 		global_done = true;
 	}
 }
@@ -50,8 +50,8 @@ ss_http_ready_handle(CURL **handle)
 	{
 		*handle = curl_easy_init();
 		if (*handle == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create a libcurl handle")));
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+							errmsg("stocks_stream: could not create a libcurl handle")));
 	}
 	else
 		curl_easy_reset(*handle);

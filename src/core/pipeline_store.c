@@ -59,8 +59,10 @@ column(HeapTuple tup, TupleDesc desc, int col)
 	Datum d = SPI_getbinval(tup, desc, col, &isnull);
 
 	if (isnull)
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						errmsg("unexpected NULL in column %d of a stocks_stream table", col)));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("stocks_stream: unexpected NULL in column %d of a stocks_stream table", col)));
 	return d;
 }
 
@@ -79,7 +81,7 @@ ss_pipeline_store_load_pipeline(int pipeline_id)
 			"FROM stocks_stream.pipelines WHERE pipeline_id = $1",
 			1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not read stocks_stream.pipelines")));
+						errmsg("stocks_stream: could not read stocks_stream.pipelines")));
 	if (SPI_processed == 1)
 	{
 		HeapTuple t = SPI_tuptable->vals[0];
@@ -117,8 +119,8 @@ ss_pipeline_store_load_offsets(int pipeline_id, const char *topic, StoredOffset 
 	if (SPI_execute_with_args("SELECT partition, next_offset FROM stocks_stream.offsets "
 							  "WHERE pipeline_id = $1 AND topic = $2",
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read stocks_stream.offsets")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read stocks_stream.offsets")));
 	n = (int) SPI_processed;
 	*offsets = MemoryContextAlloc(caller, sizeof(StoredOffset) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -153,7 +155,7 @@ advance_offset(const PipelineConfig *p, int32 partition, int64 from, int64 next)
 			"WHERE o.next_offset <= $5",
 			5, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not update stocks_stream.offsets")));
+						errmsg("stocks_stream: could not update stocks_stream.offsets")));
 	return SPI_processed == 1;
 }
 
@@ -198,7 +200,7 @@ record_one(const FlushRecord *r)
 			"compressed = EXCLUDED.compressed, archived_at = now()",
 			11, mtypes, margs, NULL, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not insert into stocks_stream.manifest")));
+						errmsg("stocks_stream: could not insert into stocks_stream.manifest")));
 	return true;
 }
 
@@ -268,8 +270,9 @@ ss_pipeline_store_record_gap(const GapRecord *g)
 								  "(pipeline, topic, partition, from_offset, to_offset, reason, "
 								  " detail) VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''))",
 								  7, gtypes, gargs, NULL, false, 0) != SPI_OK_INSERT)
-			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-							errmsg("could not insert into stocks_stream.archive_gaps")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("stocks_stream: could not insert into stocks_stream.archive_gaps")));
 	}
 	else if (moved)
 		ereport(WARNING,
@@ -303,7 +306,7 @@ ss_pipeline_store_load_topic(const PipelineConfig *p)
 								  "WHERE pipeline_id = $1 AND topic = $2",
 								  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-							errmsg("could not read stocks_stream.pipeline_topics")));
+							errmsg("stocks_stream: could not read stocks_stream.pipeline_topics")));
 		if (SPI_processed == 1)
 		{
 			inc.found = true;
@@ -339,7 +342,7 @@ ss_pipeline_store_adopt_topic(const PipelineConfig *p, const char *topic_id, con
 							  "WHERE t.topic_id IS NULL",
 							  4, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not update stocks_stream.pipeline_topics")));
+						errmsg("stocks_stream: could not update stocks_stream.pipeline_topics")));
 	end_tx(caller);
 }
 
@@ -433,8 +436,9 @@ ss_pipeline_store_wanted_workers(void)
 						"SELECT true, source_id, name, 1, generation "
 						"FROM stocks_stream.sources WHERE running ORDER BY 1, 2",
 						true, 0) != SPI_OK_SELECT)
-			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-							errmsg("could not read stocks_stream.pipelines and .sources")));
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("stocks_stream: could not read stocks_stream.pipelines and .sources")));
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple t = SPI_tuptable->vals[i];
@@ -476,8 +480,8 @@ ss_pipeline_store_load_source(int source_id)
 							  "cardinality(symbols) "
 							  "FROM stocks_stream.sources WHERE source_id = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read stocks_stream.sources")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read stocks_stream.sources")));
 	if (SPI_processed == 1)
 	{
 		HeapTuple t = SPI_tuptable->vals[0];

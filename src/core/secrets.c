@@ -73,7 +73,7 @@ parse_line(char *line, int lineno, const char *path)
 	if (eq == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("line %d of stocks_stream.secrets_file \"%s\" has no '='", lineno, path),
+				 errmsg("stocks_stream.secrets_file \"%s\": line %d has no '='", path, lineno),
 				 errhint("Write each secret as name = value.")));
 	*eq = '\0';
 	secret = palloc(sizeof(Secret));
@@ -117,8 +117,10 @@ load_secrets(void)
 	if (path[0] == '\0' || stat(path, &st) != 0)
 	{
 		if (path[0] != '\0' && errno != ENOENT)
-			ereport(ERROR, (errcode_for_file_access(),
-							errmsg("could not read stocks_stream.secrets_file \"%s\": %m", path)));
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("stocks_stream: could not read stocks_stream.secrets_file \"%s\": %m",
+							path)));
 		memset(&st, 0, sizeof(st));
 	}
 	if (loaded_path != NULL && strcmp(loaded_path, path) == 0 && same_file(&st, &loaded_stat))
@@ -138,8 +140,10 @@ load_secrets(void)
 	if (st.st_ino != 0)
 	{
 		if ((f = AllocateFile(path, "r")) == NULL)
-			ereport(ERROR, (errcode_for_file_access(),
-							errmsg("could not open stocks_stream.secrets_file \"%s\": %m", path)));
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("stocks_stream: could not open stocks_stream.secrets_file \"%s\": %m",
+							path)));
 		ss_secrets_read(f, path);
 		FreeFile(f);
 	}

@@ -38,10 +38,28 @@ WorkerArgs ss_worker_loop_args;
 static MemoryContext pass_context = NULL;
 static WorkerStatus *status = NULL;
 
-/* Set up signals (SIGHUP: reload, SIGTERM: die) and the pass's context. */
+/*
+ * Every message the launcher or a worker writes says which one it is, in
+ * its CONTEXT line ("stocks_stream archive <pipeline>/<n>": its bgw_name),
+ * whichever layer wrote it (src/README.md, "Messages").
+ */
+static void
+name_this_worker(void *arg)
+{
+	errcontext("%s", MyBgworkerEntry->bgw_name);
+}
+
+static ErrorContextCallback worker_context = {.callback = name_this_worker};
+
+/*
+ * Set up signals (SIGHUP: reload, SIGTERM: die), the pass's context and
+ * the worker's name in every message.
+ */
 void
 ss_worker_loop_setup(void)
 {
+	worker_context.previous = error_context_stack;
+	error_context_stack = &worker_context;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();

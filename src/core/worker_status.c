@@ -208,7 +208,7 @@ ss_worker_status_claim(WorkerKind kind, int owner_id, const char *owner_name, in
 	if (slot == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free stocks_stream worker status slot"),
+				 errmsg("stocks_stream: no free worker status slot"),
 				 errhint("Raise stocks_stream.max_workers (currently %d) and restart the server.",
 						 ss_settings_max_workers)));
 	return slot;
@@ -352,7 +352,7 @@ kind_from_text(text *kind_text)
 	if (strcmp(kind_name, "ingest") == 0)
 		return WORKER_INGEST;
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("unknown worker kind \"%s\"", kind_name),
+					errmsg("stocks_stream: unknown worker kind \"%s\"", kind_name),
 					errhint("Use 'archive' or 'ingest'.")));
 	pg_unreachable();
 }
@@ -443,7 +443,7 @@ field_value(const WorkerStatus *s, StatusField field, bool *isnull)
 		case SF_COUNTER:
 			break;
 	}
-	elog(ERROR, "unexpected worker status field %d", (int) field);
+	elog(ERROR, "stocks_stream: unexpected worker status field %d", (int) field);
 	pg_unreachable();
 }
 

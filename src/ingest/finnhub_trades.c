@@ -278,7 +278,7 @@ lws_log_cb(int level, const char *line)
 	if ((tok = strstr(buf, "token=")) != NULL)
 		strlcpy(tok + 6, "<redacted>", sizeof(buf) - (tok + 6 - buf));
 	buf[strcspn(buf, "\n")] = '\0';
-	ereport(LOG, (errmsg_internal("libwebsockets: %s", buf)));
+	ereport(LOG, (errmsg_internal("stocks_stream: libwebsockets: %s", buf)));
 }
 
 static void
@@ -299,7 +299,7 @@ create_context(void)
 	context = lws_create_context(&info);
 	if (context == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not create a libwebsockets context")));
+						errmsg("stocks_stream: could not create a libwebsockets context")));
 	lws_sul_schedule(context, 0, &tick, tick_cb, TICK_US);
 }
 

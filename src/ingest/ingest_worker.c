@@ -201,6 +201,6 @@ ss_ingest_worker_main(Datum main_arg)
 		ss_finnhub_trades_run(src);
 	else
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("unknown source kind \"%s\"", src->kind)));
+						errmsg("stocks_stream: unknown source kind \"%s\"", src->kind)));
 	proc_exit(0);
 }

@@ -70,8 +70,8 @@ ss_producer_open(const char *source_name, const char *topic)
 	topic_handle = rd_kafka_topic_new(producer, topic, NULL);
 	if (topic_handle == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("could not create Kafka topic handle for \"%s\": %s", topic,
-							   rd_kafka_err2str(rd_kafka_last_error()))));
+						errmsg("stocks_stream: could not create Kafka topic handle for \"%s\": %s",
+							   topic, rd_kafka_err2str(rd_kafka_last_error()))));
 	source_header = MemoryContextStrdup(TopMemoryContext, source_name);
 }
 

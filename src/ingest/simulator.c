@@ -99,7 +99,7 @@ ss_simulator_create(char **symbols, int nsymbols, int64 seed, int quote_every)
 		/* the SQL API checked them; MAX_MESSAGE relies on it */
 		if (!ss_symbol_valid(s->symbol, s->symbol_len))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("invalid symbol \"%s\"", symbols[i]),
+							errmsg("stocks_stream: invalid symbol \"%s\"", symbols[i]),
 							errhint("Symbols are " SYMBOL_RULE ".")));
 		s->price = cents(20.0 + 480.0 * pg_prng_double(&sim->rng));
 		s->sigma = 0.15 + 0.45 * pg_prng_double(&sim->rng);

@@ -25,7 +25,7 @@ ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 
 	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("invalid Kafka property \"%s\": %s", name, errstr),
+						errmsg("stocks_stream: invalid Kafka property \"%s\": %s", name, errstr),
 						errhint("Check stocks_stream.kafka_properties.")));
 }
 
@@ -33,7 +33,7 @@ ss_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	ereport(level <= 4 ? LOG : DEBUG1, (errmsg_internal("kafka %s: %s", fac, buf)));
+	ereport(level <= 4 ? LOG : DEBUG1, (errmsg_internal("stocks_stream: kafka %s: %s", fac, buf)));
 }
 
 /* Runs on the main thread, from rd_kafka_*poll. */
@@ -44,7 +44,7 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	snprintf(msg, sizeof(msg), "Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
 			 reason);
-	ereport(LOG, (errmsg_internal("%s", msg)));
+	ereport(LOG, (errmsg_internal("stocks_stream: %s", msg)));
 	if (error_hook != NULL)
 		error_hook(msg);
 }
@@ -130,7 +130,7 @@ ss_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 	{
 		rd_kafka_conf_destroy(conf);
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not create Kafka client: %s", errstr)));
+						errmsg("stocks_stream: could not create Kafka client: %s", errstr)));
 	}
 	/* route log lines to the main queue, served by our poll calls */
 	rd_kafka_set_log_queue(rk, NULL);

@@ -82,7 +82,8 @@ register_step(void *arg)
 	initStringInfo(&body);
 	res = ss_s3_fetch_next(st->fetch, &body);
 	if (!res.ok)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE), errmsg("%s", res.error)));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE), errmsg("stocks_stream: %s", res.error)));
 	if (k.compressed)
 	{
 		initStringInfo(&plain);
@@ -92,10 +93,11 @@ register_step(void *arg)
 	if (lines == 0)
 		return;
 	if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("object \"%s\" holds %lld lines, not the %lld its key names", st->key,
-						(long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
+		ereport(
+			ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("stocks_stream: object \"%s\" holds %lld lines, not the %lld its key names",
+					st->key, (long long) lines, (long long) (k.last_offset - k.first_offset + 1))));
 	args[0] = CStringGetTextDatum(st->bucket);
 	args[1] = CStringGetTextDatum(st->key);
 	args[2] = CStringGetTextDatum(k.topic);
@@ -112,7 +114,8 @@ register_step(void *arg)
 					 " %s) ON CONFLICT (bucket, object_key) DO NOTHING",
 					 k.compressed ? "true" : "false"),
 			8, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not add to the manifest")));
 	st->registered = SPI_processed > 0;
 }
 
@@ -140,7 +143,8 @@ new_entries(const char *bucket, S3ListEntry **entries, int n, S3ListEntry **out)
 			" WHERE NOT EXISTS (SELECT FROM stocks_stream.manifest m "
 			"                    WHERE m.bucket = $1 AND m.object_key = u.k) ORDER BY u.i",
 			2, types, args, NULL, true, 0) != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read the manifest")));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool isnull;
@@ -188,7 +192,8 @@ register_quotes(const char *bucket, S3ListEntry **quotes, int n)
 			"  FROM unnest($2, $3, $4) WITH ORDINALITY AS u(k, e, b, i) ORDER BY i "
 			"ON CONFLICT (bucket, object_key) DO NOTHING",
 			4, types, args, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not add to the manifest")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not add to the manifest")));
 }
 
 /*
@@ -217,8 +222,9 @@ register_archived(const char *bucket, S3ListEntry **objs, int n, LoadCounts *cou
 		if (!ss_bronze_loader_in_subtransaction(register_step, &st, &error))
 		{
 			counts->objects_failed++;
-			ereport(WARNING, (errmsg("could not read object \"%s\": %s", st.key, error),
-							  errhint("A later call retries it.")));
+			ereport(WARNING,
+					(errmsg("stocks_stream: could not read object \"%s\": %s", st.key, error),
+					 errhint("A later call retries it.")));
 		}
 		ss_load_progress_step(&progress, counts, st.key);
 	}
@@ -330,7 +336,7 @@ note_marks(const char *bucket, List *entries)
 				"SET last_hour = greatest(m.last_hour, EXCLUDED.last_hour), listed_at = now()",
 				3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-							errmsg("could not update stocks_stream.listing_marks")));
+							errmsg("stocks_stream: could not update stocks_stream.listing_marks")));
 	}
 }
 
@@ -345,7 +351,8 @@ list_or_error(const char *bucket, const char *prefix, const char *delimiter,
 
 	if (!res.ok)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("could not list s3://%s/%s: %s", bucket, prefix, res.error)));
+						errmsg("stocks_stream: could not list s3://%s/%s: %s", bucket, prefix,
+							   res.error)));
 	return entries;
 }
 
@@ -361,7 +368,7 @@ folder_start(const char *bucket, const char *folder, Interval *lookback)
 							  "FROM stocks_stream.listing_marks WHERE bucket = $1 AND folder = $2",
 							  3, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not read stocks_stream.listing_marks")));
+						errmsg("stocks_stream: could not read stocks_stream.listing_marks")));
 	if (SPI_processed == 0)
 		return NULL;
 	return ss_object_key_hour_start(folder,
@@ -469,8 +476,8 @@ walk(const char *bucket, const char *folder, Interval *lookback, int depth, Load
 	}
 	if (depth >= MAX_FOLDER_DEPTH)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("s3://%s/%s is nested more than %d folders deep", bucket, folder,
-							   MAX_FOLDER_DEPTH),
+						errmsg("stocks_stream: s3://%s/%s is nested more than %d folders deep",
+							   bucket, folder, MAX_FOLDER_DEPTH),
 						errhint("Call load_bronze_prefix() on a deeper prefix.")));
 	foreach (lc, subfolders)
 		walk(bucket, lfirst(lc), lookback, depth + 1, counts, progress);
@@ -494,15 +501,17 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 	LoadProgress progress;
 
 	if (bucket == NULL || bucket[0] == '\0')
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("bucket must be given"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("stocks_stream.load_bronze_prefix: bucket must be given"),
 						errhint("Name the S3 bucket to read, e.g. 'bronze'.")));
 	if (prefix == NULL)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("prefix must not be NULL"),
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("stocks_stream.load_bronze_prefix: prefix must not be NULL"),
 						errhint("Use '' for the whole bucket.")));
 	if (lookback != NULL && (lookback->time < 0 || lookback->day < 0 || lookback->month < 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lookback must not be negative"),
-				 errhint("Use an interval such as '1 hour', or NULL to list everything.")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("stocks_stream.load_bronze_prefix: lookback must not be negative"),
+						errhint("Use an interval such as '1 hour', or NULL to list everything.")));
 
 	SPI_connect();
 	ss_load_progress_begin(&progress, "load_bronze_prefix", "loaded", true);

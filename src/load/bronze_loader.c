@@ -93,9 +93,9 @@ ss_bronze_loader_execute_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid 
 		SPIPlanPtr p = SPI_prepare(sql, nargs, types);
 
 		if (p == NULL || SPI_keepplan(p) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not prepare \"%s\": %s", sql,
-															 SPI_result_code_string(SPI_result))));
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+							errmsg("stocks_stream: could not prepare \"%s\": %s", sql,
+								   SPI_result_code_string(SPI_result))));
 		*plan = p;
 	}
 	return SPI_execute_plan(*plan, args, nulls, read_only, 0);
@@ -156,7 +156,8 @@ ss_bronze_loader_gunzip(StringInfo in, StringInfo out, const char *key)
 
 	if (!ss_bronze_gzip_inflate(in->data, in->len, out, (size_t) ss_settings_max_object_kb * 1024,
 								reason, sizeof(reason)))
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("object \"%s\" %s", key, reason),
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+						errmsg("stocks_stream: object \"%s\" %s", key, reason),
 						errhint("It stays in the manifest, marked failed; see "
 								"stocks_stream.max_object_size.")));
 }
@@ -223,7 +224,8 @@ loaded_offsets(const ObjectRef *o, const int64 *range)
 											"   AND trade_time BETWEEN $5 AND $6",
 											6, types, args, NULL, false);
 	if (spi != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read silver offsets")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool isnull;
@@ -304,7 +306,8 @@ quarantine(const ObjectRef *o, int64 line_no, const char *line, size_t len, cons
 			"                         $5, length($4), encode(sha256($4), 'hex'), $6) END) "
 			"ON CONFLICT (bucket, object_key, line_number) DO NOTHING",
 			6, types, args, NULL, false) != SPI_OK_INSERT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not write to quarantine")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not write to quarantine")));
 }
 
 static void
@@ -323,7 +326,8 @@ mark_object(const ObjectRef *o, const char *error)
 			"       load_attempts = load_attempts + 1, last_load_attempt = now() "
 			" WHERE object_id = $1",
 			2, types, args, nulls, false) != SPI_OK_UPDATE)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not update the manifest")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not update the manifest")));
 }
 
 /* A minute of one symbol that loaded rows touched. */
@@ -374,7 +378,7 @@ ensure_partitions(List *days)
 				&plan, "SELECT stocks_stream.ensure_day_partition(date '1970-01-01' + $1)", 1,
 				types, args, NULL, false) != SPI_OK_SELECT)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-							errmsg("could not create a daily partition")));
+							errmsg("stocks_stream: could not create a daily partition")));
 	}
 }
 
@@ -414,7 +418,7 @@ mark_gold_dirty(HTAB *minutes)
 			"ON CONFLICT DO NOTHING",
 			2, types, args, NULL, false) != SPI_OK_INSERT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not record the minutes to refresh")));
+						errmsg("stocks_stream: could not record the minutes to refresh")));
 }
 
 /*
@@ -495,11 +499,11 @@ scan_lines(const ObjectRef *o, StringInfo text, const bool *seen, LoadBuffers *b
 		int64 idx = line_no;
 
 		if (idx > o->last_offset - o->first_offset)
-			ereport(
-				ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("object \"%s\" has more lines than its manifest row's offsets %lld..%lld",
-						o->key, (long long) o->first_offset, (long long) o->last_offset)));
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stocks_stream: object \"%s\" has more lines than its manifest row's "
+							"offsets %lld..%lld",
+							o->key, (long long) o->first_offset, (long long) o->last_offset)));
 		if (seen[idx])
 			counts->rows_duplicate++;
 		else
@@ -628,7 +632,8 @@ group_loaded(ObjectRef **objs, int n, const int64 *times, const bool *timed)
 			"  WHERE s.source_topic = u.t AND s.source_partition = u.p AND s.source_offset = u.o "
 			"  LIMIT 1) AS t WHERE u.ts IS NULL",
 			4, types, args, NULL, false) != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read silver offsets")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read silver offsets")));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool isnull;
@@ -725,7 +730,8 @@ ss_bronze_loader_pending_objects(text *pipeline, int max_objects, const char *bu
 			"        <= now())) "
 			" ORDER BY object_id LIMIT $2 FOR UPDATE SKIP LOCKED",
 			8, types, args, nulls, false, 0) != SPI_OK_SELECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the manifest")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream: could not read the manifest")));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple t = SPI_tuptable->vals[i];
@@ -838,7 +844,7 @@ fail_object(const ObjectRef *o, const char *error, LoadCounts *counts)
 {
 	mark_object(o, error);
 	counts->objects_failed++;
-	ereport(WARNING, (errmsg("could not load object \"%s\": %s", o->key, error),
+	ereport(WARNING, (errmsg("stocks_stream: could not load object \"%s\": %s", o->key, error),
 					  errhint("It stays in the manifest and is retried after "
 							  "stocks_stream.load_retry_backoff, at most "
 							  "stocks_stream.load_max_attempts times.")));
@@ -984,7 +990,8 @@ ss_bronze_loader_counts_row(FunctionCallInfo fcinfo, const LoadCounts *counts)
 	bool nulls[5] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("function must return a row")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream.load_bronze: function must return a row")));
 	values[0] = Int64GetDatum(counts->objects_loaded);
 	values[1] = Int64GetDatum(counts->rows_loaded);
 	values[2] = Int64GetDatum(counts->rows_duplicate);
@@ -1004,9 +1011,11 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 	LoadProgress progress;
 
 	if (!PG_ARGISNULL(1) && max_objects <= 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("max_objects must be greater than 0, got %d", max_objects),
-						errhint("Pass NULL to load every object that is not loaded yet.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stocks_stream.load_bronze: max_objects must be greater than 0, got %d",
+						max_objects),
+				 errhint("Pass NULL to load every object that is not loaded yet.")));
 
 	SPI_connect();
 	if (pipeline != NULL)
@@ -1018,7 +1027,8 @@ ss_load_bronze(PG_FUNCTION_ARGS)
 							  args, NULL, true, 1);
 		if (SPI_processed == 0)
 			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-							errmsg("pipeline \"%s\" does not exist", text_to_cstring(pipeline)),
+							errmsg("stocks_stream pipeline \"%s\" does not exist",
+								   text_to_cstring(pipeline)),
 							errhint("SELECT name FROM stocks_stream.pipelines lists the pipelines; "
 									"NULL loads all.")));
 	}
@@ -1047,8 +1057,8 @@ ss_check_bronze_line(PG_FUNCTION_ARGS)
 	bool nulls[2] = {false, kind != BRONZE_INVALID};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR), errmsg("check_bronze_line must return a row")));
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream.check_bronze_line must return a row")));
 	values[0] = CStringGetTextDatum(kind == BRONZE_QUOTE   ? "quote"
 									: kind == BRONZE_TRADE ? "trade"
 														   : "invalid");

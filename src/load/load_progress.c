@@ -50,11 +50,12 @@ ss_load_progress_step(LoadProgress *p, const LoadCounts *counts, const char *key
 		return;
 	p->reported = now;
 	seconds = (double) (now - p->started) / USECS_PER_SEC;
-	ereport(NOTICE, (errmsg("%s: %lld of %lld objects%s %s (%d%%), %lld rows, %lld failed, "
-							"%.0f objects/s, at \"%s\"",
-							p->caller, (long long) p->done, (long long) p->total,
-							p->listing ? " listed so far" : "", p->doing,
-							(int) (100 * p->done / Max(p->total, 1)),
-							(long long) counts->rows_loaded, (long long) counts->objects_failed,
-							seconds > 0 ? p->done / seconds : 0.0, key)));
+	ereport(
+		NOTICE,
+		(errmsg("stocks_stream.%s: %lld of %lld objects%s %s (%d%%), %lld rows, %lld failed, "
+				"%.0f objects/s, at \"%s\"",
+				p->caller, (long long) p->done, (long long) p->total,
+				p->listing ? " listed so far" : "", p->doing,
+				(int) (100 * p->done / Max(p->total, 1)), (long long) counts->rows_loaded,
+				(long long) counts->objects_failed, seconds > 0 ? p->done / seconds : 0.0, key)));
 }

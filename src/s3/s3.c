@@ -64,7 +64,7 @@ sha256_hex(const char *data, size_t len, char *hex)
 		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
 		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("could not compute SHA-256 of an S3 payload")));
+						errmsg("stocks_stream: could not compute SHA-256 of an S3 payload")));
 	pg_cryptohash_free(ctx);
 	CurrentResourceOwner = saved;
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
@@ -114,7 +114,7 @@ build_url(const char *bucket, const char *key, const char *query)
 	{
 		if (!ss_s3_list_page_key_acceptable(key))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("S3 key \"%s\" cannot be requested", key),
+							errmsg("stocks_stream: S3 key \"%s\" cannot be requested", key),
 							errdetail("A key must be valid UTF-8 of at most 1,024 bytes, with no "
 									  "control character and no \".\" or \"..\" path segment."),
 							errhint("Such a key could name another object or bucket once a "
@@ -404,8 +404,8 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 		CHECK_FOR_INTERRUPTS();
 		if (++pages > ss_settings_s3_max_list_pages)
 			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							errmsg("the listing of s3://%s/%s goes on past %d pages", bucket,
-								   prefix ? prefix : "", ss_settings_s3_max_list_pages),
+							errmsg("stocks_stream: the listing of s3://%s/%s goes on past %d pages",
+								   bucket, prefix ? prefix : "", ss_settings_s3_max_list_pages),
 							errhint("Raise stocks_stream.s3_max_list_pages if the bucket really "
 									"holds that much, or list a narrower prefix.")));
 		resetStringInfo(&body);
@@ -415,18 +415,21 @@ list_pages(const char *bucket, const char *prefix, const char *delimiter, const 
 			break;
 		next = ss_s3_list_page_parse(body.data, keys, entries, folders, &refused);
 		if (next != NULL && token != NULL && strcmp(next, token) == 0)
-			ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
-							errmsg("the S3 server repeated the continuation token of the listing "
-								   "of s3://%s/%s",
-								   bucket, prefix ? prefix : ""),
-							errhint("The server is not following ListObjectsV2: the listing would "
-									"never end.")));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg(
+					 "stocks_stream: the S3 server repeated the continuation token of the listing "
+					 "of s3://%s/%s",
+					 bucket, prefix ? prefix : ""),
+				 errhint("The server is not following ListObjectsV2: the listing would "
+						 "never end.")));
 		token = next;
 	} while (token != NULL && (max_keys <= 0 || list_length(*keys) < max_keys));
 	pfree(body.data);
 	if (refused > 0)
-		ereport(WARNING, (errmsg("%d keys listed under s3://%s/%s were left out", refused, bucket,
-								 prefix ? prefix : ""),
+		ereport(WARNING, (errmsg("stocks_stream: %d keys listed under s3://%s/%s were left out",
+								 refused, bucket, prefix ? prefix : ""),
 						  errdetail("They are not valid UTF-8, hold a control character or a "
 									"\".\" or \"..\" path segment, or are too long."),
 						  errhint("No request can name such a key safely; rename the objects.")));

@@ -52,7 +52,7 @@ take_handle(void)
 	ss_http_ready_handle(&handle);
 	if (multi == NULL && (multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("could not create a libcurl multi handle")));
+						errmsg("stocks_stream: could not create a libcurl multi handle")));
 	return handle;
 }
 

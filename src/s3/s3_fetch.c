@@ -116,7 +116,7 @@ ss_s3_fetch_begin(int max_in_flight, Size max_bytes)
 	ss_http_init();
 	if ((f->multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("could not create a libcurl multi handle")));
+						errmsg("stocks_stream: could not create a libcurl multi handle")));
 	return f;
 }
 
@@ -176,8 +176,9 @@ start_more(S3Fetch *f)
 		s->item = f->next_start++;
 		s->paused = s->done = false;
 		if (curl_multi_add_handle(f->multi, s->handle) != CURLM_OK)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-							errmsg("could not add a request to a libcurl multi handle")));
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("stocks_stream: could not add a request to a libcurl multi handle")));
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -226,7 +227,7 @@ ss_s3_fetch_next(S3Fetch *f, StringInfo body)
 	S3Result res;
 
 	if (f->next_take >= f->nitems)
-		elog(ERROR, "no S3 object is left to fetch");
+		elog(ERROR, "stocks_stream: no S3 object is left to fetch");
 	s = &f->slots[f->next_take % f->nslots];
 	start_more(f);
 	if (s->paused)
