@@ -6,8 +6,8 @@
  */
 #include "postgres.h"
 
-#include "load/bronze_record.h"
 #include "core/symbol.h"
+#include "load/bronze_record.h"
 
 #include "harness.h"
 

@@ -10,8 +10,8 @@
  */
 #include "postgres.h"
 
-#include "load/bronze_record.h"
 #include "ingest/finnhub_messages.h"
+#include "load/bronze_record.h"
 
 #include "harness.h"
 

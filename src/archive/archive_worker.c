@@ -52,14 +52,15 @@
 #include "archive/archive_uploads.h"
 #include "archive/archive_worker.h"
 #include "archive/batch.h"
-#include "kafka/kafka.h"
 #include "archive/object_key.h"
+#include "core/clock.h"
 #include "core/pipeline_store.h"
-#include "s3/s3.h"
 #include "core/settings.h"
 #include "core/worker_args.h"
 #include "core/worker_loop.h"
 #include "core/worker_status.h"
+#include "kafka/kafka.h"
+#include "s3/s3.h"
 
 #define MAX_POLL_PER_ROUND	   20000
 #define UPLOAD_STEP_EVERY	   1000
@@ -729,7 +730,7 @@ awaiting_end(const PartitionBatch *b)
 {
 	return b->probe != NULL ||
 		   (b->end_at >= 0 && b->last_offset < b->end_at &&
-			!TimestampDifferenceExceeds(b->opened_at, GetCurrentTimestamp(), AWAIT_UNRECORDED_MS));
+			!TimestampDifferenceExceeds(b->opened_at, ss_clock_now(), AWAIT_UNRECORDED_MS));
 }
 
 /*
@@ -860,9 +861,9 @@ handle_message(rd_kafka_message_t *msg)
 static void
 flush_due_batches(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now = ss_clock_now();
 
-	if (paused && now < retry_at)
+	if (paused && GetCurrentTimestamp() < retry_at)
 		return;
 	/* a failure pauses us; an upload still under way is waited for by flush_batch */
 	if (!finish_pending(paused) && paused)
@@ -941,27 +942,32 @@ refresh_gold_when_due(void)
 		gold_due = false;
 }
 
+/* When the batch is due by age (on the clock of the flush rules, core/clock.h). */
+static TimestampTz
+batch_due(PartitionBatch *b)
+{
+	return TimestampTzPlusMilliseconds(b->opened_at, awaiting_end(b) ? AWAIT_UNRECORDED_MS
+																	 : pipeline->batch_max_age_ms);
+}
+
 /* How long the main loop may sleep before a batch or a gold refresh becomes due. */
 static long
 next_timeout_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz due = TimestampTzPlusMilliseconds(now, 1000);
+	long wait;
 
 	if (gold_due)
 		due = Min(due, TimestampTzPlusMilliseconds(gold_tried_at, pipeline->batch_max_age_ms));
 	if (paused)
 		due = Min(due, retry_at);
-	else
+	wait = due <= now ? 0 : (long) ((due - now + 999) / 1000);
+	if (!paused)
 		for (int i = 0; i < nbatches; i++)
 			if (batches[i].count > 0)
-				due = Min(due, TimestampTzPlusMilliseconds(batches[i].opened_at,
-														   awaiting_end(&batches[i])
-															   ? AWAIT_UNRECORDED_MS
-															   : pipeline->batch_max_age_ms));
-	if (due <= now)
-		return 0;
-	return (long) ((due - now + 999) / 1000);
+				wait = Min(wait, ss_clock_wait_ms(batch_due(&batches[i])));
+	return wait;
 }
 
 /* Is a request on its way to S3 right now? */

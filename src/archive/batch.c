@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/batch.h"
+#include "core/clock.h"
 
 #define INITIAL_CAPACITY (64 * 1024)
 
@@ -75,7 +76,7 @@ ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const c
 	{
 		batch->first_offset = offset;
 		batch->first_timestamp_ms = timestamp_ms;
-		batch->opened_at = GetCurrentTimestamp();
+		batch->opened_at = ss_clock_now();
 	}
 	batch->last_offset = offset;
 	batch->next_offset = offset + 1;

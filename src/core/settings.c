@@ -44,6 +44,7 @@ int ss_settings_quarantine_raw_max = 4096;
 int ss_settings_event_time_window_min = 10080;
 int ss_settings_load_retry_backoff_ms = 60000;
 int ss_settings_load_max_attempts = 10;
+double ss_settings_test_clock = 0;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
 
@@ -129,6 +130,36 @@ show_s3_timeout(void)
 			break;
 		}
 	return buf;
+}
+
+/*
+ * stocks_stream.test_clock: for tests only (core/clock.c).  Superuser-only
+ * and out of SHOW ALL and the sample file; PGC_SIGHUP, so it is written
+ * with ALTER SYSTEM, which a non-superuser may do only when granted; even
+ * then a backend of a non-superuser refuses it (the workers, connected as
+ * the bootstrap superuser, and the postmaster take it).
+ */
+static bool
+check_test_clock(double *newval, void **extra, GucSource source)
+{
+	if (*newval == 0 || !IsUnderPostmaster || !AmRegularBackendProcess() ||
+		!OidIsValid(GetSessionUserId()) || session_auth_is_superuser)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("stocks_stream.test_clock is for tests: only a superuser sets it");
+	return false;
+}
+
+static void
+define_test_clock(void)
+{
+	DefineCustomRealVariable(
+		"stocks_stream.test_clock",
+		"For tests only: the time the archive workers' flush rules read, in seconds since 1970.",
+		"0 (the default) is the real time.  Set, the workers' clock stands at this time until "
+		"it is set again.",
+		&ss_settings_test_clock, 0, 0, 1e11, PGC_SIGHUP,
+		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, check_test_clock, NULL, NULL);
 }
 
 /* Settings renamed, whose old names still work (and say so in a WARNING). */
@@ -283,6 +314,7 @@ ss_settings_define(void)
 
 	define_limits();
 	define_deprecated();
+	define_test_clock();
 	MarkGUCPrefixReserved("stocks_stream");
 }
 

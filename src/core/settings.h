@@ -45,6 +45,9 @@ extern int ss_settings_event_time_window_min;
 extern int ss_settings_load_retry_backoff_ms;
 extern int ss_settings_load_max_attempts;
 
+/* for tests only: the archive workers' clock (core/clock.c) */
+extern double ss_settings_test_clock;
+
 extern void ss_settings_define(void);
 extern double ss_settings_min_event_time(void);
 extern int ss_settings_s3_timeout_ms(void);

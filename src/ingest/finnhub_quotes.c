@@ -20,11 +20,11 @@
 #include "lib/stringinfo.h"
 #include "utils/timestamp.h"
 
-#include "ingest/finnhub_messages.h"
 #include "core/http.h"
-#include "ingest/ingest_worker.h"
 #include "core/settings.h"
 #include "core/worker_status.h"
+#include "ingest/finnhub_messages.h"
+#include "ingest/ingest_worker.h"
 
 #define MIN_CALL_SPACING_MS 34 /* never more than 30 calls a second */
 #define AUTH_RETRY_MS		60000

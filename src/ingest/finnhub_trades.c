@@ -27,10 +27,10 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ingest/finnhub_messages.h"
-#include "ingest/ingest_worker.h"
 #include "core/settings.h"
 #include "core/worker_status.h"
+#include "ingest/finnhub_messages.h"
+#include "ingest/ingest_worker.h"
 
 #define TICK_US		   (100 * LWS_US_PER_MS)
 #define MIN_BACKOFF_MS 1000

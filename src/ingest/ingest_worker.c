@@ -22,14 +22,14 @@
 #include "storage/latch.h"
 #include "utils/memutils.h"
 
-#include "ingest/ingest_worker.h"
 #include "core/pipeline_store.h"
-#include "ingest/producer.h"
 #include "core/secrets.h"
 #include "core/settings.h"
 #include "core/worker_args.h"
 #include "core/worker_loop.h"
 #include "core/worker_status.h"
+#include "ingest/ingest_worker.h"
+#include "ingest/producer.h"
 
 /*
  * Messages queued between servings of delivery reports: acknowledged

@@ -19,8 +19,8 @@
 
 #include "utils/memutils.h"
 
-#include "kafka/kafka.h"
 #include "ingest/producer.h"
+#include "kafka/kafka.h"
 
 #define SCHEMA_VERSION "1"
 

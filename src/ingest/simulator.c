@@ -22,8 +22,8 @@
 #include "common/pg_prng.h"
 #include "utils/builtins.h"
 
-#include "ingest/simulator.h"
 #include "core/symbol.h"
+#include "ingest/simulator.h"
 
 #define STEP_YEARS (1.0 / (252.0 * 6.5 * 3600.0))
 #define MS_PER_DAY INT64CONST(86400000)

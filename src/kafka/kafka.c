@@ -12,9 +12,9 @@
 
 #include "lib/stringinfo.h"
 
-#include "kafka/kafka.h"
 #include "core/secrets.h"
 #include "core/settings.h"
+#include "kafka/kafka.h"
 
 static KafkaErrorHook error_hook = NULL;
 

@@ -29,11 +29,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "archive/object_key.h"
+#include "core/settings.h"
 #include "load/bronze_loader.h"
 #include "load/load_progress.h"
-#include "archive/object_key.h"
 #include "s3/s3.h"
-#include "core/settings.h"
 
 #define MAX_FOLDER_DEPTH 16
 

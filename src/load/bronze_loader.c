@@ -42,13 +42,13 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "archive/object_key.h"
+#include "core/settings.h"
 #include "load/bronze_gzip.h"
 #include "load/bronze_loader.h"
 #include "load/bronze_record.h"
 #include "load/load_progress.h"
-#include "archive/object_key.h"
 #include "s3/s3.h"
-#include "core/settings.h"
 
 typedef struct ObjectRef
 {

@@ -32,9 +32,9 @@
 #include "port/pg_bswap.h"
 #include "utils/memutils.h"
 
+#include "core/settings.h"
 #include "load/bronze_record.h"
 #include "load/flat_json.h"
-#include "core/settings.h"
 
 #define FUTURE_SKEW_SECS 300
 

@@ -18,8 +18,8 @@
 
 #include "utils/timestamp.h"
 
-#include "load/load_progress.h"
 #include "core/settings.h"
+#include "load/load_progress.h"
 
 void
 ss_load_progress_begin(LoadProgress *p, const char *caller, const char *doing, bool listing)

@@ -21,11 +21,11 @@
 #include "utils/resowner.h"
 
 #include "core/http.h"
+#include "core/secrets.h"
+#include "core/settings.h"
 #include "s3/s3.h"
 #include "s3/s3_internal.h"
 #include "s3/s3_list_page.h"
-#include "core/secrets.h"
-#include "core/settings.h"
 
 static CURL *curl_handle = NULL;
 
