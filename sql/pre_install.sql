@@ -45,6 +45,7 @@ COMMENT ON COLUMN stocks_stream.pipelines.running IS 'Whether the launcher keeps
 COMMENT ON COLUMN stocks_stream.pipelines.generation IS 'Bumped by alter_pipeline(); running workers of an older generation are restarted.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipelines', '');
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipelines_pipeline_id_seq', '');
+
 CREATE TABLE stocks_stream.offsets (
     pipeline_id integer NOT NULL REFERENCES stocks_stream.pipelines ON DELETE CASCADE,
     topic       text NOT NULL,
@@ -56,6 +57,21 @@ CREATE TABLE stocks_stream.offsets (
 COMMENT ON TABLE stocks_stream.offsets IS
     'The next Kafka offset to archive per pipeline partition: the source of truth the workers resume from. Advanced in the same transaction as the manifest row, after the object is in S3.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.offsets', '');
+
+CREATE TABLE stocks_stream.pipeline_topics (
+    pipeline_id integer NOT NULL REFERENCES stocks_stream.pipelines ON DELETE CASCADE,
+    topic       text NOT NULL,
+    topic_id    text,
+    key_topic   text NOT NULL,
+    adopted_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline_id, topic)
+);
+COMMENT ON TABLE stocks_stream.pipeline_topics IS
+    'Which incarnation of its topic a pipeline archives: Kafka''s topic id, and the topic folder of its object keys (the topic for the first one a pipeline sees, <topic>~<topic id> after a re-creation). A worker that finds another topic id holds its partitions until reset_pipeline_offsets().';
+COMMENT ON COLUMN stocks_stream.pipeline_topics.topic_id IS 'Kafka''s topic id (as kafka-topics --describe prints it); NULL when the Kafka client could not tell.';
+COMMENT ON COLUMN stocks_stream.pipeline_topics.key_topic IS 'The topic folder of the objects'' keys, also manifest.topic and silver''s source_topic.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipeline_topics', '');
+
 CREATE TABLE stocks_stream.manifest (
     object_id     bigserial PRIMARY KEY,
     pipeline      text NOT NULL,
@@ -89,6 +105,41 @@ CREATE INDEX manifest_unloaded_idx ON stocks_stream.manifest (object_id) WHERE l
 -- those whose load failed: index probes, not reads of the whole manifest
 CREATE INDEX manifest_pending_idx ON stocks_stream.manifest (pipeline) WHERE loaded_at IS NULL;
 CREATE INDEX manifest_load_error_idx ON stocks_stream.manifest (pipeline) WHERE load_error IS NOT NULL;
+
+-- ---------------------------------------------------------------------------
+-- No offset is skipped in silence: the offsets an archive pipeline skips
+-- (records deleted by retention before they were archived, a consumer
+-- group offset moved ahead by something else, a re-created topic, a reset)
+-- are recorded as gaps, counted in api.pipeline_health and served by
+-- api.archive_gaps.  A re-created topic is told from the old one by Kafka's
+-- topic id: its objects go to a topic folder of their own,
+-- <topic>~<topic id>, so they never overwrite nor are confused with the old
+-- topic's objects of the same offsets.
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.archive_gaps (
+    gap_id       bigserial PRIMARY KEY,
+    pipeline     text NOT NULL,
+    topic        text NOT NULL,
+    partition    integer NOT NULL,
+    from_offset  bigint NOT NULL,
+    to_offset    bigint NOT NULL,
+    reason       text NOT NULL CHECK (reason IN ('retention', 'group offset moved', 'topic re-created', 'reset')),
+    detail       text,
+    recorded_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK (from_offset >= 0 AND to_offset >= from_offset)
+);
+CREATE INDEX archive_gaps_pipeline_idx ON stocks_stream.archive_gaps (pipeline, recorded_at);
+COMMENT ON TABLE stocks_stream.archive_gaps IS
+    'Offsets an archive pipeline skipped, each range recorded in the transaction that moved its stored offset past them: records deleted by retention before they were archived, a consumer group offset moved ahead by something else, a re-created topic, reset_pipeline_offsets().';
+COMMENT ON COLUMN stocks_stream.archive_gaps.pipeline IS 'Pipeline name.';
+COMMENT ON COLUMN stocks_stream.archive_gaps.topic IS 'Topic as the manifest and silver name it: the Kafka topic, or <topic>~<topic id> for a re-created topic.';
+COMMENT ON COLUMN stocks_stream.archive_gaps.from_offset IS 'First offset skipped.';
+COMMENT ON COLUMN stocks_stream.archive_gaps.to_offset IS 'Last offset skipped (inclusive).';
+COMMENT ON COLUMN stocks_stream.archive_gaps.reason IS 'retention, group offset moved, topic re-created or reset.';
+COMMENT ON COLUMN stocks_stream.archive_gaps.detail IS 'What the worker or the reset saw (watermarks, committed offset, start asked for).';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.archive_gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.archive_gaps_gap_id_seq', '');
+
 -- ---------------------------------------------------------------------------
 -- Ingest sources (Finnhub and the simulator -> Kafka)
 -- ---------------------------------------------------------------------------
@@ -114,6 +165,7 @@ COMMENT ON COLUMN stocks_stream.sources.poll_interval_ms IS 'finnhub_quotes: how
 COMMENT ON COLUMN stocks_stream.sources.options IS 'Kind-specific options; see stocks_stream.create_source().';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.sources', '');
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.sources_source_id_seq', '');
+
 -- ---------------------------------------------------------------------------
 -- Silver: typed, validated, deduplicated records loaded from bronze
 -- ---------------------------------------------------------------------------
@@ -193,6 +245,22 @@ COMMENT ON COLUMN stocks_stream.quarantine.reason IS 'Why the line was refused.'
 COMMENT ON COLUMN stocks_stream.quarantine.quarantined_at IS 'When it was quarantined.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.quarantine', '');
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.quarantine_quarantine_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- load_bronze_prefix(): incremental listings for a warehouse of instances
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.listing_marks (
+    bucket    text NOT NULL,
+    folder    text NOT NULL,
+    last_hour timestamp NOT NULL,
+    listed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bucket, folder)
+);
+COMMENT ON TABLE stocks_stream.listing_marks IS
+    'Per archive topic folder (<prefix>/<topic>/) of a bucket, the latest dt=/hour= folder load_bronze_prefix() has listed: where an incremental listing (with a lookback) starts again.';
+COMMENT ON COLUMN stocks_stream.listing_marks.last_hour IS 'The latest hour folder seen (UTC, from the object keys).';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.listing_marks', '');
+
 -- ---------------------------------------------------------------------------
 -- Gold: candles and daily summaries, refreshed incrementally
 -- ---------------------------------------------------------------------------
@@ -205,6 +273,7 @@ COMMENT ON TABLE stocks_stream.gold_dirty IS
     'Minutes of silver data loaded since the last refresh_gold(): the watermark of the incremental refresh. load_bronze() adds to it in the same transaction as the rows; refresh_gold() consumes it.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_dirty', '');
 CREATE INDEX gold_dirty_minute_idx ON stocks_stream.gold_dirty (minute);
+
 CREATE TABLE stocks_stream.candles (
     symbol       text NOT NULL,
     interval     text NOT NULL CHECK (interval IN ('1m', '5m', '1h', '1d')),
@@ -236,6 +305,7 @@ COMMENT ON COLUMN stocks_stream.candles.built_from IS 'trades or quotes.';
 COMMENT ON COLUMN stocks_stream.candles.refreshed_at IS 'When refresh_gold() last computed the candle.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.candles', '');
 CREATE INDEX candles_interval_start_idx ON stocks_stream.candles (interval, bucket_start);
+
 CREATE TABLE stocks_stream.daily_summary (
     symbol       text NOT NULL,
     day          date NOT NULL,
@@ -264,20 +334,91 @@ COMMENT ON COLUMN stocks_stream.daily_summary.volume IS 'Traded volume of the da
 COMMENT ON COLUMN stocks_stream.daily_summary.refreshed_at IS 'When refresh_gold() last computed the row.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.daily_summary', '');
 CREATE INDEX daily_summary_day_idx ON stocks_stream.daily_summary (day);
--- ---------------------------------------------------------------------------
--- load_bronze_prefix(): incremental listings for a warehouse of instances
--- ---------------------------------------------------------------------------
-CREATE TABLE stocks_stream.listing_marks (
-    bucket    text NOT NULL,
-    folder    text NOT NULL,
-    last_hour timestamp NOT NULL,
-    listed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (bucket, folder)
+
+-- The 1-minute log returns of each hour, summed: what a day's volatility
+-- (their sample standard deviation over the exchange day) is combined from
+-- without reading the day's 1m candles again.  Kept by refresh_gold() with
+-- the 1h candles; a day whose hours are not all here (hours refreshed
+-- before 0.3.0, or a day that does not start on a whole hour) is computed
+-- from its 1m candles.
+CREATE TABLE stocks_stream.hour_returns (
+    symbol      text NOT NULL,
+    hour        timestamptz NOT NULL,
+    returns     integer NOT NULL,
+    sum_r       double precision NOT NULL,
+    sum_r2      double precision NOT NULL,
+    first_close double precision NOT NULL,
+    last_close  double precision NOT NULL,
+    PRIMARY KEY (symbol, hour)
 );
-COMMENT ON TABLE stocks_stream.listing_marks IS
-    'Per archive topic folder (<prefix>/<topic>/) of a bucket, the latest dt=/hour= folder load_bronze_prefix() has listed: where an incremental listing (with a lookback) starts again.';
-COMMENT ON COLUMN stocks_stream.listing_marks.last_hour IS 'The latest hour folder seen (UTC, from the object keys).';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.listing_marks', '');
+COMMENT ON TABLE stocks_stream.hour_returns IS
+    'Gold (internal): per symbol and UTC hour, the 1-minute log returns within the hour (count, sum, sum of squares) and the hour''s first and last 1m close, from which refresh_gold() combines a day''s volatility. Maintained by refresh_gold() with the 1h candles.';
+COMMENT ON COLUMN stocks_stream.hour_returns.hour IS 'Start of the hour (UTC), as the 1h candle''s bucket_start.';
+COMMENT ON COLUMN stocks_stream.hour_returns.returns IS 'Returns between consecutive 1m candles of the hour (minutes with candles less one).';
+COMMENT ON COLUMN stocks_stream.hour_returns.sum_r IS 'Sum of those log returns.';
+COMMENT ON COLUMN stocks_stream.hour_returns.sum_r2 IS 'Sum of their squares.';
+COMMENT ON COLUMN stocks_stream.hour_returns.first_close IS 'Close of the hour''s first 1m candle.';
+COMMENT ON COLUMN stocks_stream.hour_returns.last_close IS 'Close of the hour''s last 1m candle.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.hour_returns', '');
+
+-- ---------------------------------------------------------------------------
+-- Buckets that cannot be computed
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.gold_errors (
+    symbol          text NOT NULL,
+    target          text NOT NULL CHECK (target IN ('1m', '5m', '1h', '1d', 'daily_summary')),
+    bucket_start    timestamptz NOT NULL,
+    sqlstate        text NOT NULL,
+    error           text NOT NULL,
+    attempts        integer NOT NULL DEFAULT 1,
+    first_failed_at timestamptz NOT NULL DEFAULT now(),
+    last_failed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (symbol, target, bucket_start)
+);
+COMMENT ON TABLE stocks_stream.gold_errors IS
+    'Candles and daily summaries refresh_gold() could not compute (e.g. a numeric overflow from absurd values in silver), with the error. Their dirty minutes stay in gold_dirty, so every refresh retries them; a row disappears once its bucket computes. Every other bucket refreshes regardless.';
+COMMENT ON COLUMN stocks_stream.gold_errors.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN stocks_stream.gold_errors.target IS 'Candle interval (1m, 5m, 1h, 1d) or daily_summary.';
+COMMENT ON COLUMN stocks_stream.gold_errors.bucket_start IS 'Start of the bucket (for daily_summary: of the exchange day).';
+COMMENT ON COLUMN stocks_stream.gold_errors.sqlstate IS 'SQLSTATE of the error.';
+COMMENT ON COLUMN stocks_stream.gold_errors.error IS 'Error message.';
+COMMENT ON COLUMN stocks_stream.gold_errors.attempts IS 'Refreshes that failed on it.';
+COMMENT ON COLUMN stocks_stream.gold_errors.first_failed_at IS 'First failure.';
+COMMENT ON COLUMN stocks_stream.gold_errors.last_failed_at IS 'Latest failure.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_errors', '');
+
+-- ---------------------------------------------------------------------------
+-- Latest quote per symbol, kept by refresh_gold()
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.latest_quotes (
+    symbol           text PRIMARY KEY,
+    quote_time       timestamptz NOT NULL,
+    price            double precision NOT NULL,
+    change           double precision,
+    change_pct       double precision,
+    day_high         double precision NOT NULL,
+    day_low          double precision NOT NULL,
+    day_open         double precision NOT NULL,
+    prev_close       double precision NOT NULL,
+    source_partition integer NOT NULL,
+    source_offset    bigint NOT NULL,
+    refreshed_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE stocks_stream.latest_quotes IS 'Gold: the latest quote of each symbol (by quote time, then Kafka partition and offset), kept by refresh_gold() from the minutes loaded since the last refresh.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.symbol IS 'Ticker symbol.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.quote_time IS 'Time of the quote (UTC).';
+COMMENT ON COLUMN stocks_stream.latest_quotes.price IS 'Current price.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.change IS 'Change from the previous close.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.change_pct IS 'Percent change from the previous close.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.day_high IS 'High of the day.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.day_low IS 'Low of the day.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.day_open IS 'Open of the day.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.prev_close IS 'Previous close.';
+COMMENT ON COLUMN stocks_stream.latest_quotes.source_partition IS 'Kafka partition of the quote (tie-break).';
+COMMENT ON COLUMN stocks_stream.latest_quotes.source_offset IS 'Kafka offset of the quote (tie-break).';
+COMMENT ON COLUMN stocks_stream.latest_quotes.refreshed_at IS 'When refresh_gold() last changed the row.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.latest_quotes', '');
+
 -- ---------------------------------------------------------------------------
 -- Exchanges: which time zone a symbol's trading day follows
 -- ---------------------------------------------------------------------------
@@ -320,62 +461,10 @@ COMMENT ON TABLE stocks_stream.symbol_exchanges IS 'Per-symbol exchange, overrid
 COMMENT ON COLUMN stocks_stream.symbol_exchanges.symbol IS 'Ticker symbol.';
 COMMENT ON COLUMN stocks_stream.symbol_exchanges.exchange IS 'Its exchange.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.symbol_exchanges', '');
+
 -- ---------------------------------------------------------------------------
--- Buckets that cannot be computed
+-- api: the row type of /rpc/candle_series
 -- ---------------------------------------------------------------------------
-CREATE TABLE stocks_stream.gold_errors (
-    symbol          text NOT NULL,
-    target          text NOT NULL CHECK (target IN ('1m', '5m', '1h', '1d', 'daily_summary')),
-    bucket_start    timestamptz NOT NULL,
-    sqlstate        text NOT NULL,
-    error           text NOT NULL,
-    attempts        integer NOT NULL DEFAULT 1,
-    first_failed_at timestamptz NOT NULL DEFAULT now(),
-    last_failed_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (symbol, target, bucket_start)
-);
-COMMENT ON TABLE stocks_stream.gold_errors IS
-    'Candles and daily summaries refresh_gold() could not compute (e.g. a numeric overflow from absurd values in silver), with the error. Their dirty minutes stay in gold_dirty, so every refresh retries them; a row disappears once its bucket computes. Every other bucket refreshes regardless.';
-COMMENT ON COLUMN stocks_stream.gold_errors.symbol IS 'Ticker symbol.';
-COMMENT ON COLUMN stocks_stream.gold_errors.target IS 'Candle interval (1m, 5m, 1h, 1d) or daily_summary.';
-COMMENT ON COLUMN stocks_stream.gold_errors.bucket_start IS 'Start of the bucket (for daily_summary: of the exchange day).';
-COMMENT ON COLUMN stocks_stream.gold_errors.sqlstate IS 'SQLSTATE of the error.';
-COMMENT ON COLUMN stocks_stream.gold_errors.error IS 'Error message.';
-COMMENT ON COLUMN stocks_stream.gold_errors.attempts IS 'Refreshes that failed on it.';
-COMMENT ON COLUMN stocks_stream.gold_errors.first_failed_at IS 'First failure.';
-COMMENT ON COLUMN stocks_stream.gold_errors.last_failed_at IS 'Latest failure.';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_errors', '');
--- ---------------------------------------------------------------------------
--- Latest quote per symbol, kept by refresh_gold()
--- ---------------------------------------------------------------------------
-CREATE TABLE stocks_stream.latest_quotes (
-    symbol           text PRIMARY KEY,
-    quote_time       timestamptz NOT NULL,
-    price            double precision NOT NULL,
-    change           double precision,
-    change_pct       double precision,
-    day_high         double precision NOT NULL,
-    day_low          double precision NOT NULL,
-    day_open         double precision NOT NULL,
-    prev_close       double precision NOT NULL,
-    source_partition integer NOT NULL,
-    source_offset    bigint NOT NULL,
-    refreshed_at     timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE stocks_stream.latest_quotes IS 'Gold: the latest quote of each symbol (by quote time, then Kafka partition and offset), kept by refresh_gold() from the minutes loaded since the last refresh.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.symbol IS 'Ticker symbol.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.quote_time IS 'Time of the quote (UTC).';
-COMMENT ON COLUMN stocks_stream.latest_quotes.price IS 'Current price.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.change IS 'Change from the previous close.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.change_pct IS 'Percent change from the previous close.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.day_high IS 'High of the day.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.day_low IS 'Low of the day.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.day_open IS 'Open of the day.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.prev_close IS 'Previous close.';
-COMMENT ON COLUMN stocks_stream.latest_quotes.source_partition IS 'Kafka partition of the quote (tie-break).';
-COMMENT ON COLUMN stocks_stream.latest_quotes.source_offset IS 'Kafka offset of the quote (tie-break).';
-COMMENT ON COLUMN stocks_stream.latest_quotes.refreshed_at IS 'When refresh_gold() last changed the row.';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.latest_quotes', '');
 CREATE TYPE api.candle_point AS (symbol text, "interval" text, bucket_start timestamptz, open numeric,
     high numeric, low numeric, close numeric, volume numeric, vwap numeric, sample_count bigint, filled boolean);
 COMMENT ON TYPE api.candle_point IS 'One candle of /rpc/candle_series.';
@@ -390,74 +479,3 @@ COMMENT ON COLUMN api.candle_point.volume IS 'Traded volume; 0 for a filled cand
 COMMENT ON COLUMN api.candle_point.vwap IS 'Volume-weighted average price; null without trades.';
 COMMENT ON COLUMN api.candle_point.sample_count IS 'Trades (or quotes) in the bucket; 0 for a filled candle.';
 COMMENT ON COLUMN api.candle_point.filled IS 'true for a bucket without data, filled from the previous close.';
--- The 1-minute log returns of each hour, summed: what a day's volatility
--- (their sample standard deviation over the exchange day) is combined from
--- without reading the day's 1m candles again.  Kept by refresh_gold() with
--- the 1h candles; a day whose hours are not all here (hours refreshed
--- before 0.3.0, or a day that does not start on a whole hour) is computed
--- from its 1m candles as before.
-CREATE TABLE stocks_stream.hour_returns (
-    symbol      text NOT NULL,
-    hour        timestamptz NOT NULL,
-    returns     integer NOT NULL,
-    sum_r       double precision NOT NULL,
-    sum_r2      double precision NOT NULL,
-    first_close double precision NOT NULL,
-    last_close  double precision NOT NULL,
-    PRIMARY KEY (symbol, hour)
-);
-COMMENT ON TABLE stocks_stream.hour_returns IS
-    'Gold (internal): per symbol and UTC hour, the 1-minute log returns within the hour (count, sum, sum of squares) and the hour''s first and last 1m close, from which refresh_gold() combines a day''s volatility. Maintained by refresh_gold() with the 1h candles.';
-COMMENT ON COLUMN stocks_stream.hour_returns.hour IS 'Start of the hour (UTC), as the 1h candle''s bucket_start.';
-COMMENT ON COLUMN stocks_stream.hour_returns.returns IS 'Returns between consecutive 1m candles of the hour (minutes with candles less one).';
-COMMENT ON COLUMN stocks_stream.hour_returns.sum_r IS 'Sum of those log returns.';
-COMMENT ON COLUMN stocks_stream.hour_returns.sum_r2 IS 'Sum of their squares.';
-COMMENT ON COLUMN stocks_stream.hour_returns.first_close IS 'Close of the hour''s first 1m candle.';
-COMMENT ON COLUMN stocks_stream.hour_returns.last_close IS 'Close of the hour''s last 1m candle.';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.hour_returns', '');
--- ---------------------------------------------------------------------------
--- No offset is skipped in silence: the offsets an archive pipeline skips
--- (records deleted by retention before they were archived, a consumer
--- group offset moved ahead by something else, a re-created topic, a reset)
--- are recorded as gaps, counted in api.pipeline_health and served by
--- api.archive_gaps.  A re-created topic is told from the old one by Kafka's
--- topic id: its objects go to a topic folder of their own,
--- <topic>~<topic id>, so they never overwrite nor are confused with the old
--- topic's objects of the same offsets.
--- ---------------------------------------------------------------------------
-CREATE TABLE stocks_stream.archive_gaps (
-    gap_id       bigserial PRIMARY KEY,
-    pipeline     text NOT NULL,
-    topic        text NOT NULL,
-    partition    integer NOT NULL,
-    from_offset  bigint NOT NULL,
-    to_offset    bigint NOT NULL,
-    reason       text NOT NULL CHECK (reason IN ('retention', 'group offset moved', 'topic re-created', 'reset')),
-    detail       text,
-    recorded_at  timestamptz NOT NULL DEFAULT now(),
-    CHECK (from_offset >= 0 AND to_offset >= from_offset)
-);
-CREATE INDEX archive_gaps_pipeline_idx ON stocks_stream.archive_gaps (pipeline, recorded_at);
-COMMENT ON TABLE stocks_stream.archive_gaps IS
-    'Offsets an archive pipeline skipped, each range recorded in the transaction that moved its stored offset past them: records deleted by retention before they were archived, a consumer group offset moved ahead by something else, a re-created topic, reset_pipeline_offsets().';
-COMMENT ON COLUMN stocks_stream.archive_gaps.pipeline IS 'Pipeline name.';
-COMMENT ON COLUMN stocks_stream.archive_gaps.topic IS 'Topic as the manifest and silver name it: the Kafka topic, or <topic>~<topic id> for a re-created topic.';
-COMMENT ON COLUMN stocks_stream.archive_gaps.from_offset IS 'First offset skipped.';
-COMMENT ON COLUMN stocks_stream.archive_gaps.to_offset IS 'Last offset skipped (inclusive).';
-COMMENT ON COLUMN stocks_stream.archive_gaps.reason IS 'retention, group offset moved, topic re-created or reset.';
-COMMENT ON COLUMN stocks_stream.archive_gaps.detail IS 'What the worker or the reset saw (watermarks, committed offset, start asked for).';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.archive_gaps', '');
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.archive_gaps_gap_id_seq', '');
-CREATE TABLE stocks_stream.pipeline_topics (
-    pipeline_id integer NOT NULL REFERENCES stocks_stream.pipelines ON DELETE CASCADE,
-    topic       text NOT NULL,
-    topic_id    text,
-    key_topic   text NOT NULL,
-    adopted_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (pipeline_id, topic)
-);
-COMMENT ON TABLE stocks_stream.pipeline_topics IS
-    'Which incarnation of its topic a pipeline archives: Kafka''s topic id, and the topic folder of its object keys (the topic for the first one a pipeline sees, <topic>~<topic id> after a re-creation). A worker that finds another topic id holds its partitions until reset_pipeline_offsets().';
-COMMENT ON COLUMN stocks_stream.pipeline_topics.topic_id IS 'Kafka''s topic id (as kafka-topics --describe prints it); NULL when the Kafka client could not tell.';
-COMMENT ON COLUMN stocks_stream.pipeline_topics.key_topic IS 'The topic folder of the objects'' keys, also manifest.topic and silver''s source_topic.';
-SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipeline_topics', '');
