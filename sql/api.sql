@@ -195,6 +195,19 @@ COMMENT ON COLUMN api.symbols.symbol IS 'Ticker symbol.';
 COMMENT ON COLUMN api.symbols.exchange IS 'Its exchange (null: none matched, UTC days).';
 COMMENT ON COLUMN api.symbols.time_zone IS 'Time zone of its daily candles and summaries.';
 
+-- ---------------------------------------------------------------------------
+-- /rpc/candle_series: any interval, gaps filled
+-- ---------------------------------------------------------------------------
+-- 1m, 5m, 1h and 1d are the stored candles; 15m and 30m are derived from the
+-- 5m candles, 4h from 1h (UTC buckets like 1h), 1w from 1d (weeks from
+-- Monday on the exchange day).  A derived candle equals one recomputed from
+-- silver: a bucket with trades takes only its children built from trades
+-- (open of the first, close of the last, max, min, summed volume and
+-- count, VWAP from the children's VWAP x volume), otherwise its quote
+-- children.  With fill_gaps, every bucket of the range without data is
+-- returned as filled: open = high = low = close = the previous close,
+-- volume 0, no VWAP; buckets before the first data the symbol has are not
+-- returned.  Its row type, api.candle_point, is in pre_install.sql.
 CREATE OR REPLACE FUNCTION api.candle_series(symbol text, "interval" text, start_time timestamptz, end_time timestamptz,
                                   fill_gaps boolean DEFAULT true)
 RETURNS SETOF api.candle_point
