@@ -2,6 +2,8 @@
 EXTENSION = stocks_stream
 MODULE_big = stocks_stream
 EXTVERSION = 0.5.0
+# `make` builds everything (PGXS's all), not the first rule below
+.DEFAULT_GOAL := all
 
 # src/<layer>/*.c (src/README.md): core, kafka, s3, archive, ingest, load
 SRC_DIRS = core kafka s3 archive ingest load
