@@ -17,7 +17,7 @@
  * same folder too.  That is the common case after an assignment (the
  * folder of the hour the pipeline is in, or a new pipeline's), and it
  * spares the S3 server one LIST per partition: at 512 partitions those
- * LISTs cost MinIO half a CPU second (bench/README.md).  When the folder
+ * LISTs cost MinIO half a CPU second (bench/NOTEBOOK.md).  When the folder
  * holds a page or more, each probe into it lists its own key's start, one
  * request per partition.  A listing is as old as the partition's first
  * message or a little older, taken after the assignment either way; an

@@ -1034,7 +1034,7 @@ create_consumer(void)
 		 * broker, and no other fetch goes to that broker meanwhile: with
 		 * many partitions, those the full prefetch queue left out waited for
 		 * it (512 partitions: 1.75-2.02 s per 1,000,000 messages against
-		 * 2.30-2.67 s at librdkafka's 500 ms; bench/README.md).  Data that
+		 * 2.30-2.67 s at librdkafka's 500 ms; bench/NOTEBOOK.md).  Data that
 		 * arrives is answered at once either way.
 		 */
 		{"fetch.wait.max.ms", "100"},
@@ -1108,7 +1108,7 @@ ss_archive_worker_main(Datum main_arg)
 	 * heap, where freed memory is not returned; at 128 kB (glibc's own
 	 * starting value) the buffers of many partitions' small objects are
 	 * mapped too (512 busy partitions: peak RSS 68-70 MB against 82-84 MB
-	 * with 1 MB; bench/README.md).
+	 * with 1 MB; bench/NOTEBOOK.md).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	ss_batch_init_context();

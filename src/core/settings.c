@@ -175,7 +175,7 @@ define_deprecated(void)
 
 /*
  * Bounds on what Finnhub, S3 and Kafka send: every buffer and loop that
- * outside bytes can grow has one (README, "Limits").
+ * outside bytes can grow has one (docs/configuration.md, "Limits").
  */
 static void
 define_limits(void)

@@ -35,7 +35,7 @@ extern int ss_settings_archive_requests_in_flight;
 extern int ss_settings_load_buffer_kb;
 extern int ss_settings_progress_interval_ms;
 
-/* limits on what comes from outside (README, "Limits") */
+/* limits on what comes from outside (docs/configuration.md, "Limits") */
 extern int ss_settings_ws_max_message_kb;
 extern int ss_settings_ws_silence_timeout_ms;
 extern int ss_settings_max_object_kb;
