@@ -71,7 +71,8 @@ def test_page_says_when_its_data_is_stale(charted):
     dom = chromium("--dump-dom", f"{WEB_URL}/?symbol={sym}&interval=1m").stdout
     assert 'data-stale="true"' in dom
     notice = stale_notice(dom)
-    assert notice and re.search(rf"newest candle or quote of {sym} is \d+ days old \(2026-03-09T15:44:00", notice), notice
+    assert notice, dom[:2000]
+    assert re.search(rf"newest candle or quote of {sym} is \d+ days old \(2026-03-09T15:44:00", notice), notice
 
 
 @pytest.fixture
