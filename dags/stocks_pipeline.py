@@ -10,7 +10,9 @@ Connection: AIRFLOW_CONN_STOCKS_PG (conn id ``stocks_pg``), e.g.
 project come from STOCKS_STREAM_DBT (default ``dbt``) and
 STOCKS_STREAM_DBT_PROJECT (default: ../dbt_stocks next to this file).  The
 quarantine threshold is the Airflow Variable ``stocks_quarantine_threshold``
-(default 100 lines an hour).
+(default 100 lines an hour).  It reaches the database as a bound parameter
+cast to integer, never as SQL text: a variable that is not an integer fails
+the check with "invalid input syntax for type integer" and runs nothing.
 """
 from __future__ import annotations
 
@@ -23,6 +25,15 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
 CONN_ID = "stocks_pg"
+
+
+class BoundSQLCheckOperator(SQLCheckOperator):
+    """SQLCheckOperator whose bound parameters are templated too, so a value
+    from an Airflow Variable is passed as a parameter, not pasted into SQL."""
+
+    template_fields = (*SQLCheckOperator.template_fields, "parameters")
+
+
 DBT = os.environ.get("STOCKS_STREAM_DBT", "dbt")
 DBT_PROJECT = os.environ.get(
     "STOCKS_STREAM_DBT_PROJECT",
@@ -76,11 +87,12 @@ with DAG(
         },
         append_env=True,
     )
-    quarantine_check = SQLCheckOperator(
+    quarantine_check = BoundSQLCheckOperator(
         task_id="quarantine_check",
         conn_id=CONN_ID,
-        sql="SELECT count(*) <= {{ var.value.get('stocks_quarantine_threshold', 100) }} "
+        sql="SELECT count(*) <= %(threshold)s::integer "
             "FROM stocks_stream.quarantine WHERE quarantined_at > now() - interval '1 hour'",
+        parameters={"threshold": "{{ var.value.get('stocks_quarantine_threshold', '100') }}"},
     )
 
     wait_for_bronze >> load_bronze >> refresh_gold >> dbt_build >> quarantine_check

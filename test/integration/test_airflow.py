@@ -2,6 +2,7 @@
 against the test stack moves archived data into silver and gold."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -73,3 +74,24 @@ def test_dags_test_moves_archived_data_into_silver_and_gold(airflow_env, make_pi
                      "AND symbol IN ('AAPL', 'MSFT', 'NVDA') AND bucket_start >= now() - interval '1 hour'") == 3
     assert sql_value("SELECT count(*) FROM stocks_marts.daily_candles WHERE day = current_date "
                      "AND symbol IN ('AAPL', 'MSFT', 'NVDA')") == 3
+
+
+INJECTION = "1000 FROM (SELECT 1) x; CREATE TABLE public.airflow_injected (); SELECT true --"
+
+
+@pytest.mark.parametrize("threshold, passes", [("1000000", True), ("-1", False), (INJECTION, False)])
+def test_quarantine_threshold_is_a_bound_integer_never_sql_text(airflow_env, threshold, passes):
+    """The Variable reaches the database as a bound integer: a number decides the
+    check, text that is not one fails it cleanly, and no statement in it runs."""
+    env, venv = airflow_env
+    env = dict(env, AIRFLOW_VAR_STOCKS_QUARANTINE_THRESHOLD=threshold)
+    run = subprocess.run([os.path.join(venv, "bin", "airflow"), "tasks", "test", "stocks_pipeline",
+                          "quarantine_check"], env=env, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    # `airflow tasks test` exits 0 either way; the task's last state tells
+    states = re.findall(r"Task instance state updated .* new_state=(\w+)", out)
+    assert run.returncode == 0 and states, out[-5000:]
+    assert states[-1] == ("success" if passes else "up_for_retry"), out[-5000:]
+    if threshold == INJECTION:
+        assert "invalid input syntax for type integer" in out, out[-5000:]
+    assert sql_value("SELECT to_regclass('public.airflow_injected')") is None

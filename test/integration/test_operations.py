@@ -277,7 +277,11 @@ def test_pg_dump_and_restore_keep_everything_and_resume(instances, tmp_path):
 
 CATALOG = {
     "functions": "SELECT p.oid::regprocedure::text AS fn, md5(p.prosrc) AS src, p.prosecdef AS definer, "
-                 "  coalesce(p.proacl::text, '') AS acl, pg_get_function_result(p.oid) AS result FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid "
+                 "  coalesce(p.proacl::text, '') AS acl, pg_get_function_result(p.oid) AS result, "
+                 "  pg_get_function_arguments(p.oid) AS args, coalesce(p.proconfig::text, '') AS config, "
+                 "  p.provolatile AS volatility, p.proisstrict AS strict, p.proparallel AS parallel, "
+                 "  pg_get_userbyid(p.proowner) AS owner, coalesce(obj_description(p.oid, 'pg_proc'), '') AS doc "
+                 "  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid "
                  " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
                  "   AND d.deptype = 'e' ORDER BY 1",
     "relations": "SELECT c.oid::regclass::text AS rel, c.relkind AS kind, coalesce(c.relacl::text, '') AS acl, "
@@ -286,20 +290,35 @@ CATALOG = {
                  "  JOIN pg_depend d ON d.objid = c.oid "
                  " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
                  "   AND d.deptype = 'e' ORDER BY 1",
-    "columns": "SELECT a.attrelid::regclass::text AS rel, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type, "
+    "columns": "SELECT a.attrelid::regclass::text AS rel, a.attnum AS position, a.attname AS col, "
+               "  format_type(a.atttypid, a.atttypmod) AS type, "
                "  a.attnotnull AS notnull, coalesce(pg_get_expr(ad.adbin, ad.adrelid), '') AS dflt, "
                "  coalesce(col_description(a.attrelid, a.attnum), '') AS doc "
                "  FROM pg_attribute a JOIN pg_depend d ON d.objid = a.attrelid "
                "  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum "
                " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
-               "   AND d.deptype = 'e' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2",
+               "   AND d.deptype = 'e' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 3",
     "indexes": "SELECT indexrelid::regclass::text AS idx, pg_get_indexdef(indexrelid) AS definition FROM pg_index "
                " WHERE indrelid IN (SELECT objid FROM pg_depend WHERE deptype = 'e' AND refobjid = "
                "   (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')) ORDER BY 1",
     "constraints": "SELECT conrelid::regclass::text AS rel, conname AS con, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
                    " WHERE conrelid IN (SELECT objid FROM pg_depend WHERE deptype = 'e' AND refobjid = "
                    "   (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')) ORDER BY 1, 2",
-    "dumped": "SELECT unnest(extconfig)::regclass::text AS tbl FROM pg_extension WHERE extname = 'stocks_stream' ORDER BY 1",
+    "triggers": "SELECT tgrelid::regclass::text AS rel, tgname AS trigger, pg_get_triggerdef(oid) AS definition FROM pg_trigger "
+                " WHERE NOT tgisinternal AND tgrelid IN (SELECT objid FROM pg_depend WHERE deptype = 'e' AND refobjid = "
+                "   (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')) ORDER BY 1, 2",
+    "types": "SELECT t.oid::regtype::text AS type, pg_get_userbyid(t.typowner) AS owner, coalesce(t.typacl::text, '') AS acl, "
+             "  coalesce(obj_description(t.oid, 'pg_type'), '') AS doc, (SELECT string_agg(a.attname || ' ' || "
+             "  format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(col_description(a.attrelid, a.attnum), ''), ', ' "
+             "  ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0) AS columns "
+             "  FROM pg_type t JOIN pg_depend d ON d.objid = t.oid "
+             " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
+             "   AND d.deptype = 'e' ORDER BY 1",
+    "schemas": "SELECT n.nspname AS schema, pg_get_userbyid(n.nspowner) AS owner, coalesce(n.nspacl::text, '') AS acl, "
+               "  coalesce(obj_description(n.oid, 'pg_namespace'), '') AS doc FROM pg_namespace n "
+               " WHERE n.nspname IN ('stocks_stream', 'api') ORDER BY 1",
+    "dumped": "SELECT c::regclass::text AS tbl, w AS condition FROM pg_extension, unnest(extconfig, extcondition) AS x(c, w) "
+              " WHERE extname = 'stocks_stream' ORDER BY 1",
     "version": "SELECT extversion FROM pg_extension WHERE extname = 'stocks_stream'",
 }
 
@@ -308,7 +327,7 @@ def catalog(inst, db="stocks"):
     return {k: inst.sql(q, db=db) for k, q in CATALOG.items()}
 
 
-RELEASED = ["0.1.0", "0.2.0", "0.3.0"]  # every released version an install may be updated from
+RELEASED = ["0.1.0", "0.2.0", "0.3.0", "0.4.0"]  # every released version an install may be updated from
 
 
 def default_version():

@@ -1,15 +1,18 @@
+-- stocks_stream: ingest sources (Finnhub quotes and trades, the simulator
+-- -> Kafka): create, alter, start, stop, drop, and their argument checks.
+
 -- ---------------------------------------------------------------------------
 -- One rule for a market symbol (symbol.c), used by the source API, the
 -- simulator, the bronze loader and the keys of the old Python pipeline
 -- ---------------------------------------------------------------------------
-
-CREATE FUNCTION stocks_stream.symbol_is_valid(symbol text) RETURNS boolean
+CREATE OR REPLACE FUNCTION stocks_stream.symbol_is_valid(symbol text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'ss_symbol_is_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION stocks_stream.symbol_is_valid IS
     'Whether a text is a market symbol as stocks_stream takes it: 1 to 32 upper-case letters, digits and . : ^ _ / -, starting with a letter or digit (AAPL, BRK.B, BINANCE:BTCUSDT).';
-REVOKE ALL ON FUNCTION stocks_stream.symbol_is_valid(text) FROM PUBLIC;
 
--- the source API checks symbols with it (the rest as in 0.1.0)
+-- ---------------------------------------------------------------------------
+-- Source API
+-- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION stocks_stream._check_source_args(
     p_name text, p_kind text, p_symbols text[], p_topic text,
     p_poll_interval_ms integer, p_options jsonb)
@@ -103,5 +106,104 @@ BEGIN
                                     ceil(cardinality(p_symbols) * 60000.0 / calls_per_minute));
         END IF;
     END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION stocks_stream._source(p_name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+DECLARE
+    s stocks_stream.sources;
+BEGIN
+    SELECT * INTO s FROM stocks_stream.sources WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'source % does not exist', coalesce('"' || p_name || '"', 'NULL')
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stocks_stream.sources lists the sources.';
+    END IF;
+    RETURN s;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION stocks_stream.create_source(
+    name text, kind text, symbols text[],
+    topic text DEFAULT 'market',
+    poll_interval_ms integer DEFAULT 60000,
+    options jsonb DEFAULT '{}')
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources;
+BEGIN
+    PERFORM stocks_stream._check_source_args(name, kind, symbols, topic, poll_interval_ms, options);
+    IF EXISTS (SELECT 1 FROM stocks_stream.sources so WHERE so.name = create_source.name) THEN
+        RAISE EXCEPTION 'source "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Use alter_source() to change it, or drop_source() first.';
+    END IF;
+    INSERT INTO stocks_stream.sources (name, kind, symbols, topic, poll_interval_ms, options)
+    VALUES (name, kind, symbols, topic, poll_interval_ms, options)
+    RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.create_source IS
+    'Create a (stopped) ingest source. Options: simulator {seed, rate, quote_every, max_messages}; finnhub_quotes {calls_per_minute, skip_unchanged}; finnhub_trades none.';
+
+CREATE OR REPLACE FUNCTION stocks_stream.alter_source(
+    name text, symbols text[] DEFAULT NULL, topic text DEFAULT NULL,
+    poll_interval_ms integer DEFAULT NULL, options jsonb DEFAULT NULL)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    s.symbols := coalesce(symbols, s.symbols);
+    s.topic := coalesce(topic, s.topic);
+    s.poll_interval_ms := coalesce(poll_interval_ms, s.poll_interval_ms);
+    s.options := coalesce(options, s.options);
+    PERFORM stocks_stream._check_source_args(s.name, s.kind, s.symbols, s.topic, s.poll_interval_ms, s.options);
+    UPDATE stocks_stream.sources so
+       SET symbols = s.symbols, topic = s.topic, poll_interval_ms = s.poll_interval_ms,
+           options = s.options, generation = so.generation + 1, updated_at = now()
+     WHERE so.source_id = s.source_id
+    RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream.alter_source IS
+    'Change a source (NULL keeps a setting; options are replaced as a whole); a running worker restarts with the new settings.';
+
+CREATE OR REPLACE FUNCTION stocks_stream.start_source(name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    PERFORM stocks_stream._check_served_database('source', s.name);
+    UPDATE stocks_stream.sources SET running = true, updated_at = now()
+     WHERE source_id = s.source_id RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION stocks_stream.stop_source(name text)
+RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    UPDATE stocks_stream.sources SET running = false, updated_at = now()
+     WHERE source_id = s.source_id RETURNING * INTO s;
+    RETURN s;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION stocks_stream.drop_source(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+    s stocks_stream.sources := stocks_stream._source(name);
+BEGIN
+    DELETE FROM stocks_stream.sources WHERE source_id = s.source_id;
 END;
 $$;

@@ -1,0 +1,9 @@
+-- stocks_stream 0.4.0 -> 0.5.0: what an install of 0.4.0 must change before
+-- the concern files run again (sql/README.md): new tables and columns, data
+-- moved, and a DROP for every function whose arguments or result type
+-- changed and every view that lost or reordered columns (CREATE OR REPLACE
+-- cannot change those).
+--
+-- 0.5.0 so far changes no table and no signature: the SQL is kept by
+-- concern, and every function, view, trigger and grant is made again by
+-- the concern files as a fresh install makes it.
