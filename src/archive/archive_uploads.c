@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "archive/archive_uploads.h"
 #include "s3/s3.h"
@@ -51,6 +52,7 @@ ss_archive_uploads_configure(const char *bucket_name, bool gzip)
 static void
 send_object(UploadSlot *s)
 {
+	s->upload.sent_at = GetCurrentTimestamp();
 	s->request = ss_s3_async_put(bucket, s->upload.key, s->body, s->upload.len,
 								 gzipped ? "application/gzip" : "application/x-ndjson");
 }
@@ -88,6 +90,7 @@ ss_archive_uploads_start(PartitionBatch *b, const char *key)
 	u->raw_len = b->len;
 	u->key = pstrdup(key);
 	u->etag[0] = '\0';
+	u->handed_at = GetCurrentTimestamp();
 	if (gzipped)
 	{
 		s->body = ss_batch_gzip(b, &u->len);
@@ -134,6 +137,7 @@ conclude(UploadSlot *s, char **refusal)
 	S3Result res = ss_s3_async_end(s->request, NULL);
 
 	s->request = NULL;
+	s->upload.answered_at = GetCurrentTimestamp();
 	if (!res.ok && res.http_status == 404 && strstr(res.error, "NoSuchBucket") != NULL)
 	{
 		res = ss_s3_create_bucket(bucket);

@@ -5,6 +5,8 @@
 #ifndef STOCKS_STREAM_ARCHIVE_UPLOADS_H
 #define STOCKS_STREAM_ARCHIVE_UPLOADS_H
 
+#include "datatype/timestamp.h"
+
 #include "archive/batch.h"
 #include "core/settings.h"
 
@@ -22,6 +24,10 @@ typedef struct ArchiveUpload
 	char *key;
 	size_t len;	   /* bytes PUT */
 	char etag[80]; /* S3's, once it has arrived */
+	/* for the latency histograms (core/worker_status.h) */
+	TimestampTz handed_at;	 /* the flush handed the batch over */
+	TimestampTz sent_at;	 /* its last PUT was sent */
+	TimestampTz answered_at; /* S3 answered that PUT */
 } ArchiveUpload;
 
 extern void ss_archive_uploads_configure(const char *bucket, bool gzip);

@@ -95,6 +95,7 @@ static int nunprobed = 0; /* assigned partitions whose probe is still to start *
 static bool gold_due = false;
 static TimestampTz gold_tried_at = 0;
 static bool waiting_for_topic = false;
+static int64 messages_read = 0; /* published with the lag and each record */
 
 static void abandon_probe(PartitionBatch *b);
 static void advance_probes(void);
@@ -104,7 +105,10 @@ static void
 record_kafka_error(const char *message)
 {
 	if (status != NULL)
+	{
 		ss_worker_status_set_error(status, message);
+		ss_worker_status_add(status, ARCHIVE_KAFKA_ERRORS, 1);
+	}
 }
 
 static PartitionBatch *
@@ -358,6 +362,7 @@ static void
 schedule_retry(const char *error)
 {
 	ss_worker_status_set_error(status, error);
+	ss_worker_status_add(status, ARCHIVE_S3_ERRORS, 1);
 	ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": %s; retrying in %d ms", pipeline->name,
 						 error, backoff_ms)));
 	retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
@@ -450,6 +455,7 @@ record_arrived(ArchiveUpload **arrived, int n)
 	FlushRecord *recs = palloc(sizeof(FlushRecord) * n);
 	int64 deltas[STATUS_COUNTERS] = {0};
 	int refused;
+	TimestampTz now;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -471,14 +477,19 @@ record_arrived(ArchiveUpload **arrived, int n)
 							   (long long) arrived[refused]->first_offset),
 						errdetail("The worker restarts and resumes from the stored offset.")));
 	commit_to_kafka(arrived, n);
+	now = GetCurrentTimestamp();
 	for (int i = 0; i < n; i++)
 	{
+		ss_worker_status_observe(status, LATENCY_UPLOAD,
+								 arrived[i]->answered_at - arrived[i]->sent_at);
+		ss_worker_status_observe(status, LATENCY_FLUSH, now - arrived[i]->handed_at);
 		deltas[ARCHIVE_MESSAGES] += arrived[i]->count;
 		deltas[ARCHIVE_BYTES] += arrived[i]->raw_len;
 		deltas[ARCHIVE_OBJECTS]++;
 		ss_archive_uploads_release(arrived[i]);
 	}
 	ss_worker_status_add_activity(status, deltas);
+	ss_worker_status_set_counter(status, ARCHIVE_READ, messages_read);
 	pfree(recs);
 	if (pipeline->realtime && ss_pipeline_store_load_bronze(pipeline) > 0)
 		gold_due = true;
@@ -848,6 +859,7 @@ handle_message(rd_kafka_message_t *msg)
 	}
 	ss_batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
 	buffered_bytes += need;
+	messages_read++;
 	if (!paused &&
 		(end_reached(b) || (b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
 		 b->len >= (size_t) pipeline->batch_max_bytes))
@@ -919,6 +931,7 @@ publish_lag(void)
 		lag += Max(high - next, 0);
 	}
 	ss_worker_status_set_counter(status, ARCHIVE_LAG, lag);
+	ss_worker_status_set_counter(status, ARCHIVE_READ, messages_read);
 }
 
 /*

@@ -32,6 +32,20 @@
 #define DETAIL_LEN 256
 #define ERROR_LEN  512
 
+/*
+ * The upper bounds of the latency histograms' buckets, in microseconds
+ * (Prometheus's default buckets, 5 ms to 10 s); a last bucket takes the rest.
+ */
+static const int64 latency_bounds_us[] = {5000,	  10000,   25000,	50000,	 100000,  250000,
+										  500000, 1000000, 2500000, 5000000, 10000000};
+#define LATENCY_BOUNDS lengthof(latency_bounds_us)
+
+typedef struct LatencyCounts
+{
+	int64 counts[LATENCY_BOUNDS + 1]; /* per bucket, not cumulative */
+	int64 sum_us;
+} LatencyCounts;
+
 struct WorkerStatus
 {
 	bool in_use;
@@ -44,6 +58,7 @@ struct WorkerStatus
 	char state[STATE_LEN];
 	char detail[DETAIL_LEN];
 	int64 counters[STATUS_COUNTERS];
+	LatencyCounts latency[LATENCY_HISTOGRAMS];
 	TimestampTz started_at;
 	TimestampTz last_activity;
 	char last_error[ERROR_LEN];
@@ -273,6 +288,21 @@ ss_worker_status_add_activity(WorkerStatus *slot, const int64 *deltas)
 	SpinLockRelease(&status_array->mutex);
 }
 
+/* One more duration in a latency histogram of the slot. */
+void
+ss_worker_status_observe(WorkerStatus *slot, LatencyHistogram histogram, int64 duration_us)
+{
+	int bucket = 0;
+
+	duration_us = Max(duration_us, 0);
+	while (bucket < (int) LATENCY_BOUNDS && duration_us > latency_bounds_us[bucket])
+		bucket++;
+	SpinLockAcquire(&status_array->mutex);
+	slot->latency[histogram].counts[bucket]++;
+	slot->latency[histogram].sum_us += duration_us;
+	SpinLockRelease(&status_array->mutex);
+}
+
 void
 ss_worker_status_set_error(WorkerStatus *slot, const char *message)
 {
@@ -302,7 +332,12 @@ typedef enum StatusField
 	SF_LAST_ACTIVITY,
 	SF_LAST_ERROR,
 	SF_LAST_ERROR_AT,
-	SF_COUNTER
+	SF_COUNTER,
+	/* a latency histogram, as prometheus-postgres-exporter reads one */
+	SF_LATENCY_BOUNDS, /* float8[]: the buckets' upper bounds, in seconds */
+	SF_LATENCY_BUCKET, /* bigint[]: the cumulative count of each bucket */
+	SF_LATENCY_SUM,	   /* float8: the sum of the durations, in seconds */
+	SF_LATENCY_COUNT   /* bigint: how many durations */
 } StatusField;
 
 typedef struct StatusColumn
@@ -310,8 +345,8 @@ typedef struct StatusColumn
 	const char *name;
 	StatusField field;
 	Oid type;
-	WorkerKind kind; /* SF_COUNTER: whose counter */
-	int counter;
+	WorkerKind kind; /* SF_COUNTER and SF_LATENCY_*: whose counter or histogram */
+	int counter;	 /* or the LatencyHistogram */
 } StatusColumn;
 
 static const StatusColumn status_columns[] = {
@@ -329,6 +364,17 @@ static const StatusColumn status_columns[] = {
 	{"bytes_archived", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_BYTES},
 	{"objects_written", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_OBJECTS},
 	{"lag", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_LAG},
+	{"messages_read", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_READ},
+	{"kafka_errors", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_KAFKA_ERRORS},
+	{"s3_errors", SF_COUNTER, INT8OID, WORKER_ARCHIVE, ARCHIVE_S3_ERRORS},
+	{"upload_seconds", SF_LATENCY_BOUNDS, FLOAT8ARRAYOID, WORKER_ARCHIVE, LATENCY_UPLOAD},
+	{"upload_seconds_bucket", SF_LATENCY_BUCKET, INT8ARRAYOID, WORKER_ARCHIVE, LATENCY_UPLOAD},
+	{"upload_seconds_sum", SF_LATENCY_SUM, FLOAT8OID, WORKER_ARCHIVE, LATENCY_UPLOAD},
+	{"upload_seconds_count", SF_LATENCY_COUNT, INT8OID, WORKER_ARCHIVE, LATENCY_UPLOAD},
+	{"flush_seconds", SF_LATENCY_BOUNDS, FLOAT8ARRAYOID, WORKER_ARCHIVE, LATENCY_FLUSH},
+	{"flush_seconds_bucket", SF_LATENCY_BUCKET, INT8ARRAYOID, WORKER_ARCHIVE, LATENCY_FLUSH},
+	{"flush_seconds_sum", SF_LATENCY_SUM, FLOAT8OID, WORKER_ARCHIVE, LATENCY_FLUSH},
+	{"flush_seconds_count", SF_LATENCY_COUNT, INT8OID, WORKER_ARCHIVE, LATENCY_FLUSH},
 	{"messages_produced", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_PRODUCED},
 	{"delivery_failures", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_DELIVERY_FAILURES},
 	{"api_calls", SF_COUNTER, INT8OID, WORKER_INGEST, INGEST_API_CALLS},
@@ -441,20 +487,67 @@ field_value(const WorkerStatus *s, StatusField field, bool *isnull)
 		case SF_LAST_ERROR_AT:
 			return timestamp_or_null(s->last_error_at, isnull);
 		case SF_COUNTER:
+		case SF_LATENCY_BOUNDS:
+		case SF_LATENCY_BUCKET:
+		case SF_LATENCY_SUM:
+		case SF_LATENCY_COUNT:
 			break;
 	}
 	elog(ERROR, "stocks_stream: unexpected worker status field %d", (int) field);
 	pg_unreachable();
 }
 
-/* The value of one column for a slot: a counter of its kind, or NULL. */
+static Datum
+int8_array(const int64 *values, int n)
+{
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* One part of a latency histogram, as the exporter reads it. */
+static Datum
+latency_value(const LatencyCounts *h, StatusField field)
+{
+	int64 cumulative[LATENCY_BOUNDS];
+	Datum bounds[LATENCY_BOUNDS];
+	int64 count = 0;
+
+	for (int i = 0; i < (int) LATENCY_BOUNDS; i++)
+	{
+		count += h->counts[i];
+		cumulative[i] = count;
+		bounds[i] = Float8GetDatum(latency_bounds_us[i] / 1e6);
+	}
+	count += h->counts[LATENCY_BOUNDS];
+	switch (field)
+	{
+		case SF_LATENCY_BOUNDS:
+			return PointerGetDatum(construct_array(bounds, LATENCY_BOUNDS, FLOAT8OID, 8,
+												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		case SF_LATENCY_BUCKET:
+			return int8_array(cumulative, LATENCY_BOUNDS);
+		case SF_LATENCY_SUM:
+			return Float8GetDatum(h->sum_us / 1e6);
+		default:
+			return Int64GetDatum(count);
+	}
+}
+
+/* The value of one column for a slot: a counter or histogram of its kind, or NULL. */
 static Datum
 column_value(const WorkerStatus *s, const StatusColumn *col, bool *isnull)
 {
-	if (col->field != SF_COUNTER)
+	if (col->field < SF_COUNTER)
 		return field_value(s, col->field, isnull);
 	*isnull = (col->kind != s->kind);
-	return Int64GetDatum(s->counters[col->counter]);
+	if (*isnull)
+		return (Datum) 0;
+	if (col->field == SF_COUNTER)
+		return Int64GetDatum(s->counters[col->counter]);
+	return latency_value(&s->latency[col->counter], col->field);
 }
 
 PG_FUNCTION_INFO_V1(ss_worker_status_v2);
@@ -491,12 +584,7 @@ ss_worker_status_v2(PG_FUNCTION_ARGS)
 static Datum
 counters_array(const int64 *counters)
 {
-	Datum elems[STATUS_COUNTERS];
-
-	for (int i = 0; i < STATUS_COUNTERS; i++)
-		elems[i] = Int64GetDatum(counters[i]);
-	return PointerGetDatum(
-		construct_array(elems, STATUS_COUNTERS, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return int8_array(counters, STATUS_COUNTERS);
 }
 
 PG_FUNCTION_INFO_V1(ss_worker_status);

@@ -26,7 +26,10 @@ typedef enum ArchiveCounter
 	ARCHIVE_MESSAGES,
 	ARCHIVE_BYTES,
 	ARCHIVE_OBJECTS,
-	ARCHIVE_LAG, /* messages in Kafka not archived yet (a gauge) */
+	ARCHIVE_LAG,		  /* messages in Kafka not archived yet (a gauge) */
+	ARCHIVE_READ,		  /* messages consumed from Kafka */
+	ARCHIVE_KAFKA_ERRORS, /* consumer errors Kafka reported */
+	ARCHIVE_S3_ERRORS,	  /* objects S3 refused (each retried) */
 	ARCHIVE_COUNTERS
 } ArchiveCounter;
 
@@ -44,6 +47,18 @@ typedef enum IngestCounter
 
 #define STATUS_COUNTERS 8
 
+/*
+ * The latency histograms of an archive worker (docs/metrics.md): an
+ * object's PUT, from sent to S3's answer; its flush, from the batch handed
+ * over to the object recorded in Postgres and committed to Kafka.
+ */
+typedef enum LatencyHistogram
+{
+	LATENCY_UPLOAD,
+	LATENCY_FLUSH,
+	LATENCY_HISTOGRAMS
+} LatencyHistogram;
+
 extern void ss_worker_status_shmem_request(void);
 extern void ss_worker_status_shmem_startup(void);
 
@@ -59,6 +74,8 @@ extern void ss_worker_status_set_detail(WorkerStatus *slot, const char *detail);
 extern void ss_worker_status_add(WorkerStatus *slot, int counter, int64 delta);
 extern void ss_worker_status_set_counter(WorkerStatus *slot, int counter, int64 value);
 extern void ss_worker_status_add_activity(WorkerStatus *slot, const int64 *deltas);
+extern void ss_worker_status_observe(WorkerStatus *slot, LatencyHistogram histogram,
+									 int64 duration_us);
 extern void ss_worker_status_set_error(WorkerStatus *slot, const char *message);
 
 #endif
