@@ -49,8 +49,8 @@ COMMENT ON VIEW stocks_stream.metrics_sink IS
 CREATE OR REPLACE VIEW stocks_stream.metrics_connector AS
     SELECT 'archive'::text AS kind, p.name AS connector,
            (SELECT count(*) FROM stocks_stream.worker_metrics_internal('archive') w
-             WHERE w.owner_id = p.pipeline_id) AS running_task_count,
-           CASE WHEN p.running THEN p.workers ELSE 0 END::bigint AS total_task_count
+             WHERE w.owner_id = p.pipeline_id) AS running_tasks,
+           CASE WHEN p.running THEN p.workers ELSE 0 END::bigint AS tasks
       FROM stocks_stream.pipelines p
     UNION ALL
     SELECT 'ingest', s.name,
@@ -65,11 +65,12 @@ COMMENT ON VIEW stocks_stream.metrics_connector IS
 -- shows it (partitions whose lag Kafka could not tell are left out).
 CREATE OR REPLACE VIEW stocks_stream.metrics_consumer AS
     SELECT pipeline, topic, partition::text AS partition,
-           lag AS records_lag, stored_next_offset AS committed_offset, high_watermark AS log_end_offset
+           lag AS records_lag, coalesce(stored_next_offset, low_watermark) AS committed_offset,
+           high_watermark AS log_end_offset
       FROM stocks_stream.consumer_lag_internal()
      WHERE lag IS NOT NULL;
 COMMENT ON VIEW stocks_stream.metrics_consumer IS
-    'Metrics stocks_stream_consumer_*: per pipeline partition, the lag of stocks_stream.consumer_lag, the stored next offset and the high watermark.';
+    'Metrics stocks_stream_consumer_*: per pipeline partition, the lag of stocks_stream.consumer_lag, the next offset to archive (the stored one, else the low watermark) and the high watermark.';
 
 -- Each ingest source's counters, as stocks_stream.source_status shows them.
 CREATE OR REPLACE VIEW stocks_stream.metrics_source AS
