@@ -24,4 +24,5 @@ CREATE DATABASE stocks;
 \connect stocks
 CREATE EXTENSION stocks_stream;
 ALTER ROLE stocks_stream_authenticator PASSWORD '${PGRST_AUTHENTICATOR_PASSWORD}';
+ALTER ROLE stocks_stream_exporter PASSWORD '${METRICS_EXPORTER_PASSWORD}';
 SQL

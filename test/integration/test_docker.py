@@ -19,7 +19,7 @@ def load():
 
 def test_compose_has_every_service_with_health_checks_and_start_order():
     services = load()["services"]
-    assert set(services) == {"kafka", "minio", "postgres", "postgrest", "web", "airflow"}
+    assert set(services) == {"kafka", "minio", "postgres", "postgrest", "web", "airflow", "metrics"}
     for name, svc in services.items():
         assert "healthcheck" in svc and svc["healthcheck"]["test"], f"{name} has no health check"
         for port in svc.get("ports", []):
@@ -29,6 +29,7 @@ def test_compose_has_every_service_with_health_checks_and_start_order():
     assert deps["postgrest"] == {"postgres": "service_healthy"}
     assert deps["web"] == {"postgrest": "service_healthy"}
     assert deps["airflow"] == {"postgres": "service_healthy"}
+    assert deps["metrics"] == {"postgres": "service_healthy"}
 
 
 def test_compose_is_in_step_with_the_local_stack():
@@ -66,7 +67,7 @@ def test_docker_compose_config_accepts_the_file():
     if client is None:
         pytest.skip("no docker compose client on this machine")
     env = dict(os.environ, POSTGRES_PASSWORD="x", MINIO_ROOT_USER="x", MINIO_ROOT_PASSWORD="x",
-               PGRST_AUTHENTICATOR_PASSWORD="x")
+               PGRST_AUTHENTICATOR_PASSWORD="x", METRICS_EXPORTER_PASSWORD="x")
     run = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     # a file with a required variable missing is refused
