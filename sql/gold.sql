@@ -327,6 +327,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.refresh_gold(since timestamptz, wait bo
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     updated bigint := 0;
+    started timestamptz := clock_timestamp();
 BEGIN
     -- one refresh at a time: coarser candles roll up from finer ones, which
     -- a refresh running beside this one may be rewriting
@@ -417,6 +418,7 @@ BEGIN
            source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset, refreshed_at = now()
      WHERE (EXCLUDED.quote_time, EXCLUDED.source_partition, EXCLUDED.source_offset)
            > (l.quote_time, l.source_partition, l.source_offset);
+    PERFORM stocks_stream._observe_gold_refresh(clock_timestamp() - started);
     RETURN updated;
 END;
 $$;

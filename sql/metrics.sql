@@ -6,14 +6,14 @@
 -- PUBLIC) and makes the monitoring roles and their grants itself.
 --
 -- Roles (cluster-wide, so created only when missing):
---   stocks_stream_monitor   reads the metrics views and nothing else
+--   stocks_stream_metrics   reads the metrics views and nothing else
 --   stocks_stream_exporter  the exporter logs in as it (set its password)
 
 -- The workers' counters and the archive workers' latency histograms (the
 -- other kind's columns are NULL; core/worker_status.c names the columns;
 -- the latency columns are in the
 -- shape the exporter reads a HISTOGRAM in: bounds, cumulative counts, sum,
--- count).  No error texts: the monitor role may call it.
+-- count).  No error texts: stocks_stream_metrics may call it.
 CREATE OR REPLACE FUNCTION stocks_stream.worker_metrics_internal(
     kind text,
     OUT owner text, OUT owner_id integer, OUT worker integer,
@@ -139,29 +139,85 @@ CREATE OR REPLACE VIEW stocks_stream.metrics_silver AS
 COMMENT ON VIEW stocks_stream.metrics_silver IS
     'Metrics stocks_stream_silver_*: per silver table, the age in seconds of its newest row by event time (rows of the last two days only).';
 
+-- How long refresh_gold() takes: a histogram in stocks_stream.gold_refresh_seconds
+-- (pre_install.sql), which each refresh adds itself to at its end.
+CREATE OR REPLACE FUNCTION stocks_stream._gold_refresh_bounds()
+RETURNS double precision[] LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60}'::double precision[]
+$$;
+COMMENT ON FUNCTION stocks_stream._gold_refresh_bounds IS
+    'The upper bounds, in seconds, of the buckets of stocks_stream.gold_refresh_seconds.';
+
+-- SECURITY DEFINER: whoever may run refresh_gold() counts its refresh, and
+-- may not write the table otherwise.
+CREATE OR REPLACE FUNCTION stocks_stream._observe_gold_refresh(took interval)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bounds double precision[] := stocks_stream._gold_refresh_bounds();
+    secs double precision := greatest(extract(epoch FROM took)::double precision, 0);
+    i integer := 1;
+BEGIN
+    IF took IS NULL THEN
+        RAISE EXCEPTION 'stocks_stream._observe_gold_refresh: took must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    WHILE i <= cardinality(bounds) AND secs > bounds[i] LOOP
+        i := i + 1;
+    END LOOP;
+    INSERT INTO stocks_stream.gold_refresh_seconds (bucket)
+    VALUES (array_fill(0::bigint, ARRAY[cardinality(bounds) + 1]))
+    ON CONFLICT (one_row) DO NOTHING;
+    UPDATE stocks_stream.gold_refresh_seconds
+       SET bucket[i] = bucket[i] + 1, sum = sum + secs, count = count + 1;
+END;
+$$;
+COMMENT ON FUNCTION stocks_stream._observe_gold_refresh IS
+    'Adds one refresh_gold() that took so long to stocks_stream.gold_refresh_seconds.';
+
+CREATE OR REPLACE VIEW stocks_stream.metrics_gold AS
+    SELECT stocks_stream._gold_refresh_bounds() AS refresh_seconds,
+           ARRAY(SELECT sum(c) OVER (ORDER BY n)::bigint
+                   FROM unnest(g.bucket[1:cardinality(stocks_stream._gold_refresh_bounds())])
+                        WITH ORDINALITY u(c, n)
+                  ORDER BY n) AS refresh_seconds_bucket,
+           g.sum AS refresh_seconds_sum, g.count AS refresh_seconds_count
+      FROM stocks_stream.gold_refresh_seconds g;
+COMMENT ON VIEW stocks_stream.metrics_gold IS
+    'Metrics stocks_stream_gold_*: a histogram of how long refresh_gold() took (none before the first refresh).';
+
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_monitor') THEN
-        CREATE ROLE stocks_stream_monitor NOLOGIN;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_metrics') THEN
+        CREATE ROLE stocks_stream_metrics NOLOGIN;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_exporter') THEN
         CREATE ROLE stocks_stream_exporter LOGIN;
     END IF;
 END;
 $$;
-GRANT stocks_stream_monitor TO stocks_stream_exporter;
+GRANT stocks_stream_metrics TO stocks_stream_exporter;
 -- a scrape asks Kafka for the watermarks (consumer_lag_internal waits 5 s at most)
 ALTER ROLE stocks_stream_exporter SET statement_timeout = '15s';
 
--- The monitor reads the metrics views.  A view reads its tables with its
--- owner's rights but calls functions with the caller's, so the monitor may
+-- stocks_stream_metrics reads the metrics views.  A view reads its tables with its
+-- owner's rights but calls functions with the caller's, so it may
 -- also call the two functions behind them that report no error texts, and
 -- read the two tables consumer_lag_internal() reads.
-REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text) FROM PUBLIC;
-GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_monitor;
+REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream._observe_gold_refresh(interval)
+    FROM PUBLIC;
+GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_metrics;
 GRANT SELECT ON stocks_stream.metrics_sink, stocks_stream.metrics_connector, stocks_stream.metrics_consumer,
     stocks_stream.metrics_source, stocks_stream.metrics_loader, stocks_stream.metrics_gaps,
-    stocks_stream.metrics_silver TO stocks_stream_monitor;
+    stocks_stream.metrics_silver, stocks_stream.metrics_gold TO stocks_stream_metrics;
+GRANT EXECUTE ON FUNCTION stocks_stream._gold_refresh_bounds() TO stocks_stream_metrics;
 GRANT EXECUTE ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream.consumer_lag_internal()
-    TO stocks_stream_monitor;
-GRANT SELECT ON stocks_stream.pipelines, stocks_stream.offsets TO stocks_stream_monitor;
+    TO stocks_stream_metrics;
+GRANT SELECT ON stocks_stream.pipelines, stocks_stream.offsets TO stocks_stream_metrics;
+-- The operator (when there is one) runs refresh_gold(), which counts itself.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_operator') THEN
+        GRANT EXECUTE ON FUNCTION stocks_stream._observe_gold_refresh(interval) TO stocks_stream_operator;
+    END IF;
+END;
+$$;

@@ -463,6 +463,21 @@ COMMENT ON COLUMN stocks_stream.symbol_exchanges.exchange IS 'Its exchange.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.symbol_exchanges', '');
 
 -- ---------------------------------------------------------------------------
+-- The durations of refresh_gold(), for the metrics (docs/metrics.md): one
+-- row, a histogram each refresh adds itself to
+-- (stocks_stream._observe_gold_refresh, sql/metrics.sql).
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.gold_refresh_seconds (
+    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    bucket  bigint[] NOT NULL,
+    sum     double precision NOT NULL DEFAULT 0,
+    count   bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE stocks_stream.gold_refresh_seconds IS 'How long refresh_gold() took: a histogram of its refreshes (the metric stocks_stream_gold_refresh_seconds).';
+COMMENT ON COLUMN stocks_stream.gold_refresh_seconds.bucket IS 'Refreshes per bucket of stocks_stream._gold_refresh_bounds(), not cumulative; the last one past the last bound.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_refresh_seconds', '');
+
+-- ---------------------------------------------------------------------------
 -- api: the row type of /rpc/candle_series
 -- ---------------------------------------------------------------------------
 CREATE TYPE api.candle_point AS (symbol text, "interval" text, bucket_start timestamptz, open numeric,

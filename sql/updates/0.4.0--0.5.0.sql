@@ -4,6 +4,21 @@
 -- changed and every view that lost or reordered columns (CREATE OR REPLACE
 -- cannot change those).
 --
--- 0.5.0 so far changes no table and no signature: the SQL is kept by
--- concern, and every function, view, trigger and grant is made again by
--- the concern files as a fresh install makes it.
+-- 0.5.0 changes no signature: the SQL is kept by concern, and every
+-- function, view, trigger and grant is made again by the concern files as a
+-- fresh install makes it.  Its new table, as pre_install.sql makes it:
+-- ---------------------------------------------------------------------------
+-- The durations of refresh_gold(), for the metrics (docs/metrics.md): one
+-- row, a histogram each refresh adds itself to
+-- (stocks_stream._observe_gold_refresh, sql/metrics.sql).
+-- ---------------------------------------------------------------------------
+CREATE TABLE stocks_stream.gold_refresh_seconds (
+    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    bucket  bigint[] NOT NULL,
+    sum     double precision NOT NULL DEFAULT 0,
+    count   bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE stocks_stream.gold_refresh_seconds IS 'How long refresh_gold() took: a histogram of its refreshes (the metric stocks_stream_gold_refresh_seconds).';
+COMMENT ON COLUMN stocks_stream.gold_refresh_seconds.bucket IS 'Refreshes per bucket of stocks_stream._gold_refresh_bounds(), not cumulative; the last one past the last bound.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_refresh_seconds', '');
+

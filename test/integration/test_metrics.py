@@ -183,8 +183,11 @@ def test_counters_move_as_a_pipeline_archives_and_a_line_is_quarantined(make_pip
     assert samples(text, "stocks_stream_loader_objects_pending", **labels) == [float(objects)]
     assert samples(text, "stocks_stream_loader_records_quarantined_total", **labels) == [0.0]
 
+    refreshes = metric("stocks_stream_gold_refresh_seconds_count")
     sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])
+    sql("SELECT stocks_stream.refresh_gold()")
     text = scrape()
+    assert sum(samples(text, "stocks_stream_gold_refresh_seconds_count")) == refreshes + 1
     assert samples(text, "stocks_stream_loader_records_quarantined_total", **labels) == [1.0]
     assert samples(text, "stocks_stream_loader_records_loaded_total", **labels) == [61.0]
     assert samples(text, "stocks_stream_loader_objects_pending", **labels) == [0.0]
