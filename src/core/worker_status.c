@@ -6,9 +6,11 @@
  * Each archive or ingest worker claims one slot at start and releases it
  * at exit.  A slot holds a state, a detail text (assigned partitions,
  * symbols), a few kind-specific counters, the time of the last activity
- * (flush or message) and the last error.  The counters are named here,
- * once: stocks_stream.worker_status_internal() returns them as columns of
- * those names, which the views select.  A single spinlock guards the array: every critical section
+ * (flush or message), the last error, and the archive workers' upload
+ * and flush latency histograms (docs/metrics.md).  The counters and
+ * histograms are named here, once: stocks_stream.worker_status_internal()
+ * and worker_metrics_internal() return them as columns of those names,
+ * which the views select.  A single spinlock guards the array: every critical section
  *is a few stores or a memcpy, and nothing inside can raise an error.
  */
 #include "postgres.h"
