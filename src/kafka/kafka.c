@@ -36,17 +36,54 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 	ereport(level <= 4 ? LOG : DEBUG1, (errmsg_internal("stocks_stream: kafka %s: %s", fac, buf)));
 }
 
+/*
+ * What an error means: a refusal of our SASL credentials, a failed TLS
+ * check (librdkafka reports a certificate it refuses as a transport error
+ * in the SSL handshake), brokers out of reach, or something else.  After a
+ * refusal librdkafka retries with its reconnect backoff, and nothing moves
+ * until the settings are fixed.
+ */
+KafkaErrorKind
+ss_kafka_error_kind(rd_kafka_resp_err_t err, const char *reason)
+{
+	if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
+		return KAFKA_ERROR_SASL;
+	if (err == RD_KAFKA_RESP_ERR__SSL ||
+		(err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "state SSL_HANDSHAKE") != NULL))
+		return KAFKA_ERROR_TLS;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+		return KAFKA_ERROR_DOWN;
+	return KAFKA_ERROR_OTHER;
+}
+
+/* What to fix after a refusal (which check failed is in the reason). */
+static const char *
+refusal_hint(KafkaErrorKind kind)
+{
+	if (kind == KAFKA_ERROR_SASL)
+		return " (hint: check kafka.sasl.password in stocks_stream.secrets_file and sasl.username "
+			   "in stocks_stream.kafka_properties, then reload)";
+	if (kind == KAFKA_ERROR_TLS)
+		return " (hint: check that ssl.ca.location in stocks_stream.kafka_properties names the CA "
+			   "that signed the brokers' certificates, and stocks_stream.kafka_brokers hosts they "
+			   "name, then reload)";
+	return "";
+}
+
 /* Runs on the main thread, from rd_kafka_*poll. */
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-	char msg[600];
+	KafkaErrorKind kind = ss_kafka_error_kind((rd_kafka_resp_err_t) err, reason);
+	char msg[800];
 
-	snprintf(msg, sizeof(msg), "Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
-			 reason);
+	/* the reason bounded, so the hint fits in a worker's last_error (512 bytes) */
+	snprintf(msg, sizeof(msg), "Kafka: %s: %.*s%s", rd_kafka_err2name((rd_kafka_resp_err_t) err),
+			 kind == KAFKA_ERROR_SASL || kind == KAFKA_ERROR_TLS ? 300 : 600, reason,
+			 refusal_hint(kind));
 	ereport(LOG, (errmsg_internal("stocks_stream: %s", msg)));
 	if (error_hook != NULL)
-		error_hook(msg);
+		error_hook(kind, msg);
 }
 
 /*

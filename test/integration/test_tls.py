@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from stack_support import (ServerLog, Topic, quote_message, set_secret, set_settings, sql, wait_until)
+from stack_support import (ServerLog, Topic, holds_for, quote_message, set_secret, set_settings, sql, wait_until)
 
 STACK = os.environ.get("STOCKS_STREAM_STACK", "")
 CA = os.environ.get("STOCKS_STREAM_CA", "")
@@ -275,3 +275,88 @@ def test_a_tls_failure_of_s3_is_shown_with_its_fix_and_nothing_is_lost_once_fixe
     assert_archived_once(p, topic)
     (worker,) = p.workers()
     assert worker.state == "running"
+
+
+# --- Kafka over SASL_SSL (SCRAM-SHA-512) ------------------------------------------
+
+def sasl_ssl_properties(ca):
+    return (f"security.protocol=SASL_SSL;sasl.mechanisms=SCRAM-SHA-512;"
+            f"sasl.username={os.environ['KAFKA_SCRAM_USER']};ssl.ca.location={ca}")
+
+
+@contextlib.contextmanager
+def kafka_over_sasl_ssl(password, ca=CA):
+    """The server's Kafka clients at the SASL_SSL listener: the user and the
+    CA in stocks_stream.kafka_properties, the password in the secrets file
+    (never a setting).  The tests' own clients keep the PLAINTEXT listener."""
+    previous = set_secret("kafka.sasl.password", password)
+    set_settings(kafka_brokers=os.environ["KAFKA_TLS_BROKERS"], kafka_properties=sasl_ssl_properties(ca))
+    try:
+        yield
+    finally:
+        set_secret("kafka.sasl.password", previous)
+        set_settings(kafka_brokers=None, kafka_properties=None)
+
+
+def test_archive_through_kafka_sasl_ssl_with_scram(https_s3, make_pipeline):
+    topic = Topic()
+    with kafka_over_sasl_ssl(os.environ["KAFKA_SCRAM_PASSWORD"]):
+        p = make_pipeline(topic, batch_max_messages=200, batch_max_age_ms=300)
+        p.start()
+        topic.produce([quote_message(i) for i in range(800)])
+        p.wait_archived(800)
+        assert_archived_once(p, topic)
+        (worker,) = p.workers()
+        assert (worker.state, worker.last_error) == ("running", None)
+        # the worker's connections to Kafka are all to the SASL_SSL listener
+        assert kafka_ports_of(worker.pid) == {int(os.environ["KAFKA_TLS_BROKERS"].rsplit(":", 1)[1])}
+
+
+def kafka_ports_of(pid):
+    """The Kafka ports (PLAINTEXT or SASL_SSL) a process has connections to."""
+    ports = {int(os.environ["KAFKA_BROKERS"].rsplit(":", 1)[1]), int(os.environ["KAFKA_TLS_BROKERS"].rsplit(":", 1)[1])}
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], check=True, capture_output=True, text=True).stdout
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()
+            if f"pid={pid}," in line and int(line.split()[3].rsplit(":", 1)[1]) in ports}
+
+
+def wrong_scram_password(certs):
+    """(the password and CA the client is given, how to fix it)"""
+    def fix():
+        set_secret("kafka.sasl.password", os.environ["KAFKA_SCRAM_PASSWORD"])
+        sql("SELECT pg_reload_conf()")
+    return ("not-the-password", CA), fix
+
+
+def wrong_kafka_ca(certs):
+    other, _ = make_ca(certs, "other-ca-" + uuid.uuid4().hex[:6])
+    return (os.environ["KAFKA_SCRAM_PASSWORD"], other), lambda: set_settings(kafka_properties=sasl_ssl_properties(CA))
+
+
+@pytest.mark.parametrize("failure, state, error, hint", [
+    (wrong_scram_password, "Kafka authentication failed", "SASL authentication error",
+     "hint: check kafka.sasl.password in stocks_stream.secrets_file and sasl.username in "
+     "stocks_stream.kafka_properties, then reload"),
+    (wrong_kafka_ca, "Kafka TLS failed", "certificate verify failed",
+     "hint: check that ssl.ca.location in stocks_stream.kafka_properties names the CA that signed the brokers' "
+     "certificates, and stocks_stream.kafka_brokers hosts they name, then reload)"),
+], ids=["wrong-scram-password", "wrong-ca"])
+def test_a_kafka_refusal_is_shown_with_its_fix_and_nothing_is_lost_once_fixed(
+        https_s3, make_pipeline, certs, failure, state, error, hint):
+    topic = Topic()
+    (password, ca), fix = failure(certs)
+    with kafka_over_sasl_ssl(password, ca):
+        p = make_pipeline(topic, batch_max_messages=100, batch_max_age_ms=300)
+        p.start()
+        topic.produce([quote_message(i) for i in range(500)])
+        (worker,) = wait_until(lambda: [w for w in p.workers() if w.last_error], 60, "the worker to report Kafka")
+        print(f"{failure.__name__}: state={worker.state!r} last_error={worker.last_error!r}")
+        assert worker.state == state
+        assert error in worker.last_error and hint in worker.last_error
+        # librdkafka keeps trying (with its reconnect backoff), and the state holds
+        holds_for(lambda: [(w.state, p.archived_count()) for w in p.workers()] == [(state, 0)], 5,
+                  "the refusal to be shown with nothing archived")
+        fix()       # a reload: the worker restarts with the fixed settings
+        p.wait_archived(500, timeout=120)
+        assert_archived_once(p, topic)
+        assert [(w.state, w.last_error) for w in p.workers()] == [("running", None)]
