@@ -313,11 +313,17 @@ def test_archive_through_kafka_sasl_ssl_with_scram(https_s3, make_pipeline):
 
 
 def kafka_ports_of(pid):
-    """The Kafka ports (PLAINTEXT or SASL_SSL) a process has connections to."""
+    """The Kafka ports (PLAINTEXT or SASL_SSL) a process has connections to
+    (its sockets, found in /proc/net/tcp by their inodes)."""
     ports = {int(os.environ["KAFKA_BROKERS"].rsplit(":", 1)[1]), int(os.environ["KAFKA_TLS_BROKERS"].rsplit(":", 1)[1])}
-    out = subprocess.run(["ss", "-tnpH", "state", "established"], check=True, capture_output=True, text=True).stdout
-    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()
-            if f"pid={pid}," in line and int(line.split()[3].rsplit(":", 1)[1]) in ports}
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return {int(r[2].split(":")[1], 16) for r in rows if r[9] in inodes} & ports
 
 
 def wrong_scram_password(certs):
