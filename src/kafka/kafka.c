@@ -134,6 +134,37 @@ apply_property(const char *name, const char *value, void *conf)
 }
 
 /*
+ * Refuse properties that turn the brokers' certificate checks off: a
+ * private CA is trusted by naming it (ssl.ca.location), never by checking
+ * nothing.  Read back from the configuration, so any spelling of the value
+ * is caught, whether it came from the setting or the secrets file.
+ */
+static void
+refuse_unverified(rd_kafka_conf_t *conf)
+{
+	static const KafkaSetting required[] = {
+		{"enable.ssl.certificate.verification", "true"},
+		{"ssl.endpoint.identification.algorithm", "https"},
+	};
+
+	for (size_t i = 0; i < lengthof(required); i++)
+	{
+		char value[64];
+		size_t len = sizeof(value);
+
+		if (rd_kafka_conf_get(conf, required[i].name, value, &len) == RD_KAFKA_CONF_OK &&
+			strcmp(value, required[i].value) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stocks_stream.kafka_properties: %s=%s turns off a TLS check of the "
+							"brokers' certificates",
+							required[i].name, value),
+					 errhint("Remove it: a broker behind a private CA is trusted by naming the CA "
+							 "in ssl.ca.location.")));
+	}
+}
+
+/*
  * A new client configuration: the stack's brokers, then the caller's tunable
  * defaults, then the operator's stocks_stream.kafka_properties and the
  * kafka.* entries of the secrets file, which may override any of those.  What the caller sets
@@ -151,6 +182,7 @@ ss_kafka_conf_new(KafkaErrorHook on_error, const KafkaSetting *defaults)
 		ss_kafka_conf_set(conf, defaults->name, defaults->value);
 	ss_kafka_parse_properties(ss_settings_kafka_properties, apply_property, conf);
 	ss_secrets_foreach("kafka.", apply_property, conf);
+	refuse_unverified(conf);
 	ss_kafka_conf_set(conf, "log.queue", "true");
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);

@@ -18,6 +18,7 @@ import subprocess
 import threading
 import uuid
 
+import psycopg
 import pytest
 
 from stack_support import (ServerLog, Topic, holds_for, quote_message, set_secret, set_settings, sql, wait_until)
@@ -174,15 +175,22 @@ def assert_archived_once(pipeline, topic):
     assert all(archived[k] == v for k, v in topic.produced.items())
 
 
-def test_archive_load_and_backfill_over_https_with_a_private_ca(https_s3, make_pipeline):
+def archive(make_pipeline, n, batch_messages):
+    """n quotes produced to a new topic and archived by a new pipeline, once
+    each; the pipeline is stopped then.  Returns (pipeline, topic)."""
     topic = Topic()
-    p = make_pipeline(topic, batch_max_messages=200, batch_max_age_ms=300)
+    p = make_pipeline(topic, batch_max_messages=batch_messages, batch_max_age_ms=300)
     p.start()
-    topic.produce([quote_message(i) for i in range(1000)])
-    p.wait_archived(1000)
+    topic.produce([quote_message(i) for i in range(n)])
+    p.wait_archived(n)
     assert_archived_once(p, topic)
     assert [(w.state, w.last_error) for w in p.workers()] == [("running", None)]
     p.stop()
+    return p, topic
+
+
+def test_archive_load_and_backfill_over_https_with_a_private_ca(https_s3, make_pipeline):
+    p, topic = archive(make_pipeline, 1000, 200)
 
     (load,) = sql("SELECT * FROM stocks_stream.load_bronze(%s)", [p.name])
     assert (load.rows_loaded, load.rows_duplicate, load.rows_quarantined, load.objects_failed) == (1000, 0, 0, 0)
@@ -197,12 +205,7 @@ def test_archive_load_and_backfill_over_https_with_a_private_ca(https_s3, make_p
 
 
 def test_a_backfill_into_empty_silver_over_https_loads_every_object_once(https_s3, make_pipeline):
-    topic = Topic()
-    p = make_pipeline(topic, batch_max_messages=150, batch_max_age_ms=300)
-    p.start()
-    topic.produce([quote_message(i) for i in range(600)])
-    p.wait_archived(600)
-    p.stop()
+    p, topic = archive(make_pipeline, 600, 150)
     sql("DELETE FROM stocks_stream.manifest WHERE pipeline = %s", [p.name])
     (r,) = sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [p.bucket])
     assert (r.rows_loaded, r.rows_duplicate, r.rows_quarantined, r.objects_failed) == (600, 0, 0, 0)
@@ -366,3 +369,27 @@ def test_a_kafka_refusal_is_shown_with_its_fix_and_nothing_is_lost_once_fixed(
         p.wait_archived(500, timeout=120)
         assert_archived_once(p, topic)
         assert [(w.state, w.last_error) for w in p.workers()] == [("running", None)]
+
+
+@pytest.mark.parametrize("where, name, value", [
+    ("setting", "enable.ssl.certificate.verification", "false"),
+    ("setting", "ssl.endpoint.identification.algorithm", "none"),
+    ("secrets file", "enable.ssl.certificate.verification", "0"),
+])
+def test_no_kafka_property_turns_the_brokers_certificate_checks_off(make_pipeline, where, name, value):
+    """Kafka's TLS checks stay on as S3's do: a property that would turn one
+    off is refused wherever it is written, with a hint to name the CA."""
+    p = make_pipeline(Topic())
+    with kafka_over_sasl_ssl(os.environ["KAFKA_SCRAM_PASSWORD"]):
+        if where == "setting":
+            set_settings(kafka_properties=sasl_ssl_properties(CA) + f";{name}={value}")
+        else:
+            set_secret(f"kafka.{name}", value)
+            sql("SELECT pg_reload_conf()")
+        try:
+            with pytest.raises(psycopg.Error, match=rf"{name}=\w+ turns off a TLS check of the brokers' certificates"):
+                sql("SELECT * FROM stocks_stream.consumer_lag WHERE pipeline = %s", [p.name])
+        finally:
+            set_secret(f"kafka.{name}", None)
+        set_settings(kafka_properties=sasl_ssl_properties(CA))
+        assert sql("SELECT count(*) FROM stocks_stream.consumer_lag WHERE pipeline = %s", [p.name])[0][0] == 4
