@@ -9,6 +9,7 @@ Certificates a real server should never have (expired, for another host)
 are served by a small TLS front (TlsFront) made here with openssl; the
 stack's own CA and certificates are made by scripts/stack."""
 import contextlib
+import datetime
 import os
 import re
 import shutil
@@ -216,7 +217,7 @@ def test_a_backfill_into_empty_silver_over_https_loads_every_object_once(https_s
 # --- TLS failures of S3: shown, retried, nothing lost once fixed ------------------
 
 def past(days_ago):
-    import datetime
+    """The time days_ago days before now, as `openssl ca` takes it (negative: in the future)."""
     t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
     return t.strftime("%Y%m%d%H%M%SZ")
 
