@@ -12,7 +12,9 @@
 -- 612), four significant digits below 1 (sub-dollar stocks, crypto).
 -- Percentages: two decimals.  Volumes: up to 8 decimals (fractional crypto
 -- volume), trailing zeros dropped.  Volatility: up to 8 decimals.
--- Plain SQL expressions, so the planner inlines them into the views.
+-- Plain SQL expressions with SQL-standard bodies (RETURN): bound when
+-- created, so no caller's search_path changes them, and still inlined by
+-- the planner into the views (a SET search_path clause would stop that).
 CREATE OR REPLACE FUNCTION stocks_stream.display_price(x double precision) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN x IS NULL THEN NULL
