@@ -2,8 +2,12 @@
 EXTENSION = stocks_stream
 MODULE_big = stocks_stream
 EXTVERSION = 0.5.0
+# `make` builds everything (PGXS's all), not the first rule below
+.DEFAULT_GOAL := all
 
-OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# src/<layer>/*.c (src/README.md): core, kafka, s3, archive, ingest, load
+SRC_DIRS = core kafka s3 archive ingest load
+OBJS = $(patsubst %.c,%.o,$(foreach d,$(SRC_DIRS),$(wildcard src/$(d)/*.c)))
 
 # The extension's SQL (sql/README.md), kept as timescaledb keeps it.
 # Released scripts are frozen: sql/released/ holds every script a user may
@@ -55,7 +59,7 @@ REGRESS_OPTS = --load-extension=stocks_stream --inputdir=$(REGRESS_DIR)
 LIBS_PC = libcurl json-c zlib libwebsockets
 
 # librdkafka: scripts/stack builds a newer one than Debian 12 ships (see
-# README, "Why librdkafka 2.8") and passes RDKAFKA_PREFIX; it is linked
+# docs/local-stack.md, "Why librdkafka 2.8") and passes RDKAFKA_PREFIX; it is linked
 # statically, its symbols kept private, so the system librdkafka is never
 # picked up at run time.  Without RDKAFKA_PREFIX the system one is used.
 ifdef RDKAFKA_PREFIX
@@ -73,7 +77,7 @@ PG_CPPFLAGS = -Isrc $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC)) -W
 SHLIB_LINK = $(RDKAFKA_LIBS) $(shell pkg-config --libs $(LIBS_PC))
 
 # make SANITIZE=1: the extension built with AddressSanitizer and
-# UndefinedBehaviorSanitizer by clang-16 (README, "Sanitizer build").  Not
+# UndefinedBehaviorSanitizer by clang-16 (docs/testing.md, "Sanitizer build").  Not
 # gcc 12's: its libasan, preloaded into Debian's postgres, deadlocks in the
 # server's first call to bindtextdomain (even `postgres -V` hangs), while
 # clang's runtime runs it.  The .so is linked against clang's shared runtime

@@ -1,13 +1,13 @@
 /*
  * bronze_line_fuzz.c
- *	  Fuzzes bronze_check_line (src/bronze_record.c, over src/flat_json.c):
+ *	  Fuzzes ss_bronze_record_check_line (src/load/bronze_record.c, over src/load/flat_json.c):
  *	  the input is an object's text, checked line by line as the bronze
  *	  loader does, each valid line rendered as a binary COPY tuple.
  */
 #include "postgres.h"
 
-#include "bronze_record.h"
-#include "symbol.h"
+#include "core/symbol.h"
+#include "load/bronze_record.h"
 
 #include "harness.h"
 
@@ -34,7 +34,8 @@ fuzz_target(const uint8_t *data, size_t size)
 
 		memset(&event, 0, sizeof(event));
 		reason[0] = '\0';
-		kind = bronze_check_line(line, len, &src, &quotes, &trades, &event, reason, sizeof(reason));
+		kind = ss_bronze_record_check_line(line, len, &src, &quotes, &trades, &event, reason,
+										   sizeof(reason));
 		/* what the loader relies on */
 		if (kind == BRONZE_INVALID)
 		{

@@ -1,6 +1,6 @@
 /*
  * finnhub_quote_fuzz.c
- *	  Fuzzes finnhub_quote_body (src/finnhub_messages.c): the input is the
+ *	  Fuzzes ss_finnhub_messages_quote_body (src/ingest/finnhub_messages.c): the input is the
  *	  body of a GET /quote answer.  A good quote's rendering (what goes to
  *	  Kafka) is then read back by the bronze line checker, as the loader
  *	  will read it: it must be one valid JSON line, and no quote Finnhub's
@@ -8,8 +8,8 @@
  */
 #include "postgres.h"
 
-#include "bronze_record.h"
-#include "finnhub_messages.h"
+#include "ingest/finnhub_messages.h"
+#include "load/bronze_record.h"
 
 #include "harness.h"
 
@@ -21,8 +21,8 @@ fuzz_target(const uint8_t *data, size_t size)
 	char reason[300];
 
 	initStringInfo(&out);
-	switch (finnhub_quote_body((const char *) data, size, "AAPL", 1700000001, &out, &quote_time,
-							   reason, sizeof(reason)))
+	switch (ss_finnhub_messages_quote_body((const char *) data, size, "AAPL", 1700000001, &out,
+										   &quote_time, reason, sizeof(reason)))
 	{
 		case FINNHUB_QUOTE_OK:
 		{
@@ -33,8 +33,8 @@ fuzz_target(const uint8_t *data, size_t size)
 			if (quote_time < 0 || out.len == 0 || memchr(out.data, '\n', out.len) != NULL)
 				abort();
 			why[0] = '\0';
-			if (bronze_check_line(out.data, out.len, &src, NULL, NULL, &event, why, sizeof(why)) ==
-					BRONZE_INVALID &&
+			if (ss_bronze_record_check_line(out.data, out.len, &src, NULL, NULL, &event, why,
+											sizeof(why)) == BRONZE_INVALID &&
 				(strstr(why, "not valid JSON") != NULL || strstr(why, "UTF-8") != NULL ||
 				 strstr(why, "not an object") != NULL))
 			{

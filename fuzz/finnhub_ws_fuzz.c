@@ -1,6 +1,6 @@
 /*
  * finnhub_ws_fuzz.c
- *	  Fuzzes finnhub_trade_message (src/finnhub_messages.c): the input is
+ *	  Fuzzes ss_finnhub_messages_trade (src/ingest/finnhub_messages.c): the input is
  *	  one message of Finnhub's trade WebSocket, as the worker hands it over
  *	  once complete.  At most 20 trades are taken, so the cap is reached
  *	  too; every trade handed over is checked to be a symbol and JSON text
@@ -10,8 +10,8 @@
  */
 #include "postgres.h"
 
-#include "bronze_record.h"
-#include "finnhub_messages.h"
+#include "ingest/finnhub_messages.h"
+#include "load/bronze_record.h"
 
 #include "harness.h"
 
@@ -29,7 +29,7 @@ take_trade(const char *symbol, const char *json, size_t len, void *arg)
 		json[len - 1] != '}' || memchr(json, '\n', len) != NULL)
 		abort();
 	why[0] = '\0';
-	if (bronze_check_line(json, len, &src, NULL, NULL, &event, why, sizeof(why)) ==
+	if (ss_bronze_record_check_line(json, len, &src, NULL, NULL, &event, why, sizeof(why)) ==
 			BRONZE_INVALID &&
 		(strstr(why, "not valid JSON") != NULL || strstr(why, "UTF-8") != NULL ||
 		 strstr(why, "not an object") != NULL))
@@ -47,8 +47,8 @@ fuzz_target(const uint8_t *data, size_t size)
 	char reason[300];
 	int n = 0;
 
-	switch (finnhub_trade_message((const char *) data, size, MAX_TRADES, take_trade, &n, &counts,
-								  reason, sizeof(reason)))
+	switch (ss_finnhub_messages_trade((const char *) data, size, MAX_TRADES, take_trade, &n,
+									  &counts, reason, sizeof(reason)))
 	{
 		case FINNHUB_MSG_INVALID:
 		case FINNHUB_MSG_ERROR:

@@ -8,7 +8,7 @@
 #   make fuzz-build            build only
 #   make fuzz FUZZ_TARGETS=object_key FUZZ_SECONDS=600
 #
-# Each target is the real src/*.c files it names below plus fuzz/harness.c
+# Each target is the real src/<layer>/*.c files it names below plus fuzz/harness.c
 # (palloc, ereport, StringInfo over malloc and longjmp), built with
 # clang-16 -fsanitize=fuzzer,address,undefined.  Everything built or grown
 # goes to fuzz/build/ (git-ignored); the seeds stay as committed.
@@ -21,14 +21,14 @@ FUZZ_TARGETS ?= bronze_line object_key s3_list_page gzip secrets kafka_propertie
 	finnhub_quote
 
 # the src files each target compiles (beside fuzz/<target>_fuzz.c)
-FUZZ_SRCS_bronze_line = src/bronze_record.c src/flat_json.c src/settings.c src/symbol.c
-FUZZ_SRCS_object_key = src/object_key.c src/symbol.c
-FUZZ_SRCS_s3_list_page = src/s3_list_page.c
-FUZZ_SRCS_gzip = src/bronze_gzip.c
-FUZZ_SRCS_secrets = src/secrets.c src/settings.c
-FUZZ_SRCS_kafka_properties = src/kafka.c src/secrets.c src/settings.c
-FUZZ_SRCS_finnhub_ws = src/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
-FUZZ_SRCS_finnhub_quote = src/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
+FUZZ_SRCS_bronze_line = src/load/bronze_record.c src/load/flat_json.c src/core/settings.c src/core/symbol.c
+FUZZ_SRCS_object_key = src/archive/object_key.c src/core/symbol.c
+FUZZ_SRCS_s3_list_page = src/s3/s3_list_page.c
+FUZZ_SRCS_gzip = src/load/bronze_gzip.c
+FUZZ_SRCS_secrets = src/core/secrets.c src/core/settings.c
+FUZZ_SRCS_kafka_properties = src/kafka/kafka.c src/core/secrets.c src/core/settings.c
+FUZZ_SRCS_finnhub_ws = src/ingest/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
+FUZZ_SRCS_finnhub_quote = src/ingest/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
 
 # libFuzzer's -max_len where its default (4 KB, or the largest seed) is too
 # small to reach a parser's own limit
@@ -54,7 +54,7 @@ $(FUZZ_BUILD)/%.o: fuzz/%.c fuzz/harness.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SANITIZE) $(FUZZ_CPPFLAGS) -c $< -o $@
 
 .SECONDEXPANSION:
-$(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_HARNESS) $$(wildcard src/*.h) fuzz/harness.h
+$(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_HARNESS) $$(wildcard src/*/*.h) fuzz/harness.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \
 		fuzz/$*_fuzz.c $(FUZZ_SRCS_$*) $(FUZZ_HARNESS) $(FUZZ_LIBS) -o $@
 

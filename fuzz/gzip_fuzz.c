@@ -1,6 +1,6 @@
 /*
  * gzip_fuzz.c
- *	  Fuzzes bronze_gunzip_bounded (src/bronze_gzip.c): the input is an
+ *	  Fuzzes ss_bronze_gzip_inflate (src/load/bronze_gzip.c): the input is an
  *	  object's body as S3 returns it.  It is inflated twice: under a bound
  *	  of 1 MB (which a 4 kB input can exceed: a small gzip bomb), and under
  *	  a bound of the input's own length, so the bound is met at every point
@@ -10,7 +10,7 @@
  */
 #include "postgres.h"
 
-#include "bronze_gzip.h"
+#include "load/bronze_gzip.h"
 
 #include "harness.h"
 
@@ -23,7 +23,7 @@ inflate_within(const char *in, size_t len, size_t max_out)
 
 	initStringInfo(&out);
 	reason[0] = '\0';
-	ok = bronze_gunzip_bounded(in, len, &out, max_out, reason, sizeof(reason));
+	ok = ss_bronze_gzip_inflate(in, len, &out, max_out, reason, sizeof(reason));
 	if ((size_t) out.len > max_out || out.data[out.len] != '\0' || (!ok && reason[0] == '\0'))
 		abort();
 	pfree(out.data);

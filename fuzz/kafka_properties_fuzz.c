@@ -1,7 +1,7 @@
 /*
  * kafka_properties_fuzz.c
  *	  Fuzzes the parser of stocks_stream.kafka_properties
- *	  (ss_kafka_parse_properties in src/kafka.c): the input is the
+ *	  (ss_kafka_parse_properties in src/kafka/kafka.c): the input is the
  *	  setting's text.  Each key and value it yields is checked against
  *	  what the parser promises (trimmed, no ';', no '=' in the key) instead
  *	  of going to rd_kafka_conf_set, whose checks are librdkafka's.  An
@@ -9,7 +9,7 @@
  */
 #include "postgres.h"
 
-#include "kafka.h"
+#include "kafka/kafka.h"
 
 #include "harness.h"
 

@@ -1,15 +1,15 @@
 /*
  * s3_list_page_fuzz.c
- *	  Fuzzes s3_parse_list_page (src/s3_list_page.c): the input is a
+ *	  Fuzzes ss_s3_list_page_parse (src/s3/s3_list_page.c): the input is a
  *	  ListObjectsV2 response body.  Keys, entries and folders are all
  *	  asked for, as a backfill's listing does, and what comes back is
  *	  checked against what the callers rely on: every key and folder one
- *	  a request may name (s3_key_acceptable), one entry per key.
+ *	  a request may name (ss_s3_list_page_key_acceptable), one entry per key.
  */
 #include "postgres.h"
 
-#include "s3.h"
-#include "s3_list_page.h"
+#include "s3/s3.h"
+#include "s3/s3_list_page.h"
 
 #include "harness.h"
 
@@ -26,14 +26,14 @@ fuzz_target(const uint8_t *data, size_t size)
 	char *token;
 	ListCell *lc;
 
-	token = s3_parse_list_page(xml, &keys, &entries, &folders, &refused);
+	token = ss_s3_list_page_parse(xml, &keys, &entries, &folders, &refused);
 	if (list_length(entries) != list_length(keys) || refused < 0)
 		abort();
 	foreach (lc, keys)
-		if (!s3_key_acceptable(lfirst(lc)))
+		if (!ss_s3_list_page_key_acceptable(lfirst(lc)))
 			abort();
 	foreach (lc, folders)
-		if (!s3_key_acceptable(lfirst(lc)))
+		if (!ss_s3_list_page_key_acceptable(lfirst(lc)))
 			abort();
 	foreach (lc, entries)
 	{
@@ -45,7 +45,7 @@ fuzz_target(const uint8_t *data, size_t size)
 	if (token != NULL)
 		(void) strlen(token);
 	/* as s3_async.c reads a page: keys only */
-	(void) s3_parse_list_page(xml, &only_keys, NULL, NULL, &refused_again);
+	(void) ss_s3_list_page_parse(xml, &only_keys, NULL, NULL, &refused_again);
 	if (list_length(only_keys) != list_length(keys))
 		abort();
 }

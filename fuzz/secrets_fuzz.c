@@ -1,13 +1,13 @@
 /*
  * secrets_fuzz.c
- *	  Fuzzes the secrets file parser (src/secrets.c, ss_secrets_read and
+ *	  Fuzzes the secrets file parser (src/core/secrets.c, ss_secrets_read and
  *	  its parse_line): the input is the file's content, read through
  *	  fmemopen with the very fgets loop a real file goes through.  A line
  *	  without '=' is an ERROR: a clean rejection.
  */
 #include "postgres.h"
 
-#include "secrets.h"
+#include "core/secrets.h"
 
 #include "harness.h"
 

@@ -26,11 +26,25 @@ unreachable(const char *name)
 		unreachable(#name);                                                                        \
 	}
 
-/* settings.c: ss_define_settings */
+/* settings.c: ss_settings_define */
 UNREACHABLE(DefineCustomBoolVariable)
 UNREACHABLE(DefineCustomIntVariable)
+UNREACHABLE(DefineCustomRealVariable)
 UNREACHABLE(DefineCustomStringVariable)
 UNREACHABLE(MarkGUCPrefixReserved)
+/* settings.c: the deprecated stocks_stream.s3_timeout_ms, the timeout in use */
+UNREACHABLE(format_elog_string)
+UNREACHABLE(pre_format_elog_string)
+UNREACHABLE(get_guc_variables)
+UNREACHABLE(GetNumConfigOptions)
+/* settings.c: stocks_stream.test_clock, refused to a non-superuser's backend */
+UNREACHABLE(GUC_check_errcode)
+UNREACHABLE(GetSessionUserId)
+char *GUC_check_errdetail_string;
+char *GUC_check_errmsg_string;
+_Bool IsUnderPostmaster;
+_Bool session_auth_is_superuser;
+int MyBackendType;
 
 /* SQL-callable functions and their column lists */
 UNREACHABLE(BlessTupleDesc)

@@ -222,16 +222,16 @@ DECLARE
     buckets bigint;
 BEGIN
     IF p_symbol IS NULL OR iv IS NULL OR start_time IS NULL OR end_time IS NULL THEN
-        RAISE EXCEPTION 'symbol, interval, start_time and end_time are required' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'stocks_stream api.candle_series: symbol, interval, start_time and end_time are required' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     base := CASE iv WHEN '1m' THEN '1m' WHEN '5m' THEN '5m' WHEN '15m' THEN '5m' WHEN '30m' THEN '5m'
                     WHEN '1h' THEN '1h' WHEN '4h' THEN '1h' WHEN '1d' THEN '1d' WHEN '1w' THEN '1d' END;
     IF base IS NULL THEN
-        RAISE EXCEPTION 'interval "%" is not supported', iv USING ERRCODE = 'invalid_parameter_value',
+        RAISE EXCEPTION 'stocks_stream api.candle_series: interval "%" is not supported', iv USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use one of 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w.';
     END IF;
     IF end_time <= start_time THEN
-        RAISE EXCEPTION 'end_time must be after start_time' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'stocks_stream api.candle_series: end_time must be after start_time' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     width := CASE iv WHEN '1m' THEN interval '1 minute' WHEN '5m' THEN interval '5 minutes'
                      WHEN '15m' THEN interval '15 minutes' WHEN '30m' THEN interval '30 minutes'
@@ -239,7 +239,7 @@ BEGIN
                      WHEN '1d' THEN interval '1 day' WHEN '1w' THEN interval '7 days' END;
     buckets := ceil(extract(epoch FROM end_time - start_time) / extract(epoch FROM width));
     IF buckets > 10000 THEN
-        RAISE EXCEPTION 'the range holds % % buckets; at most 10000 are served', buckets, iv
+        RAISE EXCEPTION 'stocks_stream api.candle_series: the range holds % % buckets; at most 10000 are served', buckets, iv
             USING ERRCODE = 'program_limit_exceeded', HINT = 'Ask for a shorter range or a wider interval.';
     END IF;
     IF iv IN ('1d', '1w') THEN

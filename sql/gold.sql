@@ -20,7 +20,7 @@ CREATE OR REPLACE FUNCTION stocks_stream._exchanges_builtin_guard() RETURNS trig
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF OLD.builtin THEN
-        RAISE EXCEPTION 'exchange "%" is built in and cannot be changed', OLD.exchange
+        RAISE EXCEPTION 'stocks_stream: exchange "%" is built in and cannot be changed', OLD.exchange
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Add an exchange with a lower priority, or map symbols in stocks_stream.symbol_exchanges.';
     END IF;
@@ -28,7 +28,7 @@ BEGIN
         RETURN OLD;
     END IF;
     IF NEW.builtin THEN
-        RAISE EXCEPTION 'only the extension makes built-in exchanges' USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION 'stocks_stream: only the extension makes built-in exchanges' USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END;
@@ -311,7 +311,7 @@ BEGIN
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
             target_of := CASE WHEN step = 'candles' THEN b.iv ELSE 'daily_summary' END;
             INSERT INTO pg_temp.ss_failed VALUES (b.symbol, target_of, b.bucket_start, b.bucket_end, state, msg);
-            RAISE WARNING 'refresh_gold skipped % % of %: %', target_of, b.bucket_start, b.symbol, msg
+            RAISE WARNING 'stocks_stream: refresh_gold skipped % % of %: %', target_of, b.bucket_start, b.symbol, msg
                 USING DETAIL = 'Recorded in stocks_stream.gold_errors; its minutes stay in stocks_stream.gold_dirty and the next refresh retries it.',
                       HINT = 'Correct or delete the offending silver rows; every other bucket was refreshed.';
         END;

@@ -28,7 +28,7 @@ DECLARE
     missing boolean := false;
 BEGIN
     IF day IS NULL THEN
-        RAISE EXCEPTION 'day must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'stocks_stream.ensure_day_partition: day must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     FOREACH t IN ARRAY ARRAY['quotes', 'trades'] LOOP
         missing := missing OR to_regclass(format('stocks_stream.%I', t || '_' || to_char(day, 'YYYYMMDD'))) IS NULL;
@@ -76,7 +76,7 @@ DECLARE
     dropped integer := 0;
 BEGIN
     IF day IS NULL THEN
-        RAISE EXCEPTION 'day must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+        RAISE EXCEPTION 'stocks_stream.drop_silver_before: day must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'Pass the first day to keep, e.g. current_date - 90.';
     END IF;
     FOR part IN

@@ -8,7 +8,7 @@ CREATE OR REPLACE FUNCTION stocks_stream._check_name(what text, p_name text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid % name %', what, coalesce('"' || p_name || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: invalid % name %', what, coalesce('"' || p_name || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use 1 to 63 lower-case letters, digits or underscores, starting with a letter or underscore.';
     END IF;
@@ -19,7 +19,7 @@ CREATE OR REPLACE FUNCTION stocks_stream._check_topic(p_topic text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
-        RAISE EXCEPTION 'invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Kafka topic names are 1 to 249 characters of letters, digits, ''.'', ''_'' and ''-''.';
     END IF;
@@ -38,34 +38,34 @@ BEGIN
     PERFORM stocks_stream._check_topic(p_topic);
     IF p_bucket IS NULL OR p_bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
        OR p_bucket ~ '\.\.' OR p_bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
-        RAISE EXCEPTION 'invalid S3 bucket name %', coalesce('"' || p_bucket || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: invalid S3 bucket name %', coalesce('"' || p_bucket || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'S3 bucket names are 3 to 63 lower-case letters, digits, ''.'' and ''-'', starting and ending with a letter or digit.';
     END IF;
     IF p_key_prefix IS NULL OR length(p_key_prefix) > 512 OR p_key_prefix ~ '^/|/$|//'
        OR p_key_prefix ~ '[[:cntrl:]\\{}^%`"<>#|~\[\]]' THEN
-        RAISE EXCEPTION 'invalid key prefix %', coalesce('"' || p_key_prefix || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: invalid key prefix %', coalesce('"' || p_key_prefix || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use up to 512 characters without leading, trailing or doubled ''/'' and without control or URL-unsafe characters; '''' for none.';
     END IF;
     IF p_batch_max_messages IS NULL OR p_batch_max_messages NOT BETWEEN 1 AND 10000000 THEN
-        RAISE EXCEPTION 'batch_max_messages must be between 1 and 10000000, got %', coalesce(p_batch_max_messages::text, 'NULL')
+        RAISE EXCEPTION 'stocks_stream: batch_max_messages must be between 1 and 10000000, got %', coalesce(p_batch_max_messages::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_batch_max_bytes IS NULL OR p_batch_max_bytes NOT BETWEEN 1024 AND 536870912 THEN
-        RAISE EXCEPTION 'batch_max_bytes must be between 1024 and 536870912 (512 MB), got %', coalesce(p_batch_max_bytes::text, 'NULL')
+        RAISE EXCEPTION 'stocks_stream: batch_max_bytes must be between 1024 and 536870912 (512 MB), got %', coalesce(p_batch_max_bytes::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_batch_max_age_ms IS NULL OR p_batch_max_age_ms NOT BETWEEN 10 AND 3600000 THEN
-        RAISE EXCEPTION 'batch_max_age_ms must be between 10 and 3600000 (one hour), got %', coalesce(p_batch_max_age_ms::text, 'NULL')
+        RAISE EXCEPTION 'stocks_stream: batch_max_age_ms must be between 10 and 3600000 (one hour), got %', coalesce(p_batch_max_age_ms::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_gzip IS NULL THEN
-        RAISE EXCEPTION 'gzip must be true or false, not NULL'
+        RAISE EXCEPTION 'stocks_stream: gzip must be true or false, not NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF p_workers IS NULL OR p_workers NOT BETWEEN 1 AND max_workers THEN
-        RAISE EXCEPTION 'workers must be between 1 and stocks_stream.max_workers (%), got %', max_workers, coalesce(p_workers::text, 'NULL')
+        RAISE EXCEPTION 'stocks_stream: workers must be between 1 and stocks_stream.max_workers (%), got %', max_workers, coalesce(p_workers::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Workers beyond the topic''s partition count stay idle; raise stocks_stream.max_workers for more.';
     END IF;
@@ -80,7 +80,7 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM stocks_stream.pipelines WHERE name = p_name FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'pipeline % does not exist', coalesce('"' || p_name || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: pipeline % does not exist', coalesce('"' || p_name || '"', 'NULL')
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stocks_stream.pipelines lists the pipelines.';
     END IF;
@@ -95,7 +95,7 @@ CREATE OR REPLACE FUNCTION stocks_stream._check_served_database(what text, p_nam
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF current_database() <> current_setting('stocks_stream.database', true) THEN
-        RAISE EXCEPTION 'cannot start % "%": no stocks_stream launcher serves database "%"',
+        RAISE EXCEPTION 'stocks_stream: cannot start % "%": no stocks_stream launcher serves database "%"',
             what, p_name, current_database()
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('The launcher runs the pipelines and sources of the database stocks_stream.database names: start it from that database, or set stocks_stream.database = ''%s'' in postgresql.conf and restart the server.',
@@ -124,12 +124,12 @@ BEGIN
     PERFORM stocks_stream._check_pipeline_args(name, topic, bucket, key_prefix,
         batch_max_messages, batch_max_bytes, batch_max_age_ms, gzip, workers);
     IF EXISTS (SELECT 1 FROM stocks_stream.pipelines pl WHERE pl.name = create_pipeline.name) THEN
-        RAISE EXCEPTION 'pipeline "%" already exists', name
+        RAISE EXCEPTION 'stocks_stream.create_pipeline: pipeline "%" already exists', name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use alter_pipeline() to change it, or drop_pipeline() first.';
     END IF;
     IF realtime IS NULL THEN
-        RAISE EXCEPTION 'realtime must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'stocks_stream.create_pipeline: realtime must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     INSERT INTO stocks_stream.pipelines AS pl (name, topic, bucket, key_prefix, batch_max_messages,
         batch_max_bytes, batch_max_age_ms, gzip, workers, realtime)
@@ -242,7 +242,7 @@ COMMENT ON FUNCTION stocks_stream.reset_pipeline_offsets(text, timestamptz) IS
 DO $$
 BEGIN
     IF pg_catalog.current_database() <> pg_catalog.current_setting('stocks_stream.database', true) THEN
-        RAISE WARNING 'no stocks_stream launcher serves database "%"', pg_catalog.current_database()
+        RAISE WARNING 'stocks_stream.reset_pipeline_offsets: no stocks_stream launcher serves database "%"', pg_catalog.current_database()
             USING DETAIL = pg_catalog.format('stocks_stream.database is "%s": pipelines and sources of this database cannot run.',
                                   pg_catalog.current_setting('stocks_stream.database', true)),
                   HINT = pg_catalog.format('Set stocks_stream.database = ''%s'' in postgresql.conf and restart the server to run them here.',

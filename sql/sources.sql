@@ -27,38 +27,38 @@ DECLARE
 BEGIN
     PERFORM stocks_stream._check_name('source', p_name);
     IF p_kind IS NULL OR p_kind NOT IN ('simulator', 'finnhub_quotes', 'finnhub_trades') THEN
-        RAISE EXCEPTION 'unknown source kind %', coalesce('"' || p_kind || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: unknown source kind %', coalesce('"' || p_kind || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use simulator, finnhub_quotes or finnhub_trades.';
     END IF;
     IF p_symbols IS NULL OR cardinality(p_symbols) = 0 THEN
-        RAISE EXCEPTION 'a source needs at least one symbol'
+        RAISE EXCEPTION 'stocks_stream: a source needs at least one symbol'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass symbols as an array, e.g. ARRAY[''AAPL'', ''MSFT''].';
     END IF;
     IF cardinality(p_symbols) > 500 THEN
-        RAISE EXCEPTION 'a source takes at most 500 symbols, got %', cardinality(p_symbols)
+        RAISE EXCEPTION 'stocks_stream: a source takes at most 500 symbols, got %', cardinality(p_symbols)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT s INTO bad FROM unnest(p_symbols) s
      WHERE s IS NULL OR NOT stocks_stream.symbol_is_valid(s) LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'invalid symbol %', coalesce('"' || bad || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: invalid symbol %', coalesce('"' || bad || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Symbols are 1 to 32 upper-case letters, digits and . : ^ _ / -, as Finnhub writes them (AAPL, BRK.B, BINANCE:BTCUSDT).';
     END IF;
     SELECT s INTO bad FROM unnest(p_symbols) s GROUP BY s HAVING count(*) > 1 LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'symbol "%" is listed twice', bad
+        RAISE EXCEPTION 'stocks_stream: symbol "%" is listed twice', bad
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM stocks_stream._check_topic(p_topic);
     IF p_poll_interval_ms IS NULL OR p_poll_interval_ms NOT BETWEEN 1000 AND 86400000 THEN
-        RAISE EXCEPTION 'poll_interval_ms must be between 1000 and 86400000 (one day), got %', coalesce(p_poll_interval_ms::text, 'NULL')
+        RAISE EXCEPTION 'stocks_stream: poll_interval_ms must be between 1000 and 86400000 (one day), got %', coalesce(p_poll_interval_ms::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_options IS NULL OR jsonb_typeof(p_options) <> 'object' THEN
-        RAISE EXCEPTION 'options must be a JSON object'
+        RAISE EXCEPTION 'stocks_stream: options must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''{}'' for none.';
     END IF;
 
@@ -68,7 +68,7 @@ BEGIN
         ELSE ARRAY[]::text[] END;
     FOR opt IN SELECT key, value FROM jsonb_each(p_options) LOOP
         IF NOT opt.key = ANY (allowed) THEN
-            RAISE EXCEPTION 'unknown option "%" for a % source', opt.key, p_kind
+            RAISE EXCEPTION 'stocks_stream: unknown option "%" for a % source', opt.key, p_kind
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = CASE WHEN cardinality(allowed) = 0 THEN 'This kind takes no options.'
                                   ELSE 'Options of this kind: ' || array_to_string(allowed, ', ') || '.' END;
@@ -84,7 +84,7 @@ BEGIN
                                              OR opt.value::numeric NOT BETWEEN 0 AND 9223372036854775807))
            OR (opt.key = 'calls_per_minute' AND (opt.value::numeric <> trunc(opt.value::numeric)
                                                  OR opt.value::numeric NOT BETWEEN 1 AND 1800)) THEN
-            RAISE EXCEPTION 'invalid value % for option "%"', opt.value::text, opt.key
+            RAISE EXCEPTION 'stocks_stream: invalid value % for option "%"', opt.value::text, opt.key
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = CASE opt.key
                           WHEN 'seed' THEN 'seed is an integer.'
@@ -100,7 +100,7 @@ BEGIN
         calls_per_minute := coalesce((p_options->>'calls_per_minute')::numeric, 60);
         needed := ceil(cardinality(p_symbols) * 60000.0 / p_poll_interval_ms);
         IF needed > calls_per_minute THEN
-            RAISE EXCEPTION 'polling % symbols every % ms needs % calls a minute, above the budget of %',
+            RAISE EXCEPTION 'stocks_stream: polling % symbols every % ms needs % calls a minute, above the budget of %',
                 cardinality(p_symbols), p_poll_interval_ms, needed, calls_per_minute
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = format('Raise poll_interval_ms to at least %s, or calls_per_minute if your Finnhub plan allows (free tier: 60).',
@@ -117,7 +117,7 @@ DECLARE
 BEGIN
     SELECT * INTO s FROM stocks_stream.sources WHERE name = p_name FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'source % does not exist', coalesce('"' || p_name || '"', 'NULL')
+        RAISE EXCEPTION 'stocks_stream: source % does not exist', coalesce('"' || p_name || '"', 'NULL')
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stocks_stream.sources lists the sources.';
     END IF;
@@ -137,7 +137,7 @@ DECLARE
 BEGIN
     PERFORM stocks_stream._check_source_args(name, kind, symbols, topic, poll_interval_ms, options);
     IF EXISTS (SELECT 1 FROM stocks_stream.sources so WHERE so.name = create_source.name) THEN
-        RAISE EXCEPTION 'source "%" already exists', name
+        RAISE EXCEPTION 'stocks_stream.create_source: source "%" already exists', name
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use alter_source() to change it, or drop_source() first.';
     END IF;

@@ -6,7 +6,7 @@ stack_support.py, a plain module: test files import them from there
 """
 import pytest
 
-from stack_support import Pipeline, Topic, set_settings
+from stack_support import ArchiveClock, Pipeline, Topic, set_settings
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,3 +48,13 @@ def no_retry_backoff():
     set_settings(load_retry_backoff=0)
     yield
     set_settings(load_retry_backoff=None)
+
+
+@pytest.fixture
+def clock():
+    """The archive workers' clock, standing still from the start of the test
+    until the test moves it (stack_support.ArchiveClock)."""
+    c = ArchiveClock()
+    c.set(0)
+    yield c
+    c.reset()

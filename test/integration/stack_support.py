@@ -139,6 +139,37 @@ def set_settings(**settings):
     wait_until(lambda: sql_value("SELECT pg_conf_load_time()") > loaded, 30, "the settings to be reloaded")
 
 
+class ArchiveClock:
+    """The clock of the archive workers' flush rules (core/clock.c): while
+    stocks_stream.test_clock is set it stands at that time, and only moves
+    when set() moves it, so a test makes a batch exactly as old as it wants
+    without waiting.  set(seconds) puts it at a fixed start plus seconds;
+    reset() gives the workers the real time back."""
+
+    START = 1_800_000_000.0     # 2027-01-15 08:00 UTC
+
+    def set(self, seconds):
+        set_settings(test_clock=self.START + seconds)
+
+    def reset(self):
+        set_settings(test_clock=None)
+
+
+class ServerLog:
+    """The stack PostgreSQL's log from now on: new() is what the server
+    wrote since this object was made."""
+
+    def __init__(self):
+        stack_dir = os.environ.get("STOCKS_STREAM_STACK", os.path.join(ROOT, ".stack"))
+        self.path = os.path.join(stack_dir, "pg", "postgres.log")
+        self.start = os.path.getsize(self.path)
+
+    def new(self):
+        with open(self.path, errors="replace") as f:
+            f.seek(self.start)
+            return f.read()
+
+
 @contextlib.contextmanager
 def finnhub_served_by(fake):
     """Point the Finnhub sources at a fake (its URLs, the API key
@@ -363,8 +394,8 @@ class Pipeline:
         sql("SELECT stocks_stream.drop_pipeline(%s)", [self.name])
 
     def workers(self):
-        """Rows with worker, pid, state, assigned_partitions, messages_archived, last_error."""
-        return sql("SELECT worker, pid, state, assigned_partitions, messages_archived, last_error "
+        """Rows with worker, pid, state, assigned_partitions, messages_archived, last_error, lag."""
+        return sql("SELECT worker, pid, state, assigned_partitions, messages_archived, last_error, lag "
                    "FROM stocks_stream.worker_status WHERE pipeline = %s ORDER BY worker", [self.name])
 
     def manifest(self):

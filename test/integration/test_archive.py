@@ -150,37 +150,50 @@ def test_two_workers_split_partitions(topic, make_pipeline):
     assert sum(x.messages_archived for x in p.workers()) == 4000
 
 
+def read_by_the_worker(p, messages):
+    """Wait until the pipeline's worker has read `messages` messages it has
+    not archived (its lag counts them from the first offset of its batch)."""
+    wait_until(lambda: (w := p.workers()) and w[0].lag == messages, 30, f"the worker to read {messages} messages")
+
+
 @pytest.mark.parametrize("messages", [1, 3])
-def test_quiet_partition_flushed_by_age(topic, make_pipeline, messages):
+def test_a_quiet_partitions_batch_is_flushed_at_its_max_age_and_not_before(topic, make_pipeline, clock, messages):
     """A partition that gets a few messages, or one, then nothing: its batch
-    is flushed by age (a single message too, once S3 has answered the look
-    for an unrecorded object that its first message started)."""
-    p = make_pipeline(topic, batch_max_messages=100000, batch_max_age_ms=1000)
+    goes when it is batch_max_age_ms old, not before (a single message too,
+    once S3 has answered the look for an unrecorded object that its first
+    message started).  The workers' clock stands still until the test moves
+    it, so no test waits for a real minute."""
+    p = make_pipeline(topic, batch_max_messages=100000, batch_max_age_ms=60000)
     p.start()
     wait_until(lambda: (w := p.workers()) and w[0].assigned_partitions, 60, "assignment")
     topic.produce([quote_message(i) for i in range(messages)], partition=2)
-    started = time.time()
+    read_by_the_worker(p, messages)
+    clock.set(59)
+    holds_for(lambda: not p.manifest(), 3, "nothing archived before the batch's max age")
+    clock.set(61)
     p.wait_archived(messages, timeout=30)
-    assert time.time() - started < 15
-    assert [r.partition for r in p.manifest()] == [2]
+    assert [(r.partition, r.message_count) for r in p.manifest()] == [(2, messages)]
 
 
 @pytest.mark.parametrize("messages, at_once", [(300, True), (100, False)])
-def test_a_backlog_read_to_its_end_is_archived_at_once_unless_its_batch_is_small(topic, make_pipeline,
+def test_a_backlog_read_to_its_end_is_archived_at_once_unless_its_batch_is_small(topic, make_pipeline, clock,
                                                                                  messages, at_once):
     """A partition read to its end (caught up with its producers) does not
     wait out the batch's max age when its batch is a quarter full or more
-    (of max messages here): the object goes at once.  A smaller batch waits
-    for its age, so a trickle of messages does not make tiny objects."""
-    p = make_pipeline(topic, batch_max_messages=1000, batch_max_age_ms=3600000)
+    (of max messages here): the object goes at once, while the workers'
+    clock stands still.  A smaller batch waits for its age, so a trickle of
+    messages does not make tiny objects."""
+    p = make_pipeline(topic, batch_max_messages=1000, batch_max_age_ms=60000)
     topic.produce([quote_message(i) for i in range(messages)], partition=1)
     p.start()
     if at_once:
         p.wait_archived(messages, timeout=60)
-        assert [(r.partition, r.message_count) for r in p.manifest()] == [(1, messages)]
     else:
-        wait_until(lambda: (w := p.workers()) and w[0].assigned_partitions, 60, "assignment")
-        holds_for(lambda: not p.manifest(), 10, "nothing archived before the batch's max age")
+        read_by_the_worker(p, messages)
+        holds_for(lambda: not p.manifest(), 3, "nothing archived before the batch's max age")
+        clock.set(61)
+        p.wait_archived(messages, timeout=30)
+    assert [(r.partition, r.message_count) for r in p.manifest()] == [(1, messages)]
 
 
 def test_pipeline_started_before_its_topic_waits_then_archives(make_pipeline):

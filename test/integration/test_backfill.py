@@ -239,8 +239,8 @@ def test_a_long_backfill_reports_its_progress(legacy):
     assert counts == (51, 50, 0, 1, 0)
     progress = [m for severity, m in messages if severity == "NOTICE"]
     assert len(progress) == 51
-    assert progress[0].startswith("load_bronze_prefix: 1 of 51 objects listed so far loaded (1%), ")
-    assert progress[-1].startswith("load_bronze_prefix: 51 of 51 objects listed so far loaded (100%), 50 rows, "
+    assert progress[0].startswith("stocks_stream.load_bronze_prefix: 1 of 51 objects listed so far loaded (1%), ")
+    assert progress[-1].startswith("stocks_stream.load_bronze_prefix: 51 of 51 objects listed so far loaded (100%), 50 rows, "
                                    "0 failed, ")
     # the key it is at: a listing goes in key order
     assert [re.search(r', \d+ objects/s, at "(.*)"$', m).group(1) for m in progress] == legacy.keys()
