@@ -338,7 +338,7 @@ BEGIN
             OR c.relhastriggers OR c.relhasrules OR c.relrowsecurity)
      LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'refresh_gold() cannot use the temporary table "%" of this session', bad
+        RAISE EXCEPTION 'stocks_stream.refresh_gold: cannot use the temporary table "%" of this session', bad
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('refresh_gold() keeps its work in temporary tables of that name: DROP TABLE pg_temp.%I, or refresh from a new session.', bad);
     END IF;
@@ -351,7 +351,7 @@ DECLARE
     updated bigint := 0;
 BEGIN
     IF wait IS NULL THEN
-        RAISE EXCEPTION 'wait must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+        RAISE EXCEPTION 'stocks_stream.refresh_gold: wait must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM stocks_stream._check_work_tables();
     -- one refresh at a time: coarser candles roll up from finer ones, which
