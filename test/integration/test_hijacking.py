@@ -203,7 +203,7 @@ def test_the_whole_pipeline_never_calls_an_overload_in_public(overloads, pipelin
     assert overloads() == []
 
 
-@pytest.mark.xfail(strict=True, reason="src/pipeline_store.c:468 and :476 (the ingest worker reading its source) "
+@pytest.mark.xfail(strict=True, reason="src/core/pipeline_store.c:472 and :480 (the ingest worker reading its source) "
                    "call array_to_string() and cardinality() unqualified, with the database's search_path: "
                    "public.array_to_string(text[], text) and public.cardinality(text[]) are exact matches and run")
 def test_a_running_source_never_calls_an_overload_in_public(overloads):

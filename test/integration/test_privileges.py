@@ -42,6 +42,7 @@ def sessions(logins):
     conns = {role: connect(logins, role) for role in ROLES}
     yield conns
     for conn in conns.values():
+        conn.execute("DISCARD TEMP")    # before DROP ROLE: a closed session drops its tables later
         conn.close()
 
 
