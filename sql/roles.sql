@@ -17,20 +17,16 @@
 --                                SELECT on its views, nothing else
 --   stocks_stream_authenticator  PostgREST logs in as it (set its password)
 DO $$
+DECLARE
+    group_role text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_operator') THEN
-        CREATE ROLE stocks_stream_operator NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_reader') THEN
-        CREATE ROLE stocks_stream_reader NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_api_owner') THEN
-        CREATE ROLE stocks_stream_api_owner NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_anon') THEN
-        CREATE ROLE stocks_stream_anon NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
+    FOREACH group_role IN ARRAY ARRAY['stocks_stream_operator', 'stocks_stream_reader', 'stocks_stream_api_owner',
+                                      'stocks_stream_anon'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = group_role) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', group_role);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
         CREATE ROLE stocks_stream_authenticator LOGIN NOINHERIT;
     END IF;
 END;
