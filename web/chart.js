@@ -2,8 +2,12 @@
 // /api/rpc/candle_series, refreshed as new candles land, and the pipeline's
 // health from /api/pipeline_health.  URL parameters: symbol, interval,
 // end (ISO time the chart ends at; default: the symbol's latest candle),
-// refresh (seconds, default 5).  The page exposes what it drew: <body
-// data-candles="N" data-health-rows="M" data-state="ready|error">.
+// refresh (seconds, default 5), stale (seconds, default 180: older data
+// raises the stale notice).  When the symbol's newest 1m candle and newest
+// quote are both older than `stale`, a notice above the chart says so with
+// their age; fresh data clears it.  The page exposes what it drew: <body
+// data-candles="N" data-health-rows="M" data-state="ready|error"
+// data-stale="true|false" data-age-seconds="S">.
 (function () {
   'use strict';
   const API = 'api/';
@@ -11,6 +15,7 @@
   const BARS = 300;
   const params = new URLSearchParams(location.search);
   const refreshSeconds = Number(params.get('refresh') || 5);
+  const staleSeconds = Number(params.get('stale') || 180);
   const symbolSelect = document.getElementById('symbol');
   const intervalSelect = document.getElementById('interval');
   const status = document.getElementById('status');
@@ -52,18 +57,53 @@
     intervalSelect.value = WIDTH[params.get('interval')] ? params.get('interval') : '1m';
   }
 
-  async function endTime(symbol) {
+  // the time of the symbol's newest 1m candle (its start) and newest quote, or null
+  async function newestData(symbol) {
+    const s = encodeURIComponent(symbol);
+    const [candle, quote] = await Promise.all([
+      get('candles?select=bucket_start&interval=eq.1m&order=bucket_start.desc&limit=1&symbol=eq.' + s),
+      get('latest_quotes?select=quote_time&symbol=eq.' + s),
+    ]);
+    return {
+      candle: candle.length ? new Date(candle[0].bucket_start) : null,
+      quote: quote.length ? new Date(quote[0].quote_time) : null,
+    };
+  }
+
+  function endTime(newest) {
     if (params.get('end')) return new Date(params.get('end'));
-    const last = await get('candles?select=bucket_start&interval=eq.1m&order=bucket_start.desc&limit=1&symbol=eq.'
-      + encodeURIComponent(symbol));
-    return last.length ? new Date(Date.parse(last[0].bucket_start) + 60000) : new Date();
+    return newest.candle ? new Date(newest.candle.getTime() + 60000) : new Date();
+  }
+
+  function age(seconds) {
+    if (seconds < 120) return Math.round(seconds) + ' s';
+    if (seconds < 7200) return Math.round(seconds / 60) + ' min';
+    if (seconds < 172800) return Math.round(seconds / 3600) + ' h';
+    return Math.round(seconds / 86400) + ' days';
+  }
+
+  function drawFreshness(symbol, newest) {
+    const notice = document.getElementById('stale');
+    const times = [newest.candle, newest.quote].filter((t) => t);
+    const last = times.length ? new Date(Math.max(...times)) : null;
+    const seconds = last ? Math.max(0, (Date.now() - last.getTime()) / 1000) : Infinity;
+    const stale = seconds > staleSeconds;
+    notice.hidden = !stale;
+    notice.textContent = !stale ? '' : last
+      ? 'Stale data: the newest candle or quote of ' + symbol + ' is ' + age(seconds) + ' old ('
+        + last.toISOString() + '); is the pipeline running? See its health below.'
+      : 'No candles or quotes of ' + symbol + ' yet.';
+    document.body.dataset.stale = String(stale);
+    document.body.dataset.ageSeconds = last ? String(Math.round(seconds)) : '';
   }
 
   async function drawCandles() {
     const symbol = symbolSelect.value;
     const interval = intervalSelect.value;
     if (!symbol) { status.textContent = 'no symbols with data yet'; return; }
-    const end = await endTime(symbol);
+    const newest = await newestData(symbol);
+    drawFreshness(symbol, newest);
+    const end = endTime(newest);
     const start = new Date(end.getTime() - BARS * WIDTH[interval] * 1000);
     const rows = await get('rpc/candle_series?fill_gaps=false&symbol=' + encodeURIComponent(symbol)
       + '&interval=' + interval + '&start_time=' + start.toISOString() + '&end_time=' + end.toISOString());

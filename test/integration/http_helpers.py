@@ -7,13 +7,14 @@ afterwards, so other tests' data never changes their expected rows.
 """
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
 
 import psycopg
 
-from stack_support import sql, wait_until
+from stack_support import ROOT, sql, wait_until
 
 POSTGREST_URL = os.environ.get("POSTGREST_URL", "http://127.0.0.1:23000")
 WEB_URL = os.environ.get("WEB_URL", "http://127.0.0.1:28080")
@@ -48,6 +49,13 @@ def http(method, url, headers=None, data=None, base=None):
 
 def get(url, **kw):
     return http("GET", url, **kw)
+
+
+def api_examples():
+    """(method, URL, body) of every request scripts/api-examples prints, for the data present now."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "api-examples"), "--list"], check=True,
+                         capture_output=True, text=True, env=dict(os.environ, POSTGREST_URL=POSTGREST_URL)).stdout
+    return [tuple(line.split("\t")) for line in out.splitlines()]
 
 
 def new_symbol(prefix="H"):

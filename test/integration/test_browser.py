@@ -1,5 +1,7 @@
 """The chart page in a real browser: Debian's chromium, headless, loads it
-from the stack's nginx (page and API on one origin) and draws candles."""
+from the stack's nginx (page and API on one origin), draws candles, and
+says when its data is stale."""
+import datetime as dt
 import os
 import re
 import subprocess
@@ -55,6 +57,41 @@ def test_page_draws_derived_intervals(charted, interval, expected):
     sym, _ = charted
     dom = chromium("--dump-dom", f"{WEB_URL}/?symbol={sym}&interval={interval}&end=2026-03-09T16:00:00Z").stdout
     assert f'data-candles="{expected}"' in dom
+
+
+def stale_notice(dom):
+    """The stale notice's text, or None when it is hidden."""
+    m = re.search(r'<p id="stale"([^>]*)>(.*?)</p>', dom, re.S)
+    assert m, dom[:2000]
+    return None if "hidden" in m.group(1) else m.group(2)
+
+
+def test_page_says_when_its_data_is_stale(charted):
+    sym, _ = charted                              # its newest trade is months old
+    dom = chromium("--dump-dom", f"{WEB_URL}/?symbol={sym}&interval=1m").stdout
+    assert 'data-stale="true"' in dom
+    notice = stale_notice(dom)
+    assert notice, dom[:2000]
+    assert re.search(rf"newest candle or quote of {sym} is \d+ days old \(2026-03-09T15:44:00", notice), notice
+
+
+@pytest.fixture
+def fresh_symbol():
+    topic = "web_" + uuid.uuid4().hex[:8]
+    sym = new_symbol("HF")
+    now = dt.datetime.now(dt.timezone.utc)
+    insert_trades([(sym, (now - dt.timedelta(seconds=s)).isoformat(), 20 + s / 100, 5) for s in (90, 45, 10)], topic)
+    refresh_gold([sym])
+    yield sym
+    drop_symbols([sym], topic)
+
+
+def test_page_shows_no_stale_notice_for_fresh_data(fresh_symbol):
+    dom = chromium("--dump-dom", f"{WEB_URL}/?symbol={fresh_symbol}&interval=1m").stdout
+    assert 'data-state="ready"' in dom and 'data-stale="false"' in dom, dom[:2000]
+    assert stale_notice(dom) is None
+    age = int(re.search(r'data-age-seconds="(\d+)"', dom).group(1))
+    assert age < 180
 
 
 def test_screenshot_saved(charted):

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from stack_support import ROOT, sql, wait_until
-from http_helpers import (POSTGREST_URL, WEB_URL, drop_symbols, get, http, insert_quotes, insert_trades,
+from http_helpers import (POSTGREST_URL, WEB_URL, api_examples, drop_symbols, get, http, insert_quotes, insert_trades,
                           new_symbol, refresh_gold)
 
 NY = ZoneInfo("America/New_York")
@@ -455,26 +455,6 @@ def test_refresh_gold_skips_a_bucket_that_overflows_and_retries_it():
         drop_symbols([bad, good], topic)
 
 
-# --- the README's examples ------------------------------------------------------------
-
-def readme_examples():
-    text = open(os.path.join(ROOT, "README.md")).read()
-    section = text[text.index("## Serving"):]
-    return re.findall(r"^curl (?:-X (\w+) )?'http://127\.0\.0\.1:\d+(/[^']*)'", section, re.M)
-
-
-@pytest.mark.parametrize("method, path", readme_examples())
-def test_readme_examples_answer(market, method, path):
-    if method:
-        a = http(method, path, data="{}", headers={"Content-Type": "application/json"})
-        assert a.status == 401
-    else:
-        a = get(path)
-        assert a.status == 200, a.text
-        assert isinstance(a.json(), list)
-        assert not LONG_FLOAT.search(a.body)
-
-
 # --- nginx ----------------------------------------------------------------------------
 
 def test_nginx_serves_the_page_and_proxies_the_api(market):
@@ -555,7 +535,7 @@ def plan_nodes(node):
 BIG = re.compile(r"^(candles|daily_summary|quotes|trades|quotes_\d+|trades_\d+|manifest)$")
 
 
-@pytest.mark.parametrize("path", [p for m, p in readme_examples() if not m] + [
+@pytest.mark.parametrize("path", [url[len(POSTGREST_URL):] for method, url, _ in api_examples() if method == "GET"] + [
     "/latest_quotes", "/candles?interval=eq.1m&order=bucket_start.desc&limit=100",
     "/daily_candles?symbol=eq.AAPL", "/symbols"])
 def test_request_plans_stay_small_with_millions_of_silver_rows(loaded_silver, path):
