@@ -203,13 +203,11 @@ def test_the_whole_pipeline_never_calls_an_overload_in_public(overloads, pipelin
     assert overloads() == []
 
 
-@pytest.mark.xfail(strict=True, reason="src/core/pipeline_store.c:472 and :480 (the ingest worker reading its source) "
-                   "call array_to_string() and cardinality() unqualified, with the database's search_path: "
-                   "public.array_to_string(text[], text) and public.cardinality(text[]) are exact matches and run")
 def test_a_running_source_never_calls_an_overload_in_public(overloads):
-    """The workers run their own queries with the database's search_path
-    ("$user", public by default), where only the exact-type overloads can
-    win."""
+    """The workers run their own queries with search_path pinned to
+    pg_catalog, pg_temp: even an exact-type overload in public (which would
+    win over pg_catalog's polymorphic array_to_string() and cardinality()
+    under the database's default search_path) is never called."""
     t = Topic()
     src = Source("simulator", ["AAPL", "MSFT"], t.name, options={"seed": 3, "rate": 500, "max_messages": 50})
     try:
