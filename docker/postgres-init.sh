@@ -26,3 +26,10 @@ CREATE EXTENSION stocks_stream;
 ALTER ROLE stocks_stream_authenticator PASSWORD '${PGRST_AUTHENTICATOR_PASSWORD}';
 ALTER ROLE stocks_stream_exporter PASSWORD '${METRICS_EXPORTER_PASSWORD}';
 SQL
+# the login roles of Airflow and dbt (none a superuser), with their passwords
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" -d stocks -f /usr/local/share/stocks_stream/login-roles.sql
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" -d stocks \
+    -v airflow_pw="$STOCKS_AIRFLOW_PASSWORD" -v dbt_pw="$STOCKS_DBT_PASSWORD" <<'SQL'
+ALTER ROLE stocks_airflow PASSWORD :'airflow_pw';
+ALTER ROLE stocks_dbt PASSWORD :'dbt_pw';
+SQL

@@ -12,26 +12,25 @@
 -- 612), four significant digits below 1 (sub-dollar stocks, crypto).
 -- Percentages: two decimals.  Volumes: up to 8 decimals (fractional crypto
 -- volume), trailing zeros dropped.  Volatility: up to 8 decimals.
--- Plain SQL expressions, so the planner inlines them into the views.
+-- Plain SQL expressions with SQL-standard bodies (RETURN): bound when
+-- created, so no caller's search_path changes them, and still inlined by
+-- the planner into the views (a SET search_path clause would stop that).
 CREATE OR REPLACE FUNCTION stocks_stream.display_price(x double precision) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN x IS NULL THEN NULL
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN x IS NULL THEN NULL
                 WHEN x = 0 THEN 0::numeric
                 WHEN abs(x) >= 1 THEN round(x::numeric, 2)
-                ELSE trim_scale(round(x::numeric, 3 - floor(log(abs(x::numeric)))::integer)) END
-$$;
+                ELSE trim_scale(round(x::numeric, 3 - floor(log(abs(x::numeric)))::integer)) END;
 COMMENT ON FUNCTION stocks_stream.display_price IS 'A price, change or VWAP as quoted: cents at or above 1, four significant digits below.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.display_pct(x double precision) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT round(x::numeric, 2)
-$$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN round(x::numeric, 2);
 COMMENT ON FUNCTION stocks_stream.display_pct IS 'A percentage with two decimals.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.display_amount(x double precision) RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT trim_scale(round(x::numeric, 8))
-$$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN trim_scale(round(x::numeric, 8));
 COMMENT ON FUNCTION stocks_stream.display_amount IS 'A volume or volatility with at most 8 decimals, trailing zeros dropped.';
 
 -- Worker status for api.pipeline_health without the error texts.  Functions
@@ -41,7 +40,7 @@ COMMENT ON FUNCTION stocks_stream.display_amount IS 'A volume or volatility with
 CREATE OR REPLACE FUNCTION stocks_stream.api_worker_status(kind text,
     OUT owner text, OUT owner_id integer, OUT state text, OUT messages bigint,
     OUT lag bigint, OUT last_activity timestamptz, OUT last_error_at timestamptz)
-RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+RETURNS SETOF record LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT owner, owner_id, state, coalesce(messages_archived, messages_produced), lag,
            last_activity, last_error_at
       FROM stocks_stream.worker_status_internal(kind)

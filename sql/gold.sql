@@ -3,23 +3,21 @@
 -- the exchanges whose time zone a symbol's trading day follows.
 
 CREATE OR REPLACE FUNCTION stocks_stream._bucket(iv text, t timestamptz)
-RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT CASE iv
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT
+    RETURN CASE iv
         WHEN '1m' THEN date_bin('1 minute', t, timestamptz '2000-01-01 00:00:00+00')
         WHEN '5m' THEN date_bin('5 minutes', t, timestamptz '2000-01-01 00:00:00+00')
         WHEN '1h' THEN date_bin('1 hour', t, timestamptz '2000-01-01 00:00:00+00')
         WHEN '1d' THEN date_bin('1 day', t, timestamptz '2000-01-01 00:00:00+00')
-    END
-$$;
+    END;
 
 CREATE OR REPLACE FUNCTION stocks_stream._width(iv text)
-RETURNS interval LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT CASE iv WHEN '1m' THEN interval '1 minute' WHEN '5m' THEN interval '5 minutes'
-                   WHEN '1h' THEN interval '1 hour' WHEN '1d' THEN interval '1 day' END
-$$;
+RETURNS interval LANGUAGE sql IMMUTABLE STRICT
+    RETURN CASE iv WHEN '1m' THEN interval '1 minute' WHEN '5m' THEN interval '5 minutes'
+                   WHEN '1h' THEN interval '1 hour' WHEN '1d' THEN interval '1 day' END;
 
 CREATE OR REPLACE FUNCTION stocks_stream._exchanges_builtin_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF OLD.builtin THEN
         RAISE EXCEPTION 'stocks_stream: exchange "%" is built in and cannot be changed', OLD.exchange
@@ -39,7 +37,7 @@ CREATE OR REPLACE TRIGGER exchanges_builtin_guard BEFORE UPDATE OR DELETE ON sto
     FOR EACH ROW EXECUTE FUNCTION stocks_stream._exchanges_builtin_guard();
 
 CREATE OR REPLACE FUNCTION stocks_stream.symbol_exchange(p_symbol text, OUT exchange text, OUT time_zone text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT x.exchange, x.time_zone FROM (
         SELECT e.exchange, e.time_zone, 0 AS rank, 0 AS priority
           FROM stocks_stream.symbol_exchanges m JOIN stocks_stream.exchanges e USING (exchange)
@@ -81,7 +79,7 @@ COMMENT ON FUNCTION stocks_stream.symbol_exchange IS 'The exchange of a symbol a
 -- bucket_start, bucket_end): 1m from silver, then 5m, 1h and 1d, each from
 -- the candles of the level below.
 CREATE OR REPLACE FUNCTION stocks_stream._upsert_candles() RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
     done bigint := 0;
@@ -203,7 +201,7 @@ $$;
 -- when every hour with a 1h candle has its row there, adding the return
 -- across each pair of consecutive hours, otherwise from the 1m candles.
 CREATE OR REPLACE FUNCTION stocks_stream._upsert_daily_summaries() RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
@@ -254,8 +252,8 @@ $$;
 -- level its start and end fall on (a day in a zone of a whole-hour offset
 -- is made of hours; India's of 5-minute buckets).
 CREATE OR REPLACE FUNCTION stocks_stream._candle_source(iv text, bucket_start timestamptz, bucket_end timestamptz)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT CASE iv
+RETURNS text LANGUAGE sql IMMUTABLE STRICT
+    RETURN CASE iv
         WHEN '5m' THEN '1m'
         WHEN '1h' THEN '5m'
         ELSE CASE
@@ -264,14 +262,13 @@ RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
             WHEN extract(epoch FROM bucket_start)::numeric % 300 = 0
              AND extract(epoch FROM bucket_end)::numeric % 300 = 0 THEN '5m'
             ELSE '1m' END
-        END
-$$;
+        END;
 
 -- One step of a refresh: all its buckets in one statement, or when that
 -- fails, bucket by bucket (the ones that fail recorded in gold_errors),
 -- the finer ones first: coarser candles are made of them.
 CREATE OR REPLACE FUNCTION stocks_stream._refresh_step(step text) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     done bigint := 0;
     b record;
@@ -323,12 +320,41 @@ BEGIN
 END;
 $$;
 
+-- refresh_gold() runs as the extension's owner (SECURITY DEFINER, so the
+-- operator never writes gold directly) and keeps its work in temporary
+-- tables of the caller's session.  A table of one of those names that the
+-- caller made first (with a trigger or a rule, or a view) would run the
+-- caller's code with the owner's rights, so each must be absent or one that
+-- refresh_gold() made, as the owner, earlier in the transaction.
+CREATE OR REPLACE FUNCTION stocks_stream._check_work_tables() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT c.relname INTO bad FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = pg_catalog.pg_my_temp_schema()
+       AND c.relname IN ('ss_dirty', 'ss_buckets', 'ss_work', 'ss_failed', 'ss_todo')
+       AND (c.relowner <> pg_catalog.to_regrole(current_user) OR c.relkind <> 'r'
+            OR c.relhastriggers OR c.relhasrules OR c.relrowsecurity)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'stocks_stream.refresh_gold: cannot use the temporary table "%" of this session', bad
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('refresh_gold() keeps its work in temporary tables of that name: DROP TABLE pg_temp.%I, or refresh from a new session.', bad);
+    END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION stocks_stream.refresh_gold(since timestamptz, wait boolean DEFAULT true)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     updated bigint := 0;
     started timestamptz := clock_timestamp();
 BEGIN
+    IF wait IS NULL THEN
+        RAISE EXCEPTION 'stocks_stream.refresh_gold: wait must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM stocks_stream._check_work_tables();
     -- one refresh at a time: coarser candles roll up from finer ones, which
     -- a refresh running beside this one may be rewriting
     IF wait THEN
@@ -426,7 +452,7 @@ COMMENT ON FUNCTION stocks_stream.refresh_gold(timestamptz, boolean) IS
     'refresh_gold() for the dirty minutes from since on (all when since is NULL). Refreshes run one at a time; with wait => false it returns NULL at once, refreshing nothing, when another refresh is running. Real-time pipelines call it after their loads for the last ten minutes.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.refresh_gold()
-RETURNS bigint LANGUAGE sql AS $$
+RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT stocks_stream.refresh_gold(NULL::timestamptz)
 $$;
 COMMENT ON FUNCTION stocks_stream.refresh_gold() IS
@@ -437,7 +463,7 @@ COMMENT ON FUNCTION stocks_stream.refresh_gold() IS
 -- symbol_exchanges: they are dropped and every hour with data is marked for
 -- the next refresh_gold().
 CREATE OR REPLACE FUNCTION stocks_stream.rebuild_daily(p_symbol text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     marked bigint;
 BEGIN

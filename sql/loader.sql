@@ -9,7 +9,8 @@ CREATE OR REPLACE FUNCTION stocks_stream.parse_object_key(
     key text,
     OUT kind text, OUT prefix text, OUT topic text, OUT day date, OUT hour integer,
     OUT partition integer, OUT first_offset bigint, OUT last_offset bigint, OUT compressed boolean)
-AS 'MODULE_PATHNAME', 'ss_parse_object_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'ss_parse_object_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.parse_object_key IS
     'How the loaders read a bronze object key: kind archive (<prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.ndjson[.gz], day and hour of the first message in UTC), archive_v1 (0.1.0 keys, first offset only: last_offset NULL), python_quote (<symbol>/<unix_ts>.json) or NULL.';
 
@@ -20,7 +21,7 @@ COMMENT ON FUNCTION stocks_stream.parse_object_key IS
 -- when a partition is missing, so loaders never queue behind each other
 -- (it is held to the end of the caller's transaction).
 CREATE OR REPLACE FUNCTION stocks_stream.ensure_day_partition(day date)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
     part text;
@@ -57,7 +58,7 @@ COMMENT ON FUNCTION stocks_stream.ensure_day_partition IS 'Create the quotes and
 -- and failed on each.  So each partition carries its own indexes, made
 -- with it; the parent has none.
 CREATE OR REPLACE FUNCTION stocks_stream._index_silver_partition(parent text, part text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     time_col text := CASE parent WHEN 'quotes' THEN 'quote_time' ELSE 'trade_time' END;
 BEGIN
@@ -69,7 +70,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream.drop_silver_before(day date)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     part record;
     dropped integer := 0;
@@ -102,12 +103,14 @@ CREATE OR REPLACE FUNCTION stocks_stream.load_bronze(
     pipeline text DEFAULT NULL, max_objects integer DEFAULT NULL,
     OUT objects_loaded bigint, OUT rows_loaded bigint, OUT rows_duplicate bigint,
     OUT rows_quarantined bigint, OUT objects_failed bigint)
-AS 'MODULE_PATHNAME', 'ss_load_bronze' LANGUAGE C VOLATILE;
+AS 'MODULE_PATHNAME', 'ss_load_bronze' LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.load_bronze IS
     'Load archived objects not loaded yet (of one pipeline, or all) into silver quotes and trades; bad lines go to quarantine. Safe to call concurrently and repeatedly.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.check_bronze_line(line bytea, OUT kind text, OUT reason text)
-AS 'MODULE_PATHNAME', 'ss_check_bronze_line' LANGUAGE C STRICT STABLE;
+AS 'MODULE_PATHNAME', 'ss_check_bronze_line' LANGUAGE C STRICT STABLE
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.check_bronze_line IS
     'How load_bronze() would take one bronze line: kind quote, trade or invalid, with the quarantine reason.';
 
@@ -115,13 +118,14 @@ CREATE OR REPLACE FUNCTION stocks_stream.load_bronze_prefix(
     bucket text, prefix text, lookback interval DEFAULT NULL,
     OUT objects_loaded bigint, OUT rows_loaded bigint, OUT rows_duplicate bigint,
     OUT rows_quarantined bigint, OUT objects_failed bigint)
-AS 'MODULE_PATHNAME', 'ss_load_bronze_prefix' LANGUAGE C VOLATILE;
+AS 'MODULE_PATHNAME', 'ss_load_bronze_prefix' LANGUAGE C VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.load_bronze_prefix IS
     'Load into silver what an S3 listing of bucket/prefix finds, with or without manifest rows of this database: archive objects keep their Kafka source; objects of the old Python pipeline (<symbol>/<unix_ts>.json) are their own source. Found objects join the manifest, so a rerun loads nothing twice. lookback NULL lists the whole prefix; an interval lists each archive topic folder only from the last hour listed there (listing_marks) less the lookback: cheap enough to call every minute from a warehouse loading several instances.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.retry_failed_objects(pipeline text DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH retried AS (
         UPDATE stocks_stream.manifest m
            SET load_attempts = 0

@@ -148,10 +148,9 @@ $$;
 COMMENT ON FUNCTION stocks_stream._gold_refresh_bounds IS
     'The upper bounds, in seconds, of the buckets of stocks_stream.gold_refresh_seconds.';
 
--- SECURITY DEFINER: whoever may run refresh_gold() counts its refresh, and
--- may not write the table otherwise.
+-- Called by refresh_gold() (SECURITY DEFINER), so with its owner's rights.
 CREATE OR REPLACE FUNCTION stocks_stream._observe_gold_refresh(took interval)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bounds double precision[] := stocks_stream._gold_refresh_bounds();
     secs double precision := greatest(extract(epoch FROM took)::double precision, 0);
@@ -199,25 +198,16 @@ GRANT stocks_stream_metrics TO stocks_stream_exporter;
 -- a scrape asks Kafka for the watermarks (consumer_lag_internal waits 5 s at most)
 ALTER ROLE stocks_stream_exporter SET statement_timeout = '15s';
 
--- stocks_stream_metrics reads the metrics views.  A view reads its tables with its
--- owner's rights but calls functions with the caller's, so it may
--- also call the two functions behind them that report no error texts, and
--- read the two tables consumer_lag_internal() reads.
-REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream._observe_gold_refresh(interval)
-    FROM PUBLIC;
+-- stocks_stream_metrics reads the metrics views.  A view reads its tables
+-- with its owner's rights but calls functions with the caller's, so it may
+-- also call the three functions behind them (none reports an error text or
+-- changes anything), and read the two tables consumer_lag_internal() reads.
+REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream._observe_gold_refresh(interval),
+    stocks_stream._gold_refresh_bounds() FROM PUBLIC;
 GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_metrics;
 GRANT SELECT ON stocks_stream.metrics_sink, stocks_stream.metrics_connector, stocks_stream.metrics_consumer,
     stocks_stream.metrics_source, stocks_stream.metrics_loader, stocks_stream.metrics_gaps,
     stocks_stream.metrics_silver, stocks_stream.metrics_gold TO stocks_stream_metrics;
-GRANT EXECUTE ON FUNCTION stocks_stream._gold_refresh_bounds() TO stocks_stream_metrics;
-GRANT EXECUTE ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream.consumer_lag_internal()
-    TO stocks_stream_metrics;
+GRANT EXECUTE ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream.consumer_lag_internal(),
+    stocks_stream._gold_refresh_bounds() TO stocks_stream_metrics;
 GRANT SELECT ON stocks_stream.pipelines, stocks_stream.offsets TO stocks_stream_metrics;
--- The operator (when there is one) runs refresh_gold(), which counts itself.
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_operator') THEN
-        GRANT EXECUTE ON FUNCTION stocks_stream._observe_gold_refresh(interval) TO stocks_stream_operator;
-    END IF;
-END;
-$$;

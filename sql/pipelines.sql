@@ -5,7 +5,7 @@
 -- Argument checks
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION stocks_stream._check_name(what text, p_name text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_name IS NULL OR p_name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'stocks_stream: invalid % name %', what, coalesce('"' || p_name || '"', 'NULL')
@@ -16,7 +16,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream._check_topic(p_topic text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF p_topic IS NULL OR p_topic !~ '^[A-Za-z0-9._-]{1,249}$' OR p_topic IN ('.', '..') THEN
         RAISE EXCEPTION 'stocks_stream: invalid Kafka topic name %', coalesce('"' || p_topic || '"', 'NULL')
@@ -30,7 +30,7 @@ CREATE OR REPLACE FUNCTION stocks_stream._check_pipeline_args(
     p_name text, p_topic text, p_bucket text, p_key_prefix text,
     p_batch_max_messages integer, p_batch_max_bytes bigint,
     p_batch_max_age_ms integer, p_gzip boolean, p_workers integer)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_workers integer := current_setting('stocks_stream.max_workers')::integer;
 BEGIN
@@ -73,7 +73,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream._pipeline(p_name text)
-RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines;
@@ -92,7 +92,7 @@ $$;
 -- Pipelines and sources run only in the database the launcher serves
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION stocks_stream._check_served_database(what text, p_name text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF current_database() <> current_setting('stocks_stream.database', true) THEN
         RAISE EXCEPTION 'stocks_stream: cannot start % "%": no stocks_stream launcher serves database "%"',
@@ -116,7 +116,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.create_pipeline(
     gzip boolean DEFAULT false,
     workers integer DEFAULT 1,
     realtime boolean DEFAULT false)
-RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines;
@@ -148,7 +148,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.alter_pipeline(
     batch_max_messages integer DEFAULT NULL, batch_max_bytes bigint DEFAULT NULL,
     batch_max_age_ms integer DEFAULT NULL, gzip boolean DEFAULT NULL,
     workers integer DEFAULT NULL, realtime boolean DEFAULT NULL)
-RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines := stocks_stream._pipeline(name);
@@ -178,7 +178,7 @@ COMMENT ON FUNCTION stocks_stream.alter_pipeline IS
     'Change a pipeline''s settings (NULL keeps a setting); running workers restart with the new settings and resume from the stored offsets.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.start_pipeline(name text)
-RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines := stocks_stream._pipeline(name);
@@ -193,7 +193,7 @@ COMMENT ON FUNCTION stocks_stream.start_pipeline IS
     'Start a pipeline''s workers (within stocks_stream.launcher_naptime); it resumes from the stored offsets.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.stop_pipeline(name text)
-RETURNS stocks_stream.pipelines LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines := stocks_stream._pipeline(name);
@@ -207,7 +207,7 @@ COMMENT ON FUNCTION stocks_stream.stop_pipeline IS
     'Stop a pipeline''s workers; messages not yet in S3 are archived after the next start.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.drop_pipeline(name text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines := stocks_stream._pipeline(name);
@@ -225,7 +225,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.reset_pipeline_offsets(pipeline text, s
     OUT partition integer, OUT previous_offset bigint, OUT start_offset bigint, OUT offsets_skipped bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ss_reset_pipeline_offsets' LANGUAGE C VOLATILE
-SET search_path = pg_catalog, pg_temp;
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.reset_pipeline_offsets(text, text) IS
     'Set where a pipeline''s partitions start: ''earliest'', ''latest'' or a timestamp (the first record at or after it). Resumes a pipeline whose topic was re-created (its objects then go to <topic>~<topic id>/). Never goes back before what was archived of the same topic; every offset skipped is recorded in archive_gaps. The workers restart.';
 
@@ -233,7 +233,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.reset_pipeline_offsets(pipeline text, s
     OUT partition integer, OUT previous_offset bigint, OUT start_offset bigint, OUT offsets_skipped bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ss_reset_pipeline_offsets' LANGUAGE C VOLATILE
-SET search_path = pg_catalog, pg_temp;
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.reset_pipeline_offsets(text, timestamptz) IS
     'reset_pipeline_offsets(pipeline, start) from the first record at or after a time.';
 
@@ -241,12 +241,12 @@ COMMENT ON FUNCTION stocks_stream.reset_pipeline_offsets(text, timestamptz) IS
 -- nothing happens after start_pipeline().
 DO $$
 BEGIN
-    IF current_database() <> current_setting('stocks_stream.database', true) THEN
-        RAISE WARNING 'stocks_stream.reset_pipeline_offsets: no stocks_stream launcher serves database "%"', current_database()
-            USING DETAIL = format('stocks_stream.database is "%s": pipelines and sources of this database cannot run.',
-                                  current_setting('stocks_stream.database', true)),
-                  HINT = format('Set stocks_stream.database = ''%s'' in postgresql.conf and restart the server to run them here.',
-                                current_database());
+    IF pg_catalog.current_database() <> pg_catalog.current_setting('stocks_stream.database', true) THEN
+        RAISE WARNING 'stocks_stream.reset_pipeline_offsets: no stocks_stream launcher serves database "%"', pg_catalog.current_database()
+            USING DETAIL = pg_catalog.format('stocks_stream.database is "%s": pipelines and sources of this database cannot run.',
+                                  pg_catalog.current_setting('stocks_stream.database', true)),
+                  HINT = pg_catalog.format('Set stocks_stream.database = ''%s'' in postgresql.conf and restart the server to run them here.',
+                                pg_catalog.current_database());
     END IF;
 END;
 $$;

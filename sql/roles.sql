@@ -1,22 +1,32 @@
 -- stocks_stream: roles, ownership and grants.  Every privilege of the
 -- extension is given here, after the concern files made the objects; an
 -- update runs this file again, so each statement leaves the same state
--- when it has run before.
+-- when it has run before.  docs/security.md describes the roles.
 --
--- Roles (cluster-wide, so created only when missing):
+-- Roles (cluster-wide, so created only when missing; none can log in but
+-- the authenticator: grant the group roles to your login roles):
+--   stocks_stream_operator       runs the pipeline: manages pipelines and
+--                                sources, loads bronze, refreshes gold,
+--                                retries and resets; reads what the reader
+--                                reads.  Writes the extension's tables only
+--                                through its functions (SECURITY DEFINER),
+--                                and exchanges / symbol_exchanges directly
+--   stocks_stream_reader         reads silver, gold, status and the api
 --   stocks_stream_api_owner      owns the api views; may read what they show
 --   stocks_stream_anon           PostgREST's anonymous role: USAGE on api and
 --                                SELECT on its views, nothing else
 --   stocks_stream_authenticator  PostgREST logs in as it (set its password)
 DO $$
+DECLARE
+    group_role text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_api_owner') THEN
-        CREATE ROLE stocks_stream_api_owner NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_anon') THEN
-        CREATE ROLE stocks_stream_anon NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
+    FOREACH group_role IN ARRAY ARRAY['stocks_stream_operator', 'stocks_stream_reader', 'stocks_stream_api_owner',
+                                      'stocks_stream_anon'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = group_role) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', group_role);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
         CREATE ROLE stocks_stream_authenticator LOGIN NOINHERIT;
     END IF;
 END;
@@ -25,7 +35,7 @@ GRANT stocks_stream_anon TO stocks_stream_authenticator;
 ALTER ROLE stocks_stream_anon SET statement_timeout = '5s';
 
 -- Nothing in the schema stocks_stream is PUBLIC's: its tables and functions
--- are the superuser's (and the operator's once there is one).
+-- are the extension owner's, and the roles below get what they need.
 REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stocks_stream FROM PUBLIC;
 
@@ -68,3 +78,50 @@ GRANT EXECUTE ON FUNCTION api.candle_series(text, text, timestamptz, timestamptz
 -- as 0.2.0 made them.
 GRANT EXECUTE ON FUNCTION stocks_stream.display_price(double precision), stocks_stream.display_pct(double precision),
     stocks_stream.display_amount(double precision) TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The reader: silver, gold, status and the api; it writes nothing and
+-- calls nothing that changes anything.
+-- ---------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA stocks_stream, api TO stocks_stream_reader;
+GRANT SELECT ON stocks_stream.quotes, stocks_stream.trades, stocks_stream.quarantine,
+    stocks_stream.candles, stocks_stream.daily_summary, stocks_stream.latest_quotes,
+    stocks_stream.hour_returns, stocks_stream.gold_dirty, stocks_stream.gold_errors,
+    stocks_stream.exchanges, stocks_stream.symbol_exchanges,
+    stocks_stream.pipelines, stocks_stream.sources, stocks_stream.offsets, stocks_stream.pipeline_topics,
+    stocks_stream.manifest, stocks_stream.archive_gaps, stocks_stream.listing_marks,
+    stocks_stream.worker_status, stocks_stream.source_status, stocks_stream.consumer_lag
+    TO stocks_stream_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA api TO stocks_stream_reader;
+-- the status views' functions (the views run them with the caller's
+-- rights) and the pure ones: none reads a setting or a file the caller
+-- could choose
+GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_internal(text), stocks_stream.consumer_lag_internal(),
+    stocks_stream.api_worker_status(text), stocks_stream.symbol_exchange(text),
+    stocks_stream.symbol_is_valid(text), stocks_stream.parse_object_key(text),
+    stocks_stream.check_bronze_line(bytea),
+    api.candle_series(text, text, timestamptz, timestamptz, boolean)
+    TO stocks_stream_reader;
+
+-- ---------------------------------------------------------------------------
+-- The operator: the reader's rights, and the functions that run the
+-- pipeline.  Each is SECURITY DEFINER with a fixed search_path and checks
+-- its arguments, so the operator changes the extension's tables only as
+-- they allow; the exchanges are its configuration (their built-in rows
+-- guarded by a trigger).
+-- ---------------------------------------------------------------------------
+GRANT stocks_stream_reader TO stocks_stream_operator;
+GRANT EXECUTE ON FUNCTION
+    stocks_stream.create_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean),
+    stocks_stream.alter_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean),
+    stocks_stream.start_pipeline(text), stocks_stream.stop_pipeline(text), stocks_stream.drop_pipeline(text),
+    stocks_stream.reset_pipeline_offsets(text, text), stocks_stream.reset_pipeline_offsets(text, timestamptz),
+    stocks_stream.create_source(text, text, text[], text, integer, jsonb),
+    stocks_stream.alter_source(text, text[], text, integer, jsonb),
+    stocks_stream.start_source(text), stocks_stream.stop_source(text), stocks_stream.drop_source(text),
+    stocks_stream.load_bronze(text, integer), stocks_stream.load_bronze_prefix(text, text, interval),
+    stocks_stream.retry_failed_objects(text), stocks_stream.drop_silver_before(date),
+    stocks_stream.refresh_gold(), stocks_stream.refresh_gold(timestamptz, boolean),
+    stocks_stream.rebuild_daily(text)
+    TO stocks_stream_operator;
+GRANT INSERT, UPDATE, DELETE ON stocks_stream.exchanges, stocks_stream.symbol_exchanges TO stocks_stream_operator;

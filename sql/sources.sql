@@ -6,7 +6,8 @@
 -- simulator, the bronze loader and the keys of the old Python pipeline
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION stocks_stream.symbol_is_valid(symbol text) RETURNS boolean
-AS 'MODULE_PATHNAME', 'ss_symbol_is_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'ss_symbol_is_valid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.symbol_is_valid IS
     'Whether a text is a market symbol as stocks_stream takes it: 1 to 32 upper-case letters, digits and . : ^ _ / -, starting with a letter or digit (AAPL, BRK.B, BINANCE:BTCUSDT).';
 
@@ -16,7 +17,7 @@ COMMENT ON FUNCTION stocks_stream.symbol_is_valid IS
 CREATE OR REPLACE FUNCTION stocks_stream._check_source_args(
     p_name text, p_kind text, p_symbols text[], p_topic text,
     p_poll_interval_ms integer, p_options jsonb)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     allowed text[];
     opt record;
@@ -110,7 +111,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream._source(p_name text)
-RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.sources LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s stocks_stream.sources;
 BEGIN
@@ -129,7 +130,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.create_source(
     topic text DEFAULT 'market',
     poll_interval_ms integer DEFAULT 60000,
     options jsonb DEFAULT '{}')
-RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.sources LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     s stocks_stream.sources;
@@ -152,7 +153,7 @@ COMMENT ON FUNCTION stocks_stream.create_source IS
 CREATE OR REPLACE FUNCTION stocks_stream.alter_source(
     name text, symbols text[] DEFAULT NULL, topic text DEFAULT NULL,
     poll_interval_ms integer DEFAULT NULL, options jsonb DEFAULT NULL)
-RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.sources LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     s stocks_stream.sources := stocks_stream._source(name);
@@ -174,7 +175,7 @@ COMMENT ON FUNCTION stocks_stream.alter_source IS
     'Change a source (NULL keeps a setting; options are replaced as a whole); a running worker restarts with the new settings.';
 
 CREATE OR REPLACE FUNCTION stocks_stream.start_source(name text)
-RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.sources LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     s stocks_stream.sources := stocks_stream._source(name);
@@ -187,7 +188,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream.stop_source(name text)
-RETURNS stocks_stream.sources LANGUAGE plpgsql AS $$
+RETURNS stocks_stream.sources LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     s stocks_stream.sources := stocks_stream._source(name);
@@ -199,7 +200,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION stocks_stream.drop_source(name text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     s stocks_stream.sources := stocks_stream._source(name);

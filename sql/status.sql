@@ -15,7 +15,8 @@ CREATE OR REPLACE FUNCTION stocks_stream.worker_status_internal(
     OUT started_at timestamptz, OUT last_activity timestamptz,
     OUT last_error text, OUT last_error_at timestamptz)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'ss_worker_status_v2' LANGUAGE C STRICT VOLATILE;
+AS 'MODULE_PATHNAME', 'ss_worker_status_v2' LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION stocks_stream.worker_status_internal IS
     'One row per running worker of a kind (archive or ingest): its slot and its counters; the counters of the other kind are NULL.';
 
@@ -33,7 +34,8 @@ CREATE OR REPLACE FUNCTION stocks_stream.consumer_lag_internal(
     OUT pipeline text, OUT topic text, OUT partition integer, OUT stored_next_offset bigint,
     OUT low_watermark bigint, OUT high_watermark bigint, OUT lag bigint)
 RETURNS SETOF record
-AS 'MODULE_PATHNAME', 'ss_consumer_lag' LANGUAGE C STRICT VOLATILE;
+AS 'MODULE_PATHNAME', 'ss_consumer_lag' LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE VIEW stocks_stream.consumer_lag AS
     SELECT pipeline, topic, partition, stored_next_offset, high_watermark, lag

@@ -96,19 +96,32 @@ static bool gold_due = false;
 static TimestampTz gold_tried_at = 0;
 static bool waiting_for_topic = false;
 static int64 messages_read = 0; /* published with the lag and each record */
+static bool kafka_refused = false; /* the brokers refused our SASL credentials or TLS */
 
 static void abandon_probe(PartitionBatch *b);
 static void advance_probes(void);
 static void settle_probe_now(PartitionBatch *b);
 
+/*
+ * A Kafka error into worker_status.  A refusal (SASL or TLS) is a state
+ * too, kept until partitions are assigned or a message comes; the
+ * "brokers are down" that follow it say less, and leave its error in place.
+ */
 static void
-record_kafka_error(const char *message)
+record_kafka_error(KafkaErrorKind kind, const char *message)
 {
-	if (status != NULL)
+	if (status == NULL)
+		return;
+	ss_worker_status_add(status, ARCHIVE_KAFKA_ERRORS, 1);
+	if (kind == KAFKA_ERROR_SASL || kind == KAFKA_ERROR_TLS)
 	{
-		ss_worker_status_set_error(status, message);
-		ss_worker_status_add(status, ARCHIVE_KAFKA_ERRORS, 1);
+		kafka_refused = true;
+		ss_worker_status_set_state(status, kind == KAFKA_ERROR_SASL ? "Kafka authentication failed"
+																	: "Kafka TLS failed");
 	}
+	else if (kafka_refused && kind == KAFKA_ERROR_DOWN)
+		return;
+	ss_worker_status_set_error(status, message);
 }
 
 static PartitionBatch *
@@ -242,6 +255,17 @@ running_state(void)
 	return "running";
 }
 
+/* Partitions assigned, or a message came: a refusal is over. */
+static void
+kafka_accepted(void)
+{
+	if (!kafka_refused)
+		return;
+	kafka_refused = false;
+	if (!paused && !waiting_for_topic)
+		ss_worker_status_set_state(status, running_state());
+}
+
 /*
  * Fetch the assigned partitions, all but those held (they stay ours in the
  * group, unread), and say which are held.
@@ -300,6 +324,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			return;
 		}
 		PG_END_TRY();
+		kafka_accepted();
 		if (parts->cnt > 0 && waiting_for_topic)
 		{
 			waiting_for_topic = false;
@@ -830,11 +855,12 @@ handle_message(rd_kafka_message_t *msg)
 			char buf[600];
 
 			snprintf(buf, sizeof(buf), "Kafka: %s", rd_kafka_message_errstr(msg));
-			record_kafka_error(buf);
+			record_kafka_error(ss_kafka_error_kind(msg->err, buf), buf);
 			ereport(LOG, (errmsg("stocks_stream pipeline \"%s\": %s", pipeline->name, buf)));
 		}
 		return;
 	}
+	kafka_accepted();
 
 	b = batch_for(msg->partition);
 	/* a redelivery of something we already hold or archived, or of a held partition */

@@ -271,7 +271,7 @@ ss_launcher_main(Datum main_arg)
 	ss_worker_loop_setup();
 	launcher_generation = ss_worker_status_launcher_started();
 	before_shmem_exit(launcher_exit, (Datum) 0);
-	BackgroundWorkerInitializeConnection(ss_settings_database, NULL, 0);
+	ss_worker_loop_connect();
 	pgstat_report_appname("stocks_stream launcher");
 	ereport(LOG,
 			(errmsg("stocks_stream launcher started in database \"%s\"", ss_settings_database)));

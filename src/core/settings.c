@@ -24,6 +24,7 @@ char *ss_settings_kafka_properties = NULL;
 char *ss_settings_s3_endpoint = NULL;
 char *ss_settings_s3_region = NULL;
 bool ss_settings_s3_path_style = true;
+char *ss_settings_s3_ca_file = NULL;
 char *ss_settings_secrets_file = NULL;
 char *ss_settings_finnhub_url = NULL;
 char *ss_settings_finnhub_ws_url = NULL;
@@ -250,6 +251,12 @@ ss_settings_define(void)
 		"stocks_stream.s3_path_style",
 		"Address buckets as endpoint/bucket/key (MinIO) instead of bucket.endpoint/key.", NULL,
 		&ss_settings_s3_path_style, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"stocks_stream.s3_ca_file",
+		"PEM file of the CA certificates the S3 client trusts for an https:// endpoint.",
+		"Empty (the default) is the system's trust store.  A relative path is relative to "
+		"the data directory.  Certificate and host name verification are always on.",
+		&ss_settings_s3_ca_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("stocks_stream.s3_timeout", "Timeout of one S3 request.", NULL,
 							&s3_timeout_ms, 30000, 1000, 3600000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
 							NULL, show_s3_timeout);

@@ -13,6 +13,7 @@ extern char *ss_settings_kafka_properties;
 extern char *ss_settings_s3_endpoint;
 extern char *ss_settings_s3_region;
 extern bool ss_settings_s3_path_style;
+extern char *ss_settings_s3_ca_file;
 
 /* credentials: the file that holds them (secrets.c) */
 extern char *ss_settings_secrets_file;

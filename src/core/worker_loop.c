@@ -125,6 +125,22 @@ release_status(int code, Datum arg)
 	ss_worker_status_release(status);
 }
 
+/*
+ * Connect to the served database.  The session's search_path is pinned to
+ * pg_catalog first, so the workers' own queries never resolve a function
+ * or operator to an overload in a schema a user can write (an exact-type
+ * match in public wins over pg_catalog's polymorphic one even where
+ * pg_catalog is searched first); the extension's objects are always
+ * schema-qualified.  Set as a session value, so the SET clauses of the
+ * functions the workers call still apply.
+ */
+void
+ss_worker_loop_connect(void)
+{
+	BackgroundWorkerInitializeConnection(ss_settings_database, NULL, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+}
+
 /* the Kafka settings this worker's client was made with */
 static char *kafka_fingerprint = NULL;
 
@@ -134,7 +150,7 @@ ss_worker_loop_start(void)
 {
 	memcpy(&ss_worker_loop_args, MyBgworkerEntry->bgw_extra, sizeof(WorkerArgs));
 	ss_worker_loop_setup();
-	BackgroundWorkerInitializeConnection(ss_settings_database, NULL, 0);
+	ss_worker_loop_connect();
 	kafka_fingerprint = MemoryContextStrdup(TopMemoryContext, ss_secrets_kafka_fingerprint());
 }
 

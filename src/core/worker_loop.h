@@ -13,6 +13,7 @@ extern WorkerArgs ss_worker_loop_args;
 
 /* the launcher and the workers */
 extern void ss_worker_loop_setup(void);
+extern void ss_worker_loop_connect(void);
 extern bool ss_worker_loop_launcher_pass(void);
 extern void ss_worker_loop_wait(long timeout_ms);
 

@@ -43,9 +43,18 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	}
 }
 
+/*
+ * The last Kafka error; after a refusal (SASL or TLS, whose error names
+ * what to fix) the "brokers are down" that follow leave it in place.
+ */
 static void
-record_error(const char *message)
+record_error(KafkaErrorKind kind, const char *message)
 {
+	static bool refused = false;
+
+	if (refused && kind == KAFKA_ERROR_DOWN)
+		return;
+	refused = (kind == KAFKA_ERROR_SASL || kind == KAFKA_ERROR_TLS);
 	strlcpy(counts.last_error, message, sizeof(counts.last_error));
 }
 

@@ -26,6 +26,7 @@
 #include "s3/s3.h"
 #include "s3/s3_internal.h"
 #include "s3/s3_list_page.h"
+#include "s3/s3_tls.h"
 
 static CURL *curl_handle = NULL;
 
@@ -190,13 +191,18 @@ header_cb(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* Pull the S3 error <Code> out of an XML error body, if any. */
+/*
+ * Why a request failed: the S3 error <Code> of an XML error body, if any;
+ * or the transport's error, with, for a failed TLS check, which check it
+ * was and the setting to fix (s3_tls.c).
+ */
 static void
 describe_failure(S3Result *res, const char *method, const char *bucket, const char *key,
-				 CURLcode rc, const char *curl_error, const ResponseState *st)
+				 CURLcode rc, const char *curl_error, const ResponseState *st, CURL *handle)
 {
 	const char *code = strstr(st->error_body, "<Code>");
 	char codebuf[64] = "";
+	char tls[400];
 
 	if (code != NULL)
 	{
@@ -211,8 +217,18 @@ describe_failure(S3Result *res, const char *method, const char *bucket, const ch
 				 st->too_large ? "larger than stocks_stream.max_object_size allows"
 							   : "larger than the memory to be had");
 	else if (rc != CURLE_OK)
+	{
+		size_t room;
+
 		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s failed: %s", method, bucket,
 				 key ? key : "", curl_error[0] ? curl_error : curl_easy_strerror(rc));
+		/* a failed TLS check: which one and what to fix, kept whole however long the key */
+		ss_s3_tls_explain(handle, rc, tls, sizeof(tls));
+		room = sizeof(res->error) - strlen(tls) - 1;
+		if (strlen(res->error) > room)
+			res->error[room] = '\0';
+		strlcat(res->error, tls, sizeof(res->error));
+	}
 	else
 		snprintf(res->error, sizeof(res->error), "S3 %s %s/%s returned HTTP %ld%s%s", method,
 				 bucket, key ? key : "", res->http_status, codebuf[0] ? " " : "", codebuf);
@@ -254,6 +270,7 @@ ss_s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *buck
 
 	/* libcurl copies the strings it is given, so sigv4 may go out of scope */
 	ss_http_set_defaults(handle, c->curl_error, (long) ss_settings_s3_timeout_ms());
+	ss_s3_tls_set_options(handle);
 	curl_easy_setopt(handle, CURLOPT_URL, c->url);
 	curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4);
 	curl_easy_setopt(handle, CURLOPT_USERNAME, ss_secrets_get("s3_access_key"));
@@ -285,7 +302,7 @@ ss_s3_finish_call(S3Call *c, CURL *handle, CURLcode rc)
 	res.ok = (rc == CURLE_OK && res.http_status >= 200 && res.http_status < 300);
 	strlcpy(res.etag, c->st.etag, sizeof(res.etag));
 	if (!res.ok)
-		describe_failure(&res, c->method, c->bucket, c->key, rc, c->curl_error, &c->st);
+		describe_failure(&res, c->method, c->bucket, c->key, rc, c->curl_error, &c->st, handle);
 	curl_slist_free_all(c->headers);
 	pfree(c->url);
 	pfree(c->bucket);

@@ -26,7 +26,7 @@ def airflow_env():
                AIRFLOW_HOME=home,
                AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW__CORE__DAGS_FOLDER=os.path.join(ROOT, "dags"),
-               AIRFLOW_CONN_STOCKS_PG=f"postgres://{os.environ['PGUSER']}@{os.environ['PGHOST']}:"
+               AIRFLOW_CONN_STOCKS_PG=f"postgres://stocks_airflow@{os.environ['PGHOST']}:"
                                       f"{os.environ['PGPORT']}/{os.environ['PGDATABASE']}",
                AIRFLOW_VAR_STOCKS_QUARANTINE_THRESHOLD="1000",
                STOCKS_STREAM_DBT=os.path.join(os.environ["STOCKS_STREAM_DBT_VENV"], "bin", "dbt"))

@@ -19,6 +19,9 @@ def test_dbt_build_is_green_on_loaded_data(make_pipeline):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "ERROR=0" in run.stdout and "moving_averages_on_known_closes" in run.stdout
+    # dbt ran as its own login role, never a superuser (docs/security.md)
+    assert sql_value("SELECT tableowner FROM pg_tables WHERE schemaname = 'stocks_marts' "
+                     "AND tablename = 'daily_candles'") == "stocks_dbt"
     symbols = {r.symbol for r in sql("SELECT symbol FROM stocks_marts.daily_candles WHERE day = current_date")}
     assert {"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"} <= symbols
     assert sql_value("SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = current_date "

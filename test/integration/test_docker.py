@@ -67,7 +67,8 @@ def test_docker_compose_config_accepts_the_file():
     if client is None:
         pytest.skip("no docker compose client on this machine")
     env = dict(os.environ, POSTGRES_PASSWORD="x", MINIO_ROOT_USER="x", MINIO_ROOT_PASSWORD="x",
-               PGRST_AUTHENTICATOR_PASSWORD="x", METRICS_EXPORTER_PASSWORD="x")
+               PGRST_AUTHENTICATOR_PASSWORD="x", STOCKS_AIRFLOW_PASSWORD="x", STOCKS_DBT_PASSWORD="x",
+               METRICS_EXPORTER_PASSWORD="x")
     run = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     # a file with a required variable missing is refused
