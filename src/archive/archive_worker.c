@@ -95,7 +95,7 @@ static int nunprobed = 0; /* assigned partitions whose probe is still to start *
 static bool gold_due = false;
 static TimestampTz gold_tried_at = 0;
 static bool waiting_for_topic = false;
-static int64 messages_read = 0; /* published with the lag and each record */
+static int64 messages_read = 0;	   /* published with the lag and each record */
 static bool kafka_refused = false; /* the brokers refused our SASL credentials or TLS */
 
 static void abandon_probe(PartitionBatch *b);
