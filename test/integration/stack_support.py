@@ -160,8 +160,9 @@ class ServerLog:
     wrote since this object was made."""
 
     def __init__(self):
-        stack_dir = os.environ.get("STOCKS_STREAM_STACK", os.path.join(ROOT, ".stack"))
-        self.path = os.path.join(stack_dir, "pg", "postgres.log")
+        # scripts/stack env: under the stack folder, or where the postgres
+        # user can reach when it cannot reach that folder
+        self.path = os.environ["STOCKS_STREAM_PG_LOG"]
         self.start = os.path.getsize(self.path)
 
     def new(self):
