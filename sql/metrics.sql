@@ -1,13 +1,9 @@
 -- stocks_stream: the Prometheus metrics (docs/metrics.md).  One view per
 -- query of deploy/prometheus/queries.yaml, which prometheus-postgres-exporter
 -- runs as stocks_stream_exporter; the exporter names each metric
--- <query>_<column>, so the columns here carry the metrics' names.  This file
--- comes after roles.sql (which revokes everything in the schema from
--- PUBLIC) and makes the monitoring roles and their grants itself.
---
--- Roles (cluster-wide, so created only when missing):
---   stocks_stream_metrics   reads the metrics views and nothing else
---   stocks_stream_exporter  the exporter logs in as it (set its password)
+-- <query>_<column>, so the columns here carry the metrics' names.  The
+-- roles that read them (stocks_stream_metrics, stocks_stream_exporter) and
+-- their grants are in roles.sql, which runs after this file.
 
 -- The workers' counters and the archive workers' latency histograms (the
 -- other kind's columns are NULL; core/worker_status.c names the columns;
@@ -183,31 +179,3 @@ CREATE OR REPLACE VIEW stocks_stream.metrics_gold AS
       FROM stocks_stream.gold_refresh_seconds g;
 COMMENT ON VIEW stocks_stream.metrics_gold IS
     'Metrics stocks_stream_gold_*: a histogram of how long refresh_gold() took (none before the first refresh).';
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_metrics') THEN
-        CREATE ROLE stocks_stream_metrics NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'stocks_stream_exporter') THEN
-        CREATE ROLE stocks_stream_exporter LOGIN;
-    END IF;
-END;
-$$;
-GRANT stocks_stream_metrics TO stocks_stream_exporter;
--- a scrape asks Kafka for the watermarks (consumer_lag_internal waits 5 s at most)
-ALTER ROLE stocks_stream_exporter SET statement_timeout = '15s';
-
--- stocks_stream_metrics reads the metrics views.  A view reads its tables
--- with its owner's rights but calls functions with the caller's, so it may
--- also call the three functions behind them (none reports an error text or
--- changes anything), and read the two tables consumer_lag_internal() reads.
-REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream._observe_gold_refresh(interval),
-    stocks_stream._gold_refresh_bounds() FROM PUBLIC;
-GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_metrics;
-GRANT SELECT ON stocks_stream.metrics_sink, stocks_stream.metrics_connector, stocks_stream.metrics_consumer,
-    stocks_stream.metrics_source, stocks_stream.metrics_loader, stocks_stream.metrics_gaps,
-    stocks_stream.metrics_silver, stocks_stream.metrics_gold TO stocks_stream_metrics;
-GRANT EXECUTE ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream.consumer_lag_internal(),
-    stocks_stream._gold_refresh_bounds() TO stocks_stream_metrics;
-GRANT SELECT ON stocks_stream.pipelines, stocks_stream.offsets TO stocks_stream_metrics;

@@ -16,18 +16,24 @@
 --   stocks_stream_anon           PostgREST's anonymous role: USAGE on api and
 --                                SELECT on its views, nothing else
 --   stocks_stream_authenticator  PostgREST logs in as it (set its password)
+--   stocks_stream_metrics        reads the metrics views (sql/metrics.sql)
+--   stocks_stream_exporter       the Prometheus exporter logs in as it, a
+--                                member of stocks_stream_metrics (set its password)
 DO $$
 DECLARE
     group_role text;
 BEGIN
     FOREACH group_role IN ARRAY ARRAY['stocks_stream_operator', 'stocks_stream_reader', 'stocks_stream_api_owner',
-                                      'stocks_stream_anon'] LOOP
+                                      'stocks_stream_anon', 'stocks_stream_metrics'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = group_role) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', group_role);
         END IF;
     END LOOP;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_authenticator') THEN
         CREATE ROLE stocks_stream_authenticator LOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'stocks_stream_exporter') THEN
+        CREATE ROLE stocks_stream_exporter LOGIN;
     END IF;
 END;
 $$;
@@ -125,3 +131,22 @@ GRANT EXECUTE ON FUNCTION
     stocks_stream.rebuild_daily(text)
     TO stocks_stream_operator;
 GRANT INSERT, UPDATE, DELETE ON stocks_stream.exchanges, stocks_stream.symbol_exchanges TO stocks_stream_operator;
+
+-- The Prometheus exporter (docs/metrics.md)
+GRANT stocks_stream_metrics TO stocks_stream_exporter;
+-- a scrape asks Kafka for the watermarks (consumer_lag_internal waits 5 s at most)
+ALTER ROLE stocks_stream_exporter SET statement_timeout = '15s';
+
+-- stocks_stream_metrics reads the metrics views.  A view reads its tables
+-- with its owner's rights but calls functions with the caller's, so it may
+-- also call the three functions behind them (none reports an error text or
+-- changes anything), and read the two tables consumer_lag_internal() reads.
+REVOKE ALL ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream._observe_gold_refresh(interval),
+    stocks_stream._gold_refresh_bounds() FROM PUBLIC;
+GRANT USAGE ON SCHEMA stocks_stream TO stocks_stream_metrics;
+GRANT SELECT ON stocks_stream.metrics_sink, stocks_stream.metrics_connector, stocks_stream.metrics_consumer,
+    stocks_stream.metrics_source, stocks_stream.metrics_loader, stocks_stream.metrics_gaps,
+    stocks_stream.metrics_silver, stocks_stream.metrics_gold TO stocks_stream_metrics;
+GRANT EXECUTE ON FUNCTION stocks_stream.worker_metrics_internal(text), stocks_stream.consumer_lag_internal(),
+    stocks_stream._gold_refresh_bounds() TO stocks_stream_metrics;
+GRANT SELECT ON stocks_stream.pipelines, stocks_stream.offsets TO stocks_stream_metrics;
