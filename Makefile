@@ -5,8 +5,8 @@ EXTVERSION = 0.5.0
 # `make` builds everything (PGXS's all), not the first rule below
 .DEFAULT_GOAL := all
 
-# src/<layer>/*.c (src/README.md): core, kafka, s3, archive, ingest, load
-SRC_DIRS = core kafka s3 archive ingest load
+# src/<layer>/*.c (src/README.md): core, kafka, s3, lake, archive, ingest, load
+SRC_DIRS = core kafka s3 lake archive ingest load
 OBJS = $(patsubst %.c,%.o,$(foreach d,$(SRC_DIRS),$(wildcard src/$(d)/*.c)))
 
 # The extension's SQL (sql/README.md), kept as timescaledb keeps it.
@@ -73,8 +73,21 @@ RDKAFKA_CFLAGS = $(shell pkg-config --cflags rdkafka)
 RDKAFKA_LIBS = $(shell pkg-config --libs rdkafka)
 endif
 
-PG_CPPFLAGS = -Isrc $(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC)) -Wall -Wextra -Wno-unused-parameter
-SHLIB_LINK = $(RDKAFKA_LIBS) $(shell pkg-config --libs $(LIBS_PC))
+# Parquet (src/lake/README.md): scripts/stack builds lake/parquet_ffi, the
+# Apache Arrow project's Rust crate parquet behind a small C ABI, with
+# scripts/build-parquet-ffi and passes PARQUET_FFI_PREFIX.  It is one object
+# whose only global symbols are its ss_pq_* entries (its bundled zstd stays
+# private, apart from the libzstd librdkafka and libcurl use).  Without
+# PARQUET_FFI_PREFIX the extension is built without it: a Parquet pipeline's
+# worker and load_bronze() on a Parquet object then stop with an error.
+PARQUET_FFI_INCLUDE = lake/parquet_ffi/include
+ifdef PARQUET_FFI_PREFIX
+PARQUET_FFI_CFLAGS = -DSS_HAVE_PARQUET -I$(PARQUET_FFI_INCLUDE)
+PARQUET_FFI_LIBS = $(PARQUET_FFI_PREFIX)/lib/ss_parquet_ffi.o -lgcc_s -lpthread -ldl -lm
+endif
+
+PG_CPPFLAGS = -Isrc $(RDKAFKA_CFLAGS) $(PARQUET_FFI_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC)) -Wall -Wextra -Wno-unused-parameter
+SHLIB_LINK = $(RDKAFKA_LIBS) $(PARQUET_FFI_LIBS) $(shell pkg-config --libs $(LIBS_PC))
 
 # make SANITIZE=1: the extension built with AddressSanitizer and
 # UndefinedBehaviorSanitizer by clang-16 (docs/testing.md, "Sanitizer build").  Not
@@ -109,7 +122,8 @@ include $(PGXS)
 ifeq ($(SANITIZE),1)
 CC = $(SANITIZE_CC)
 endif
-BUILD_FLAVOR = $(if $(filter 1,$(SANITIZE)),sanitize,normal)
+# (and with or without Parquet, or with another build of it)
+BUILD_FLAVOR = $(if $(filter 1,$(SANITIZE)),sanitize,normal)$(if $(PARQUET_FFI_PREFIX),+parquet:$(PARQUET_FFI_PREFIX))
 .build-flavor: FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAVOR)' ] || echo '$(BUILD_FLAVOR)' > $@
 $(OBJS): .build-flavor

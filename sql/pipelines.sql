@@ -29,7 +29,7 @@ $$;
 CREATE OR REPLACE FUNCTION stocks_stream._check_pipeline_args(
     p_name text, p_topic text, p_bucket text, p_key_prefix text,
     p_batch_max_messages integer, p_batch_max_bytes bigint,
-    p_batch_max_age_ms integer, p_gzip boolean, p_workers integer)
+    p_batch_max_age_ms integer, p_gzip boolean, p_workers integer, p_format text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_workers integer := current_setting('stocks_stream.max_workers')::integer;
@@ -63,6 +63,16 @@ BEGIN
     IF p_gzip IS NULL THEN
         RAISE EXCEPTION 'stocks_stream: gzip must be true or false, not NULL'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_format IS NULL OR p_format NOT IN ('ndjson', 'parquet') THEN
+        RAISE EXCEPTION 'stocks_stream: format must be ''ndjson'' or ''parquet'', got %', coalesce('"' || p_format || '"', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '''ndjson'' writes one message value per line (gzip optional); ''parquet'' one row per message, ZSTD-compressed.';
+    END IF;
+    IF p_format = 'parquet' AND p_gzip THEN
+        RAISE EXCEPTION 'stocks_stream: gzip applies to NDJSON objects, not to format ''parquet'''
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Parquet objects are compressed inside (ZSTD): leave gzip false.';
     END IF;
     IF p_workers IS NULL OR p_workers NOT BETWEEN 1 AND max_workers THEN
         RAISE EXCEPTION 'stocks_stream: workers must be between 1 and stocks_stream.max_workers (%), got %', max_workers, coalesce(p_workers::text, 'NULL')
@@ -115,14 +125,15 @@ CREATE OR REPLACE FUNCTION stocks_stream.create_pipeline(
     batch_max_age_ms integer DEFAULT 10000,
     gzip boolean DEFAULT false,
     workers integer DEFAULT 1,
-    realtime boolean DEFAULT false)
+    realtime boolean DEFAULT false,
+    format text DEFAULT 'ndjson')
 RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
     p stocks_stream.pipelines;
 BEGIN
     PERFORM stocks_stream._check_pipeline_args(name, topic, bucket, key_prefix,
-        batch_max_messages, batch_max_bytes, batch_max_age_ms, gzip, workers);
+        batch_max_messages, batch_max_bytes, batch_max_age_ms, gzip, workers, format);
     IF EXISTS (SELECT 1 FROM stocks_stream.pipelines pl WHERE pl.name = create_pipeline.name) THEN
         RAISE EXCEPTION 'stocks_stream.create_pipeline: pipeline "%" already exists', name
             USING ERRCODE = 'duplicate_object',
@@ -132,9 +143,9 @@ BEGIN
         RAISE EXCEPTION 'stocks_stream.create_pipeline: realtime must be true or false, not NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     INSERT INTO stocks_stream.pipelines AS pl (name, topic, bucket, key_prefix, batch_max_messages,
-        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime)
+        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime, format)
     VALUES (name, topic, bucket, key_prefix, batch_max_messages,
-        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime)
+        batch_max_bytes, batch_max_age_ms, gzip, workers, realtime, format)
     RETURNING * INTO p;
     RETURN p;
 END;
@@ -147,7 +158,7 @@ CREATE OR REPLACE FUNCTION stocks_stream.alter_pipeline(
     topic text DEFAULT NULL, bucket text DEFAULT NULL, key_prefix text DEFAULT NULL,
     batch_max_messages integer DEFAULT NULL, batch_max_bytes bigint DEFAULT NULL,
     batch_max_age_ms integer DEFAULT NULL, gzip boolean DEFAULT NULL,
-    workers integer DEFAULT NULL, realtime boolean DEFAULT NULL)
+    workers integer DEFAULT NULL, realtime boolean DEFAULT NULL, format text DEFAULT NULL)
 RETURNS stocks_stream.pipelines LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
@@ -162,13 +173,14 @@ BEGIN
     p.gzip := coalesce(gzip, p.gzip);
     p.workers := coalesce(workers, p.workers);
     p.realtime := coalesce(realtime, p.realtime);
+    p.format := coalesce(format, p.format);
     PERFORM stocks_stream._check_pipeline_args(p.name, p.topic, p.bucket, p.key_prefix,
-        p.batch_max_messages, p.batch_max_bytes, p.batch_max_age_ms, p.gzip, p.workers);
+        p.batch_max_messages, p.batch_max_bytes, p.batch_max_age_ms, p.gzip, p.workers, p.format);
     UPDATE stocks_stream.pipelines pl
        SET topic = p.topic, bucket = p.bucket, key_prefix = p.key_prefix,
            batch_max_messages = p.batch_max_messages, batch_max_bytes = p.batch_max_bytes,
            batch_max_age_ms = p.batch_max_age_ms, gzip = p.gzip, workers = p.workers,
-           realtime = p.realtime, generation = pl.generation + 1, updated_at = now()
+           realtime = p.realtime, format = p.format, generation = pl.generation + 1, updated_at = now()
      WHERE pl.pipeline_id = p.pipeline_id
     RETURNING * INTO p;
     RETURN p;

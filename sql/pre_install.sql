@@ -26,10 +26,11 @@ CREATE TABLE stocks_stream.pipelines (
     running            boolean NOT NULL DEFAULT false,
     generation         integer NOT NULL DEFAULT 1,
     created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    format             text NOT NULL DEFAULT 'ndjson' CHECK (format IN ('ndjson', 'parquet'))
 );
 COMMENT ON TABLE stocks_stream.pipelines IS
-    'Archive pipelines: each copies one Kafka topic to S3 as NDJSON objects. Managed with create_pipeline(), alter_pipeline(), start_pipeline(), stop_pipeline(), drop_pipeline().';
+    'Archive pipelines: each copies one Kafka topic to S3 as NDJSON or Parquet objects. Managed with create_pipeline(), alter_pipeline(), start_pipeline(), stop_pipeline(), drop_pipeline().';
 COMMENT ON COLUMN stocks_stream.pipelines.name IS 'Pipeline name; also names the Kafka consumer group stocks_stream.<name>.';
 COMMENT ON COLUMN stocks_stream.pipelines.topic IS 'Kafka topic archived.';
 COMMENT ON COLUMN stocks_stream.pipelines.bucket IS 'S3 bucket the objects go to (created when missing).';
@@ -43,6 +44,8 @@ COMMENT ON COLUMN stocks_stream.pipelines.workers IS 'Number of archive workers 
 COMMENT ON COLUMN stocks_stream.pipelines.realtime IS 'Whether the worker loads each object into silver (load_bronze) right after archiving it.';
 COMMENT ON COLUMN stocks_stream.pipelines.running IS 'Whether the launcher keeps the workers running.';
 COMMENT ON COLUMN stocks_stream.pipelines.generation IS 'Bumped by alter_pipeline(); running workers of an older generation are restarted.';
+COMMENT ON COLUMN stocks_stream.pipelines.format IS
+    'What objects hold: ''ndjson'' (one message value per line, .ndjson[.gz]) or ''parquet'' (one row per message with its topic, partition, offset, timestamp, key, headers and value, ZSTD, .parquet).';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipelines', '');
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.pipelines_pipeline_id_seq', '');
 

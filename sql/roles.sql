@@ -118,8 +118,8 @@ GRANT EXECUTE ON FUNCTION stocks_stream.worker_status_internal(text), stocks_str
 -- ---------------------------------------------------------------------------
 GRANT stocks_stream_reader TO stocks_stream_operator;
 GRANT EXECUTE ON FUNCTION
-    stocks_stream.create_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean),
-    stocks_stream.alter_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean),
+    stocks_stream.create_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean, text),
+    stocks_stream.alter_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean, text),
     stocks_stream.start_pipeline(text), stocks_stream.stop_pipeline(text), stocks_stream.drop_pipeline(text),
     stocks_stream.reset_pipeline_offsets(text, text), stocks_stream.reset_pipeline_offsets(text, timestamptz),
     stocks_stream.create_source(text, text, text[], text, integer, jsonb),

@@ -4,9 +4,9 @@
 -- changed and every view that lost or reordered columns (CREATE OR REPLACE
 -- cannot change those).
 --
--- 0.5.0 changes no signature: the SQL is kept by concern, and every
--- function, view, trigger and grant is made again by the concern files as a
--- fresh install makes it.  Its new table, as pre_install.sql makes it:
+-- The SQL is kept by concern: every function, view, trigger and grant is
+-- made again by the concern files as a fresh install makes it.  0.5.0's new
+-- table, as pre_install.sql makes it:
 -- ---------------------------------------------------------------------------
 -- The durations of refresh_gold(), for the metrics (docs/metrics.md): one
 -- row, a histogram each refresh adds itself to
@@ -22,3 +22,18 @@ COMMENT ON TABLE stocks_stream.gold_refresh_seconds IS 'How long refresh_gold() 
 COMMENT ON COLUMN stocks_stream.gold_refresh_seconds.bucket IS 'Refreshes per bucket of stocks_stream._gold_refresh_bounds(), not cumulative; the last one past the last bound.';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.gold_refresh_seconds', '');
 
+
+-- ---------------------------------------------------------------------------
+-- Parquet archive objects: a pipeline's format, as pre_install.sql makes it;
+-- create_pipeline(), alter_pipeline() and their argument check gain a
+-- format argument (made again by sql/pipelines.sql).
+-- ---------------------------------------------------------------------------
+ALTER TABLE stocks_stream.pipelines
+    ADD COLUMN format text NOT NULL DEFAULT 'ndjson' CHECK (format IN ('ndjson', 'parquet'));
+COMMENT ON TABLE stocks_stream.pipelines IS
+    'Archive pipelines: each copies one Kafka topic to S3 as NDJSON or Parquet objects. Managed with create_pipeline(), alter_pipeline(), start_pipeline(), stop_pipeline(), drop_pipeline().';
+COMMENT ON COLUMN stocks_stream.pipelines.format IS
+    'What objects hold: ''ndjson'' (one message value per line, .ndjson[.gz]) or ''parquet'' (one row per message with its topic, partition, offset, timestamp, key, headers and value, ZSTD, .parquet).';
+DROP FUNCTION stocks_stream.create_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean);
+DROP FUNCTION stocks_stream.alter_pipeline(text, text, text, text, integer, bigint, integer, boolean, integer, boolean);
+DROP FUNCTION stocks_stream._check_pipeline_args(text, text, text, text, integer, bigint, integer, boolean, integer);

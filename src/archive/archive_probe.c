@@ -61,13 +61,13 @@ struct ArchiveProbe
 
 static MemoryContext probe_cxt = NULL;
 static char *bucket = NULL;
-static bool gzipped = false;
+static ObjectFormat format = OBJECT_FORMAT_NDJSON;
 static FolderListing *folders[MAX_FOLDERS];
 static int nfolders = 0;
 static int requests = 0;
 
 void
-ss_archive_probe_configure(const char *bucket_name, bool gzip)
+ss_archive_probe_configure(const char *bucket_name, ObjectFormat object_format)
 {
 	if (probe_cxt == NULL)
 		probe_cxt = AllocSetContextCreate(TopMemoryContext, "stocks_stream archive probes",
@@ -75,7 +75,7 @@ ss_archive_probe_configure(const char *bucket_name, bool gzip)
 	if (bucket != NULL)
 		pfree(bucket);
 	bucket = MemoryContextStrdup(probe_cxt, bucket_name);
-	gzipped = gzip;
+	format = object_format;
 }
 
 static S3Async *
@@ -249,7 +249,7 @@ ss_archive_probe_end(ArchiveProbe *p)
 		ObjectKey k;
 
 		if (strncmp(key, p->key_start, start_len) == 0 &&
-			ss_object_key_parse(key, &k) == OBJECT_KEY_ARCHIVE && k.compressed == gzipped)
+			ss_object_key_parse(key, &k) == OBJECT_KEY_ARCHIVE && k.format == format)
 			end_at = Max(end_at, k.last_offset);
 	}
 	if (p->listing == NULL)

@@ -6,9 +6,11 @@
 #ifndef STOCKS_STREAM_ARCHIVE_PROBE_H
 #define STOCKS_STREAM_ARCHIVE_PROBE_H
 
+#include "archive/object_key.h"
+
 typedef struct ArchiveProbe ArchiveProbe;
 
-extern void ss_archive_probe_configure(const char *bucket, bool gzip);
+extern void ss_archive_probe_configure(const char *bucket, ObjectFormat format);
 extern ArchiveProbe *ss_archive_probe_start(const char *key_start);
 extern bool ss_archive_probe_answered(ArchiveProbe *probe);
 extern bool ss_archive_probe_needs_request(ArchiveProbe *probe);

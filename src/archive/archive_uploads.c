@@ -2,7 +2,8 @@
  * archive_uploads.c
  *	  The archive worker's objects on their way to S3.
  *
- * A flush hands a batch over (its buffer, or that gzipped) and the worker
+ * A flush hands a batch over (its buffer, that gzipped, or its Parquet
+ * object) and the worker
  * goes back to reading Kafka while libcurl sends it, beside the objects of
  * other partitions (s3_async.c); the worker records each once it has
  * arrived (ss_archive_uploads_arrived): in Postgres, then a commit to Kafka.
@@ -23,6 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive_uploads.h"
+#include "archive/batch_parquet.h"
 #include "s3/s3.h"
 
 typedef struct UploadSlot
@@ -38,23 +40,27 @@ static UploadSlot slots[ARCHIVE_MAX_UPLOADS];
 static int nactive = 0;
 static int64 active_bytes = 0;
 static char *bucket = NULL;
-static bool gzipped = false;
+static ObjectFormat format = OBJECT_FORMAT_NDJSON;
+
+/* by ObjectFormat */
+static const char *const content_types[] = {"application/x-ndjson", "application/gzip",
+											"application/vnd.apache.parquet"};
 
 void
-ss_archive_uploads_configure(const char *bucket_name, bool gzip)
+ss_archive_uploads_configure(const char *bucket_name, ObjectFormat object_format)
 {
 	if (bucket != NULL)
 		pfree(bucket);
 	bucket = MemoryContextStrdup(TopMemoryContext, bucket_name);
-	gzipped = gzip;
+	format = object_format;
 }
 
 static void
 send_object(UploadSlot *s)
 {
 	s->upload.sent_at = GetCurrentTimestamp();
-	s->request = ss_s3_async_put(bucket, s->upload.key, s->body, s->upload.len,
-								 gzipped ? "application/gzip" : "application/x-ndjson");
+	s->request =
+		ss_s3_async_put(bucket, s->upload.key, s->body, s->upload.len, content_types[format]);
 }
 
 static UploadSlot *
@@ -91,7 +97,9 @@ ss_archive_uploads_start(PartitionBatch *b, const char *key)
 	u->key = pstrdup(key);
 	u->etag[0] = '\0';
 	u->handed_at = GetCurrentTimestamp();
-	if (gzipped)
+	if (b->parquet != NULL)
+		s->body = ss_batch_parquet_encode(b, &u->len);
+	else if (format == OBJECT_FORMAT_NDJSON_GZ)
 	{
 		s->body = ss_batch_gzip(b, &u->len);
 		pfree(ss_batch_take_data(b));

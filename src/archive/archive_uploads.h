@@ -8,6 +8,7 @@
 #include "datatype/timestamp.h"
 
 #include "archive/batch.h"
+#include "archive/object_key.h"
 #include "core/settings.h"
 
 /* at most one object per request the setting allows */
@@ -30,7 +31,7 @@ typedef struct ArchiveUpload
 	TimestampTz answered_at; /* S3 answered that PUT */
 } ArchiveUpload;
 
-extern void ss_archive_uploads_configure(const char *bucket, bool gzip);
+extern void ss_archive_uploads_configure(const char *bucket, ObjectFormat format);
 extern ArchiveUpload *ss_archive_uploads_start(PartitionBatch *batch, const char *key);
 extern ArchiveUpload *ss_archive_uploads_of(int32 partition);
 extern bool ss_archive_uploads_travelling(const ArchiveUpload *upload);

@@ -52,6 +52,7 @@
 #include "archive/archive_uploads.h"
 #include "archive/archive_worker.h"
 #include "archive/batch.h"
+#include "archive/batch_parquet.h"
 #include "archive/object_key.h"
 #include "core/clock.h"
 #include "core/pipeline_store.h"
@@ -601,6 +602,15 @@ room_for_object(size_t len)
 	return true;
 }
 
+/* What the pipeline's objects hold, and so their keys' extension. */
+static ObjectFormat
+pipeline_format(void)
+{
+	if (pipeline->parquet)
+		return OBJECT_FORMAT_PARQUET;
+	return pipeline->gzip ? OBJECT_FORMAT_NDJSON_GZ : OBJECT_FORMAT_NDJSON;
+}
+
 /*
  * Hand a batch to S3: once the partition's object before it is through,
  * its bytes go on their way (archive_uploads.c) and the batch starts
@@ -623,7 +633,7 @@ flush_batch(PartitionBatch *b)
 		return false;
 	key = ss_object_key_format(pipeline->key_prefix, pipeline->key_topic, b->partition,
 							   b->first_offset, b->last_offset, b->first_timestamp_ms,
-							   pipeline->gzip);
+							   pipeline_format());
 	buffered_bytes -= b->len;
 	ss_archive_uploads_start(b, key);
 	pfree(key);
@@ -840,7 +850,8 @@ static void
 handle_message(rd_kafka_message_t *msg)
 {
 	PartitionBatch *b;
-	size_t need = msg->len + 1;
+	size_t need = pipeline->parquet ? ss_batch_parquet_size(msg) : msg->len + 1;
+	size_t held;
 
 	if (msg->err)
 	{
@@ -883,8 +894,13 @@ handle_message(rd_kafka_message_t *msg)
 		b->probe_unrecorded = false;
 		start_probe(b, msg->offset, rd_kafka_message_timestamp(msg, NULL));
 	}
-	ss_batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload, msg->len);
-	buffered_bytes += need;
+	held = b->len;
+	if (pipeline->parquet)
+		ss_batch_parquet_append(b, pipeline->topic, msg);
+	else
+		ss_batch_append(b, msg->offset, rd_kafka_message_timestamp(msg, NULL), msg->payload,
+						msg->len);
+	buffered_bytes += b->len - held; /* need, and a Parquet row's headers */
 	messages_read++;
 	if (!paused &&
 		(end_reached(b) || (b->count >= pipeline->batch_max_messages && !awaiting_end(b)) ||
@@ -1151,8 +1167,8 @@ ss_archive_worker_main(Datum main_arg)
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	ss_batch_init_context();
-	ss_archive_probe_configure(pipeline->bucket, pipeline->gzip);
-	ss_archive_uploads_configure(pipeline->bucket, pipeline->gzip);
+	ss_archive_probe_configure(pipeline->bucket, pipeline_format());
+	ss_archive_uploads_configure(pipeline->bucket, pipeline_format());
 	create_consumer();
 	ss_archive_gaps_configure(consumer, pipeline, status);
 	before_shmem_exit(commit_recorded_at_exit, (Datum) 0);

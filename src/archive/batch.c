@@ -20,6 +20,7 @@
 
 #include "archive/batch.h"
 #include "core/clock.h"
+#include "lake/parquet_object.h"
 
 #define INITIAL_CAPACITY (64 * 1024)
 
@@ -70,8 +71,14 @@ ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp_ms, const c
 			*p++ = ' ';
 	}
 	dst[len] = '\n';
-	batch->len += len + 1;
+	ss_batch_note_message(batch, offset, timestamp_ms, len + 1);
+}
 
+/* Count a message appended, of `bytes`, into the batch's offsets and size. */
+void
+ss_batch_note_message(PartitionBatch *batch, int64 offset, int64 timestamp_ms, size_t bytes)
+{
+	batch->len += bytes;
 	if (batch->count == 0)
 	{
 		batch->first_offset = offset;
@@ -89,6 +96,8 @@ ss_batch_clear(PartitionBatch *batch)
 	if (batch->data != NULL)
 		pfree(batch->data);
 	batch->data = NULL;
+	ss_parquet_object_free_writer(batch->parquet);
+	batch->parquet = NULL;
 	batch->len = 0;
 	batch->cap = 0;
 	batch->count = 0;

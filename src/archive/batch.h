@@ -9,6 +9,7 @@
 #include "datatype/timestamp.h"
 
 struct ArchiveProbe;
+struct ParquetWriter;
 
 typedef struct PartitionBatch
 {
@@ -28,8 +29,9 @@ typedef struct PartitionBatch
 	int64 last_offset;
 	int64 first_timestamp_ms;
 	int64 count;
-	char *data; /* NDJSON, one message per line */
-	size_t len;
+	char *data;					   /* NDJSON, one message per line */
+	struct ParquetWriter *parquet; /* or its messages as Parquet rows (batch_parquet.c) */
+	size_t len;					   /* bytes held, either way */
 	size_t cap;
 	TimestampTz opened_at; /* when the first message arrived */
 } PartitionBatch;
@@ -40,5 +42,7 @@ extern void ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp
 extern void ss_batch_clear(PartitionBatch *batch);
 extern char *ss_batch_take_data(PartitionBatch *batch);
 extern char *ss_batch_gzip(const PartitionBatch *batch, size_t *out_len);
+extern void ss_batch_note_message(PartitionBatch *batch, int64 offset, int64 timestamp_ms,
+								  size_t bytes);
 
 #endif

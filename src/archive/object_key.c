@@ -3,6 +3,7 @@
  *	  Formats and parses the S3 key of a bronze object.
  *
  *	  <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-<last>.ndjson[.gz]
+ *	  ... or <partition>-<first>-<last>.parquet (a pipeline of format 'parquet')
  *
  * with the offsets as 20 digits and the date and hour (UTC) of the first
  * message's timestamp.  The objects of a topic deleted and created again
@@ -33,6 +34,9 @@
 #define TOPIC_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 #define TOPIC_ID_LEN   22
 
+/* by ObjectFormat */
+static const char *const extensions[] = {".ndjson", ".ndjson.gz", ".parquet"};
+
 /*
  * The part of an object's key its first message fixes:
  * <prefix>/<topic>/dt=YYYY-MM-DD/hour=HH/<partition>-<first>-
@@ -54,12 +58,12 @@ ss_object_key_format_start(const char *prefix, const char *topic, int32 partitio
 
 char *
 ss_object_key_format(const char *prefix, const char *topic, int32 partition, int64 first_offset,
-					 int64 last_offset, int64 first_timestamp_ms, bool gzip)
+					 int64 last_offset, int64 first_timestamp_ms, ObjectFormat format)
 {
 	return psprintf(
-		"%s%0*lld.ndjson%s",
+		"%s%0*lld%s",
 		ss_object_key_format_start(prefix, topic, partition, first_offset, first_timestamp_ms),
-		OFFSET_DIGITS, (long long) last_offset, gzip ? ".gz" : "");
+		OFFSET_DIGITS, (long long) last_offset, extensions[format]);
 }
 
 /* Exactly n digits at *p (advanced past them) as a number. */
@@ -92,7 +96,7 @@ take_partition(const char **p, int32 *value)
 	return true;
 }
 
-/* The file name: <partition>-<first>[-<last>].ndjson[.gz] */
+/* The file name: <partition>-<first>[-<last>].ndjson[.gz], or -<last>.parquet */
 static ObjectKeyKind
 parse_file_name(const char *name, ObjectKey *out)
 {
@@ -111,13 +115,17 @@ parse_file_name(const char *name, ObjectKey *out)
 			return OBJECT_KEY_OTHER;
 		kind = OBJECT_KEY_ARCHIVE;
 	}
-	if (strcmp(p, ".ndjson") == 0)
-		out->compressed = false;
-	else if (strcmp(p, ".ndjson.gz") == 0)
-		out->compressed = true;
-	else
-		return OBJECT_KEY_OTHER;
-	return kind;
+	for (int f = 0; f < (int) lengthof(extensions); f++)
+		if (strcmp(p, extensions[f]) == 0)
+		{
+			/* Parquet came after 0.1.0's keys */
+			if (f == OBJECT_FORMAT_PARQUET && kind != OBJECT_KEY_ARCHIVE)
+				return OBJECT_KEY_OTHER;
+			out->format = (ObjectFormat) f;
+			out->compressed = f == OBJECT_FORMAT_NDJSON_GZ;
+			return kind;
+		}
+	return OBJECT_KEY_OTHER;
 }
 
 /* A topic folder's name: <topic>, or <topic>~<topic id> (a re-created topic). */

@@ -9,10 +9,18 @@
 typedef enum ObjectKeyKind
 {
 	OBJECT_KEY_OTHER = 0,	/* not a bronze object */
-	OBJECT_KEY_ARCHIVE,		/* <partition>-<first>-<last>.ndjson[.gz] */
+	OBJECT_KEY_ARCHIVE,		/* <partition>-<first>-<last>.ndjson[.gz] or .parquet */
 	OBJECT_KEY_ARCHIVE_V1,	/* 0.1.0: <partition>-<first>.ndjson[.gz] */
 	OBJECT_KEY_PYTHON_QUOTE /* the old Python pipeline: <symbol>/<ts>.json */
 } ObjectKeyKind;
+
+/* what an archive object holds: its key's extension */
+typedef enum ObjectFormat
+{
+	OBJECT_FORMAT_NDJSON = 0, /* .ndjson */
+	OBJECT_FORMAT_NDJSON_GZ,  /* .ndjson.gz */
+	OBJECT_FORMAT_PARQUET	  /* .parquet (0.5.0) */
+} ObjectFormat;
 
 #define OBJECT_KEY_HOUR_LEN 13 /* YYYY-MM-DD HH */
 
@@ -27,14 +35,15 @@ typedef struct ObjectKey
 	int32 partition;
 	int64 first_offset;
 	int64 last_offset; /* -1 when the key does not say (0.1.0 keys) */
-	bool compressed;
+	bool compressed;   /* gzip'd NDJSON */
+	ObjectFormat format;
 } ObjectKey;
 
 extern char *ss_object_key_format_start(const char *prefix, const char *topic, int32 partition,
 										int64 first_offset, int64 first_timestamp_ms);
 extern char *ss_object_key_format(const char *prefix, const char *topic, int32 partition,
 								  int64 first_offset, int64 last_offset, int64 first_timestamp_ms,
-								  bool gzip);
+								  ObjectFormat format);
 extern ObjectKeyKind ss_object_key_parse(const char *key, ObjectKey *out);
 extern char *ss_object_key_hour_start(const char *folder, const char *hour);
 

@@ -77,8 +77,10 @@ ss_pipeline_store_load_pipeline(int pipeline_id)
 	begin_tx("stocks_stream: load pipeline");
 	if (SPI_execute_with_args(
 			"SELECT name, topic, bucket, key_prefix, batch_max_messages, "
-			"batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running, realtime "
-			"FROM stocks_stream.pipelines WHERE pipeline_id = $1",
+			"batch_max_bytes, batch_max_age_ms, gzip, workers, generation, running, realtime, "
+			/* format came in 0.5.0: read so that an install not yet updated has none */
+			"coalesce(to_jsonb(p) ->> 'format' = 'parquet', false) "
+			"FROM stocks_stream.pipelines p WHERE pipeline_id = $1",
 			1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("stocks_stream: could not read stocks_stream.pipelines")));
@@ -101,6 +103,7 @@ ss_pipeline_store_load_pipeline(int pipeline_id)
 		cfg->generation = DatumGetInt32(column(t, d, 10));
 		cfg->running = DatumGetBool(column(t, d, 11));
 		cfg->realtime = DatumGetBool(column(t, d, 12));
+		cfg->parquet = DatumGetBool(column(t, d, 13));
 		cfg->key_topic = cfg->topic;
 	}
 	end_tx(caller);

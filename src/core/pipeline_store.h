@@ -19,6 +19,7 @@ typedef struct PipelineConfig
 	int64 batch_max_bytes;
 	int batch_max_age_ms;
 	bool gzip;
+	bool parquet; /* format 'parquet' (else NDJSON) */
 	int workers;
 	int generation;
 	bool running;

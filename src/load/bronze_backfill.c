@@ -32,6 +32,7 @@
 #include "archive/object_key.h"
 #include "core/settings.h"
 #include "load/bronze_loader.h"
+#include "load/bronze_parquet.h"
 #include "load/load_progress.h"
 #include "s3/s3.h"
 
@@ -84,12 +85,12 @@ register_step(void *arg)
 	if (!res.ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE), errmsg("stocks_stream: %s", res.error)));
-	if (k.compressed)
-	{
-		initStringInfo(&plain);
+	initStringInfo(&plain);
+	if (k.format == OBJECT_FORMAT_PARQUET)
+		ss_bronze_parquet_lines(&body, &plain, st->key, k.partition, k.first_offset, k.last_offset);
+	else if (k.compressed)
 		ss_bronze_loader_gunzip(&body, &plain, st->key);
-	}
-	lines = count_lines(k.compressed ? &plain : &body);
+	lines = count_lines(k.format != OBJECT_FORMAT_NDJSON ? &plain : &body);
 	if (lines == 0)
 		return;
 	if (k.last_offset >= 0 && lines != k.last_offset - k.first_offset + 1)

@@ -5,7 +5,8 @@
  *
  * The objects not loaded yet are locked (FOR UPDATE SKIP LOCKED, so two
  * callers never take the same object), then each is loaded in a
- * subtransaction of its own: GET from S3, gunzip when compressed, split
+ * subtransaction of its own: GET from S3, gunzip when compressed (a
+ * Parquet object's rows become lines: bronze_parquet.c), split
  * into lines (line N is offset first_offset + N), check each line
  * (bronze_record.c), drop the offsets silver already holds, COPY the good
  * rows into stocks_stream.quotes / .trades with Postgres' own binary COPY FROM
@@ -46,6 +47,7 @@
 #include "core/settings.h"
 #include "load/bronze_gzip.h"
 #include "load/bronze_loader.h"
+#include "load/bronze_parquet.h"
 #include "load/bronze_record.h"
 #include "load/load_progress.h"
 #include "s3/s3.h"
@@ -60,6 +62,7 @@ typedef struct ObjectRef
 	int64 first_offset;
 	int64 last_offset;
 	bool compressed;
+	bool parquet;		/* its key's extension is .parquet */
 	bool single_record; /* an object of the old Python pipeline: one JSON */
 	char *etag;			/* as recorded; "" when the manifest has none */
 	int64 time;			/* unix seconds its key names (object_key.c); -1: none */
@@ -558,7 +561,13 @@ load_object(const ObjectRef *o, LoadCounts *counts, List *quote_cols, List *trad
 	LineTally ss = {NIL, new_dirty_minutes(), 0, 0};
 	int64 range[2];
 
-	if (o->compressed)
+	if (o->parquet)
+	{
+		ss_bronze_parquet_lines(&buf->body, &buf->plain, o->key, o->partition, o->first_offset,
+								o->last_offset);
+		text = &buf->plain;
+	}
+	else if (o->compressed)
 	{
 		ss_bronze_loader_gunzip(&buf->body, &buf->plain, o->key);
 		text = &buf->plain;
@@ -754,6 +763,7 @@ ss_bronze_loader_pending_objects(text *pipeline, int max_objects, const char *bu
 			DatumGetBool(SPI_getbinval(t, d, 9, &isnull)) && kind == OBJECT_KEY_PYTHON_QUOTE;
 		o->etag = SPI_getvalue(t, d, 10);
 		o->time = kind != OBJECT_KEY_OTHER ? key.time : -1;
+		o->parquet = kind == OBJECT_KEY_ARCHIVE && key.format == OBJECT_FORMAT_PARQUET;
 		objs = lappend(objs, o);
 	}
 	return objs;

@@ -1,0 +1,101 @@
+/*
+ * batch_parquet.c
+ *	  The batch of a pipeline whose format is 'parquet': each message becomes
+ *	  one row of the batch's Parquet object (src/lake/parquet_object.c), with
+ *	  its topic, partition, offset, Kafka timestamp, key, headers and raw
+ *	  value, byte for byte (unlike an NDJSON line, no CR or LF is replaced:
+ *	  the offset column, not a line number, places a row).
+ *
+ * Headers become a JSON object, {"name": "value", ...}, in Kafka's order
+ * (a repeated name is repeated; a header without a value is null).  The
+ * rows are held by the library until the flush encodes them as one object
+ * of one row group: what a worker holds stays bounded by the batch's
+ * bytes (max bytes), counted as the value, key and headers of each message.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/json.h"
+
+#include "archive/batch_parquet.h"
+#include "lake/parquet_object.h"
+
+/* bytes of the offset, partition and timestamp columns, per row */
+#define ROW_FIXED_BYTES 20
+
+/* Kafka's headers of msg as a JSON object into buf; false when it has none. */
+static bool
+headers_json(const rd_kafka_message_t *msg, StringInfo buf)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	const char *name;
+	const void *value;
+	size_t size;
+
+	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL ||
+		rd_kafka_header_cnt(hdrs) == 0)
+		return false;
+	appendStringInfoChar(buf, '{');
+	for (size_t i = 0;
+		 rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		escape_json(buf, name);
+		appendStringInfoChar(buf, ':');
+		if (value == NULL)
+			appendStringInfoString(buf, "null");
+		else
+		{
+			char *text = pnstrdup(value, size);
+
+			escape_json(buf, text);
+			pfree(text);
+		}
+	}
+	appendStringInfoChar(buf, '}');
+	return true;
+}
+
+/* What a message adds to a batch's bytes (before its headers are read). */
+size_t
+ss_batch_parquet_size(const rd_kafka_message_t *msg)
+{
+	return msg->len + msg->key_len + ROW_FIXED_BYTES;
+}
+
+void
+ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka_message_t *msg)
+{
+	ParquetMessage m = {0};
+	StringInfoData headers;
+
+	initStringInfo(&headers);
+	if (batch->parquet == NULL)
+		batch->parquet = ss_parquet_object_writer(topic, batch->partition);
+	m.offset = msg->offset;
+	m.timestamp_ms = rd_kafka_message_timestamp(msg, NULL);
+	m.key = msg->key;
+	m.key_len = msg->key_len;
+	if (headers_json(msg, &headers))
+	{
+		m.headers = headers.data;
+		m.headers_len = headers.len;
+	}
+	m.value = msg->payload != NULL ? msg->payload : "";
+	m.value_len = msg->len;
+	ss_parquet_object_add(batch->parquet, &m);
+	ss_batch_note_message(batch, msg->offset, m.timestamp_ms,
+						  ss_batch_parquet_size(msg) + m.headers_len);
+	pfree(headers.data);
+}
+
+/* The batch's object, palloc'd in the current memory context; the batch is emptied. */
+char *
+ss_batch_parquet_encode(PartitionBatch *batch, size_t *out_len)
+{
+	char *out = ss_parquet_object_finish(batch->parquet, out_len);
+
+	ss_batch_clear(batch);
+	return out;
+}
