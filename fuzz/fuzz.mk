@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_BUILD = fuzz/build
 
 FUZZ_TARGETS ?= bronze_line object_key s3_list_page gzip secrets kafka_properties finnhub_ws \
-	finnhub_quote
+	finnhub_quote $(if $(PARQUET_FFI_PREFIX),parquet)
 
 # the src files each target compiles (beside fuzz/<target>_fuzz.c)
 FUZZ_SRCS_bronze_line = src/load/bronze_record.c src/load/flat_json.c src/core/settings.c src/core/symbol.c
@@ -29,6 +29,8 @@ FUZZ_SRCS_secrets = src/core/secrets.c src/core/settings.c
 FUZZ_SRCS_kafka_properties = src/kafka/kafka.c src/core/secrets.c src/core/settings.c
 FUZZ_SRCS_finnhub_ws = src/ingest/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
 FUZZ_SRCS_finnhub_quote = src/ingest/finnhub_messages.c $(FUZZ_SRCS_bronze_line)
+# (with PARQUET_FFI_PREFIX: the library is linked as the extension links it, uninstrumented)
+FUZZ_SRCS_parquet = src/load/bronze_parquet.c src/lake/parquet_object.c src/core/settings.c
 
 # libFuzzer's -max_len where its default (4 KB, or the largest seed) is too
 # small to reach a parser's own limit
@@ -40,7 +42,7 @@ FUZZ_SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer -fwrapv -fno-strict-aliasing \
 	-Wall -Wextra -Wno-unused-parameter -Wno-ignored-attributes -Wno-missing-field-initializers
 FUZZ_CPPFLAGS = -Isrc -Ifuzz -I$(includedir_server) -I$(includedir_internal) -D_GNU_SOURCE \
-	$(RDKAFKA_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC))
+	$(RDKAFKA_CFLAGS) $(PARQUET_FFI_CFLAGS) $(shell pkg-config --cflags $(LIBS_PC))
 # psprintf, the UTF-8 verifier and PostgreSQL's snprintf, built for frontends
 FUZZ_PGLIBS = $(pkglibdir)/libpgcommon_shlib.a $(pkglibdir)/libpgport_shlib.a
 FUZZ_LIBS = $(FUZZ_PGLIBS) $(SHLIB_LINK) -lm

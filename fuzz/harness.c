@@ -162,11 +162,33 @@ MemoryContextDelete(MemoryContext context)
 	free(context);
 }
 
+/* As mcxt.c: callbacks run, newest first, before a context's memory goes. */
+void
+MemoryContextRegisterResetCallback(MemoryContext context, MemoryContextCallback *cb)
+{
+	cb->next = context->reset_cbs;
+	context->reset_cbs = cb;
+	context->isReset = false;
+}
+
+static void
+call_reset_callbacks(MemoryContext context)
+{
+	MemoryContextCallback *cb;
+
+	while ((cb = context->reset_cbs) != NULL)
+	{
+		context->reset_cbs = cb->next;
+		cb->func(cb->arg);
+	}
+}
+
 void
 MemoryContextReset(MemoryContext context)
 {
 	FuzzContext *c = (FuzzContext *) context;
 
+	call_reset_callbacks(context);
 	while (context->firstchild != NULL)
 		MemoryContextDelete(context->firstchild);
 	while (c->chunks != NULL)
@@ -179,6 +201,7 @@ MemoryContextResetOnly(MemoryContext context)
 {
 	FuzzContext *c = (FuzzContext *) context;
 
+	call_reset_callbacks(context);
 	while (c->chunks != NULL)
 		chunk_free(c->chunks);
 	context->isReset = true;
