@@ -2,6 +2,8 @@
 back by DuckDB as the columns docs/sql-api.md lists, loaded into silver by
 load_bronze() as NDJSON objects are, bad records quarantined."""
 import json
+import tempfile
+import time
 
 import duckdb
 import psycopg
@@ -132,3 +134,69 @@ def test_format_is_checked_and_altered():
         assert (row.format, row.generation) == ("parquet", 2)
     finally:
         p.drop()
+
+
+def test_a_parquet_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline):
+    """The probe for objects put but never recorded knows .parquet keys: the
+    worker that resumes ends its first object where the unrecorded Parquet
+    object ends, under the same key; an NDJSON object there is no object of
+    this pipeline's format and is not matched."""
+    t = Topic(partitions=1)
+    p = make_pipeline(t, format="parquet", batch_max_age_ms=300, batch_max_messages=100000)
+    stamp = int(time.time() * 1000)
+    values = [quote_message(i).encode() for i in range(100)]
+    producer = t.producer()
+    for v in values:
+        producer.produce(t.name, value=v, key=b"AAPL", partition=0, timestamp=stamp)
+    assert producer.flush(30) == 0
+    day, hour = time.strftime("%Y-%m-%d %H", time.gmtime(stamp / 1000)).split()
+    folder = f"bronze/{t.name}/dt={day}/hour={hour}"
+    left = f"{folder}/0-{0:020d}-{39:020d}.parquet"
+    s3 = s3_client()
+    s3.create_bucket(Bucket=p.bucket)
+    s3.put_object(Bucket=p.bucket, Key=left, Body=b"put by a worker that stopped before its record")
+    s3.put_object(Bucket=p.bucket, Key=f"{folder}/0-{0:020d}-{59:020d}.ndjson", Body=b"\n".join(values[:60]) + b"\n")
+    p.start()
+    p.wait_archived(100)
+    assert [(r.object_key, r.first_offset, r.last_offset) for r in p.manifest()] == [
+        (left, 0, 39), (p.manifest()[1].object_key, 40, 99)]
+    body = s3.get_object(Bucket=p.bucket, Key=left)["Body"].read()
+    con = duckdb.connect()
+    assert con.execute("SELECT list(value::VARCHAR ORDER BY \"offset\") FROM read_parquet(?)",
+                       [io_path(body)]).fetchone()[0] == [v.decode() for v in values[:40]]
+
+
+def io_path(body):
+    """A file holding body, for DuckDB."""
+    f = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)
+    f.write(body)
+    f.close()
+    return f.name
+
+
+def test_a_damaged_parquet_object_fails_its_load_and_loads_once_repaired(make_pipeline, no_retry_backoff):
+    """A Parquet object from S3 is outside bytes: a truncated one is refused by
+    the library as an error of that object (the session lives on, the
+    object stays in the manifest, marked failed) and loads once it is whole."""
+    t = Topic(partitions=1)
+    p = make_pipeline(t, format="parquet", batch_max_age_ms=300)
+    p.start()
+    t.produce([quote_message(i) for i in range(10)])
+    p.wait_archived(10)
+    p.stop()
+    (obj,) = p.manifest()
+    s3 = s3_client()
+    whole = s3.get_object(Bucket=p.bucket, Key=obj.object_key)["Body"].read()
+    # damaged before its record (the manifest names the damaged bytes' ETag)
+    damaged = s3.put_object(Bucket=p.bucket, Key=obj.object_key, Body=whole[: len(whole) // 2])["ETag"].strip('"')
+    sql("UPDATE stocks_stream.manifest SET etag = %s WHERE object_key = %s", [damaged, obj.object_key])
+    with psycopg.connect(autocommit=True) as conn:
+        failed = conn.execute("SELECT objects_failed FROM stocks_stream.load_bronze(%s)", [p.name]).fetchone()
+        assert failed == (1,)
+        error = conn.execute("SELECT load_error FROM stocks_stream.manifest WHERE object_key = %s",
+                             [obj.object_key]).fetchone()[0]
+        assert f'could not read Parquet object "{obj.object_key}"' in error
+        s3.put_object(Bucket=p.bucket, Key=obj.object_key, Body=whole)
+        sql("UPDATE stocks_stream.manifest SET etag = %s WHERE object_key = %s", [obj.etag, obj.object_key])
+        assert conn.execute("SELECT objects_loaded, rows_loaded FROM stocks_stream.load_bronze(%s)",
+                            [p.name]).fetchone() == (1, 10)
