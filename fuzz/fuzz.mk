@@ -60,6 +60,10 @@ $(FUZZ_BUILD)/%_fuzz: fuzz/%_fuzz.c $$(FUZZ_SRCS_$$*) $(FUZZ_HARNESS) $$(wildcar
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SANITIZE) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \
 		fuzz/$*_fuzz.c $(FUZZ_SRCS_$*) $(FUZZ_HARNESS) $(FUZZ_LIBS) -o $@
 
+ifdef PARQUET_FFI_PREFIX
+$(FUZZ_BUILD)/parquet_fuzz: $(PARQUET_FFI_PREFIX)/lib/ss_parquet_ffi.o
+endif
+
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::column::reader::ColumnReader;
-use parquet::data_type::{ByteArray, ByteArrayType, Int32Type, Int64Type};
+use parquet::column::reader::{get_typed_column_reader, ColumnReader};
+use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
@@ -68,9 +68,9 @@ pub struct SsPqRow {
     pub value_len: usize,
 }
 
-pub struct SsPqWriter {
-    topic: ByteArray,
-    partition: i32,
+/// Every column but topic and partition, for a batch of rows.
+#[derive(Default)]
+struct Rows {
     offsets: Vec<i64>,
     timestamps: Vec<i64>,
     timestamp_defs: Vec<i16>,
@@ -81,17 +81,18 @@ pub struct SsPqWriter {
     values: Vec<ByteArray>,
 }
 
+/// A writer's rows share its topic and partition.
+pub struct SsPqWriter {
+    topic: ByteArray,
+    partition: i32,
+    rows: Rows,
+}
+
+/// One row group, decoded.
 struct Columns {
     topics: Vec<ByteArray>,
     partitions: Vec<i32>,
-    offsets: Vec<i64>,
-    timestamps: Vec<i64>,
-    timestamp_defs: Vec<i16>,
-    keys: Vec<ByteArray>,
-    key_defs: Vec<i16>,
-    headers: Vec<ByteArray>,
-    header_defs: Vec<i16>,
-    values: Vec<ByteArray>,
+    rows: Rows,
 }
 
 pub struct SsPqReader {
@@ -169,14 +170,7 @@ pub extern "C" fn ss_pq_writer_new(
         out = Box::into_raw(Box::new(SsPqWriter {
             topic: ByteArray::from(topic),
             partition,
-            offsets: Vec::new(),
-            timestamps: Vec::new(),
-            timestamp_defs: Vec::new(),
-            keys: Vec::new(),
-            key_defs: Vec::new(),
-            headers: Vec::new(),
-            header_defs: Vec::new(),
-            values: Vec::new(),
+            rows: Rows::default(),
         }));
         Ok(0)
     });
@@ -194,28 +188,32 @@ pub extern "C" fn ss_pq_writer_add(
     guarded(err, errlen, || {
         let w = unsafe { w.as_mut() }.ok_or("no writer")?;
         let r = unsafe { row.as_ref() }.ok_or("no row")?;
-        w.offsets.push(r.offset);
+        w.rows.offsets.push(r.offset);
         if r.has_timestamp != 0 {
-            w.timestamps.push(r.timestamp_ms);
-            w.timestamp_defs.push(1);
+            w.rows.timestamps.push(r.timestamp_ms);
+            w.rows.timestamp_defs.push(1);
         } else {
-            w.timestamp_defs.push(0);
+            w.rows.timestamp_defs.push(0);
         }
         if r.has_key != 0 {
-            w.keys.push(ByteArray::from(unsafe { slice(r.key, r.key_len) }.to_vec()));
-            w.key_defs.push(1);
+            w.rows
+                .keys
+                .push(ByteArray::from(unsafe { slice(r.key, r.key_len) }.to_vec()));
+            w.rows.key_defs.push(1);
         } else {
-            w.key_defs.push(0);
+            w.rows.key_defs.push(0);
         }
         if r.has_headers != 0 {
-            w.headers
-                .push(ByteArray::from(unsafe { slice(r.headers, r.headers_len) }.to_vec()));
-            w.header_defs.push(1);
+            w.rows.headers.push(ByteArray::from(
+                unsafe { slice(r.headers, r.headers_len) }.to_vec(),
+            ));
+            w.rows.header_defs.push(1);
         } else {
-            w.header_defs.push(0);
+            w.rows.header_defs.push(0);
         }
-        w.values
-            .push(ByteArray::from(unsafe { slice(r.value, r.value_len) }.to_vec()));
+        w.rows.values.push(ByteArray::from(
+            unsafe { slice(r.value, r.value_len) }.to_vec(),
+        ));
         Ok(0)
     })
 }
@@ -224,11 +222,13 @@ fn encode(w: &SsPqWriter) -> Res<Vec<u8>> {
     let schema = Arc::new(parse_message_type(SCHEMA).map_err(perr)?);
     let props = Arc::new(
         WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).map_err(perr)?))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(ZSTD_LEVEL).map_err(perr)?,
+            ))
             .set_created_by("stocks_stream (parquet-rs 60.2.0)".to_string())
             .build(),
     );
-    let n = w.offsets.len();
+    let n = w.rows.offsets.len();
     let topics = vec![w.topic.clone(); n];
     let partitions = vec![w.partition; n];
     let mut out = Vec::new();
@@ -240,17 +240,25 @@ fn encode(w: &SsPqWriter) -> Res<Vec<u8>> {
         match col {
             0 => c.typed::<ByteArrayType>().write_batch(&topics, None, None),
             1 => c.typed::<Int32Type>().write_batch(&partitions, None, None),
-            2 => c.typed::<Int64Type>().write_batch(&w.offsets, None, None),
-            3 => c
+            2 => c
                 .typed::<Int64Type>()
-                .write_batch(&w.timestamps, Some(&w.timestamp_defs), None),
+                .write_batch(&w.rows.offsets, None, None),
+            3 => c.typed::<Int64Type>().write_batch(
+                &w.rows.timestamps,
+                Some(&w.rows.timestamp_defs),
+                None,
+            ),
             4 => c
                 .typed::<ByteArrayType>()
-                .write_batch(&w.keys, Some(&w.key_defs), None),
-            5 => c
+                .write_batch(&w.rows.keys, Some(&w.rows.key_defs), None),
+            5 => c.typed::<ByteArrayType>().write_batch(
+                &w.rows.headers,
+                Some(&w.rows.header_defs),
+                None,
+            ),
+            _ => c
                 .typed::<ByteArrayType>()
-                .write_batch(&w.headers, Some(&w.header_defs), None),
-            _ => c.typed::<ByteArrayType>().write_batch(&w.values, None, None),
+                .write_batch(&w.rows.values, None, None),
         }
         .map_err(perr)?;
         c.close().map_err(perr)?;
@@ -373,54 +381,26 @@ pub extern "C" fn ss_pq_reader_open(
 /// Rows in the object, from its footer; -1 on error.
 #[no_mangle]
 pub extern "C" fn ss_pq_reader_rows(r: *const SsPqReader) -> i64 {
-    match catch_unwind(AssertUnwindSafe(|| unsafe { r.as_ref() }.map(|r| r.file.metadata().file_metadata().num_rows()))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        unsafe { r.as_ref() }.map(|r| r.file.metadata().file_metadata().num_rows())
+    })) {
         Ok(Some(n)) => n,
         _ => -1,
     }
 }
 
-fn read_bytes(
+/// A column chunk's `rows` values (and with `defs`, its definition levels).
+/// The schema was checked at open, so the column's physical type is T's.
+fn read_column<T: DataType>(
     c: ColumnReader,
     rows: usize,
     defs: Option<&mut Vec<i16>>,
-) -> Res<Vec<ByteArray>> {
+) -> Res<Vec<T::T>> {
+    let mut r = get_typed_column_reader::<T>(c);
     let mut vals = Vec::new();
-    match c {
-        ColumnReader::ByteArrayColumnReader(mut r) => {
-            let (n, _, _) = r.read_records(rows, defs, None, &mut vals).map_err(perr)?;
-            if n != rows {
-                return Err(format!("a column holds {n} of its row group's {rows} rows"));
-            }
-        }
-        _ => return Err("a column has the wrong physical type".into()),
-    }
-    Ok(vals)
-}
-
-fn read_i64(c: ColumnReader, rows: usize, defs: Option<&mut Vec<i16>>) -> Res<Vec<i64>> {
-    let mut vals = Vec::new();
-    match c {
-        ColumnReader::Int64ColumnReader(mut r) => {
-            let (n, _, _) = r.read_records(rows, defs, None, &mut vals).map_err(perr)?;
-            if n != rows {
-                return Err(format!("a column holds {n} of its row group's {rows} rows"));
-            }
-        }
-        _ => return Err("a column has the wrong physical type".into()),
-    }
-    Ok(vals)
-}
-
-fn read_i32(c: ColumnReader, rows: usize) -> Res<Vec<i32>> {
-    let mut vals = Vec::new();
-    match c {
-        ColumnReader::Int32ColumnReader(mut r) => {
-            let (n, _, _) = r.read_records(rows, None, None, &mut vals).map_err(perr)?;
-            if n != rows {
-                return Err(format!("a column holds {n} of its row group's {rows} rows"));
-            }
-        }
-        _ => return Err("a column has the wrong physical type".into()),
+    let (n, _, _) = r.read_records(rows, defs, None, &mut vals).map_err(perr)?;
+    if n != rows {
+        return Err(format!("a column holds {n} of its row group's {rows} rows"));
     }
     Ok(vals)
 }
@@ -444,31 +424,40 @@ fn load_group(r: &mut SsPqReader) -> Res<bool> {
             continue;
         }
         let mut c = Columns {
-            topics: read_bytes(g.get_column_reader(0).map_err(perr)?, rows, None)?,
-            partitions: read_i32(g.get_column_reader(1).map_err(perr)?, rows)?,
-            offsets: read_i64(g.get_column_reader(2).map_err(perr)?, rows, None)?,
-            timestamps: Vec::new(),
-            timestamp_defs: Vec::new(),
-            keys: Vec::new(),
-            key_defs: Vec::new(),
-            headers: Vec::new(),
-            header_defs: Vec::new(),
-            values: read_bytes(g.get_column_reader(6).map_err(perr)?, rows, None)?,
+            topics: read_column::<ByteArrayType>(
+                g.get_column_reader(0).map_err(perr)?,
+                rows,
+                None,
+            )?,
+            partitions: read_column::<Int32Type>(
+                g.get_column_reader(1).map_err(perr)?,
+                rows,
+                None,
+            )?,
+            rows: Rows::default(),
         };
-        c.timestamps = read_i64(
+        c.rows.offsets =
+            read_column::<Int64Type>(g.get_column_reader(2).map_err(perr)?, rows, None)?;
+        c.rows.values =
+            read_column::<ByteArrayType>(g.get_column_reader(6).map_err(perr)?, rows, None)?;
+        c.rows.timestamps = read_column::<Int64Type>(
             g.get_column_reader(3).map_err(perr)?,
             rows,
-            Some(&mut c.timestamp_defs),
+            Some(&mut c.rows.timestamp_defs),
         )?;
-        c.keys = read_bytes(g.get_column_reader(4).map_err(perr)?, rows, Some(&mut c.key_defs))?;
-        c.headers = read_bytes(
+        c.rows.keys = read_column::<ByteArrayType>(
+            g.get_column_reader(4).map_err(perr)?,
+            rows,
+            Some(&mut c.rows.key_defs),
+        )?;
+        c.rows.headers = read_column::<ByteArrayType>(
             g.get_column_reader(5).map_err(perr)?,
             rows,
-            Some(&mut c.header_defs),
+            Some(&mut c.rows.header_defs),
         )?;
-        check_defs(&c.timestamp_defs, c.timestamps.len(), rows)?;
-        check_defs(&c.key_defs, c.keys.len(), rows)?;
-        check_defs(&c.header_defs, c.headers.len(), rows)?;
+        check_defs(&c.rows.timestamp_defs, c.rows.timestamps.len(), rows)?;
+        check_defs(&c.rows.key_defs, c.rows.keys.len(), rows)?;
+        check_defs(&c.rows.header_defs, c.rows.headers.len(), rows)?;
         r.group = Some(c);
         r.row = 0;
         r.ts_at = 0;
@@ -494,7 +483,7 @@ pub extern "C" fn ss_pq_reader_next(
         let out = unsafe { row.as_mut() }.ok_or("no row")?;
         let exhausted = match &r.group {
             None => true,
-            Some(c) => r.row >= c.offsets.len(),
+            Some(c) => r.row >= c.rows.offsets.len(),
         };
         if exhausted && !load_group(r)? {
             return Ok(0);
@@ -504,26 +493,26 @@ pub extern "C" fn ss_pq_reader_next(
         let bytes = |b: &ByteArray| (b.data().as_ptr(), b.len());
         (out.topic, out.topic_len) = bytes(&c.topics[i]);
         out.partition = c.partitions[i];
-        out.offset = c.offsets[i];
-        out.has_timestamp = (c.timestamp_defs[i] > 0) as i32;
+        out.offset = c.rows.offsets[i];
+        out.has_timestamp = (c.rows.timestamp_defs[i] > 0) as i32;
         out.timestamp_ms = 0;
         if out.has_timestamp != 0 {
-            out.timestamp_ms = c.timestamps[r.ts_at];
+            out.timestamp_ms = c.rows.timestamps[r.ts_at];
             r.ts_at += 1;
         }
-        out.has_key = (c.key_defs[i] > 0) as i32;
+        out.has_key = (c.rows.key_defs[i] > 0) as i32;
         (out.key, out.key_len) = (std::ptr::null(), 0);
         if out.has_key != 0 {
-            (out.key, out.key_len) = bytes(&c.keys[r.key_at]);
+            (out.key, out.key_len) = bytes(&c.rows.keys[r.key_at]);
             r.key_at += 1;
         }
-        out.has_headers = (c.header_defs[i] > 0) as i32;
+        out.has_headers = (c.rows.header_defs[i] > 0) as i32;
         (out.headers, out.headers_len) = (std::ptr::null(), 0);
         if out.has_headers != 0 {
-            (out.headers, out.headers_len) = bytes(&c.headers[r.header_at]);
+            (out.headers, out.headers_len) = bytes(&c.rows.headers[r.header_at]);
             r.header_at += 1;
         }
-        (out.value, out.value_len) = bytes(&c.values[i]);
+        (out.value, out.value_len) = bytes(&c.rows.values[i]);
         r.row += 1;
         Ok(1)
     })
