@@ -109,24 +109,25 @@ override autodepend = yes
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# the objects of `make` and `make SANITIZE=1` never mix (see SANITIZE above),
-# nor those of two PostgreSQL major versions (PG_CONFIG; docs/local-stack.md,
-# "PostgreSQL versions")
+# the objects of `make` and `make SANITIZE=1` never mix (see SANITIZE above)
 ifeq ($(SANITIZE),1)
 CC = $(SANITIZE_CC)
 endif
-BUILD_FLAVOR = $(if $(filter 1,$(SANITIZE)),sanitize,normal)-pg$(MAJORVERSION)
-# PostgreSQL's CFLAGS name the warnings of the compiler it was built with:
-# the wheel of 18 was built by a newer gcc than Debian 12's, whose gcc 12
-# rejects -Wmissing-variable-declarations.  A -W option our compiler does
-# not know is dropped (a -Wno-... one it ignores).
-PG_CFLAGS_UNKNOWN := $(foreach f,$(filter -W%,$(filter-out -Wno-%,$(CFLAGS))),\
-	$(if $(shell $(CC) -Werror $(f) -E -x c /dev/null >/dev/null 2>&1 || echo no),$(f)))
-override CFLAGS := $(filter-out $(PG_CFLAGS_UNKNOWN),$(CFLAGS))
+BUILD_FLAVOR = $(if $(filter 1,$(SANITIZE)),sanitize,normal)
 .build-flavor: FORCE
 	@[ "$$(cat $@ 2>/dev/null)" = '$(BUILD_FLAVOR)' ] || echo '$(BUILD_FLAVOR)' > $@
 $(OBJS): .build-flavor
 .PHONY: FORCE
+
+# PostgreSQL major versions (docs/local-stack.md, "PostgreSQL versions"):
+# the objects of two never mix (PG_CONFIG names one), and a -W option of
+# PostgreSQL's CFLAGS our compiler does not know is dropped (18's wheel was
+# built by a newer gcc; Debian 12's gcc 12 rejects its
+# -Wmissing-variable-declarations; a -Wno-... option it ignores).
+BUILD_FLAVOR += pg$(MAJORVERSION)
+PG_CFLAGS_UNKNOWN := $(foreach f,$(filter -W%,$(filter-out -Wno-%,$(CFLAGS))),\
+	$(if $(shell $(CC) -Werror $(f) -E -x c /dev/null >/dev/null 2>&1 || echo no),$(f)))
+override CFLAGS := $(filter-out $(PG_CFLAGS_UNKNOWN),$(CFLAGS))
 
 # make check-regress: the REGRESS suites on a temporary instance of their own
 # (initdb'd by pg_regress, the extension preloaded by test/regress/regress.conf), as
