@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive_topic.h"
+#include "core/pg_compat.h"
 #include "kafka/kafka.h"
 
 #define KAFKA_TIMEOUT_MS 10000
@@ -107,8 +108,8 @@ start_of_text(const char *text)
 		return s;
 	if (strlen(text) >= MAXDATELEN ||
 		ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
-		DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE ||
-		tm2timestamp(&tm, fsec, &tz, &t) != 0)
+		ss_pg_compat_decode_date_time(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 ||
+		dtype != DTK_DATE || tm2timestamp(&tm, fsec, &tz, &t) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("stocks_stream.reset_pipeline_offsets: invalid start \"%s\"", text),
 						errhint(START_HINT)));

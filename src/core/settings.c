@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 
+#include "core/pg_compat.h"
 #include "core/settings.h"
 
 char *ss_settings_kafka_brokers = NULL;
@@ -92,8 +93,8 @@ s3_timeout_unset(void)
 
 	if (guc == NULL)
 	{
-		struct config_generic **vars = get_guc_variables();
-		int n = GetNumConfigOptions();
+		int n;
+		struct config_generic **vars = ss_pg_compat_guc_variables(&n);
 
 		for (int i = 0; i < n && guc == NULL; i++)
 			if (strcmp(vars[i]->name, "stocks_stream.s3_timeout") == 0)
@@ -144,7 +145,7 @@ static bool
 check_test_clock(double *newval, void **extra, GucSource source)
 {
 	if (*newval == 0 || !IsUnderPostmaster || !AmRegularBackendProcess() ||
-		!OidIsValid(GetSessionUserId()) || session_auth_is_superuser)
+		!OidIsValid(GetSessionUserId()) || GetSessionUserIsSuperuser())
 		return true;
 	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 	GUC_check_errmsg("stocks_stream.test_clock is for tests: only a superuser sets it");

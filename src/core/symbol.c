@@ -13,6 +13,7 @@
 
 #include "fmgr.h"
 
+#include "core/pg_compat.h"
 #include "core/symbol.h"
 
 /* Is s[0..len-1] (not necessarily NUL-terminated) a symbol? */

@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "archive/object_key.h"
+#include "core/pg_compat.h"
 #include "core/settings.h"
 #include "load/bronze_gzip.h"
 #include "load/bronze_loader.h"
@@ -134,8 +135,9 @@ copy_rows(const char *table, StringInfo rows, List *columns)
 	rel = table_open(relid, RowExclusiveLock);
 	pstate = make_parsestate(NULL);
 	/* CopyFrom builds its executor state from the range table, as DoCopy does */
-	addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false)
-		->p_rte->requiredPerms = ACL_INSERT;
+	ss_pg_compat_require_perms(
+		addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false),
+		ACL_INSERT);
 	pq_sendint16(rows, -1); /* end of the stream */
 	copy_source = rows;
 	copy_pos = 0;

@@ -18,12 +18,14 @@ def free_port():
 class Instance:
     """A PostgreSQL cluster started by `scripts/stack cluster`, with the
     extension preloaded and database `stocks` (the one its launcher serves)
-    created without the extension.  It shares the stack's Kafka and MinIO."""
+    created without the extension.  It shares the stack's Kafka and MinIO.
+    `major` runs another PostgreSQL major version than the stack's
+    (`scripts/stack pg-majors`)."""
 
-    def __init__(self, label):
+    def __init__(self, label, major=None):
         self.name = f"{label}_{uuid.uuid4().hex[:6]}"
         self.port = free_port()
-        stack("cluster", "start", self.name, str(self.port))
+        stack("cluster", "start", self.name, str(self.port), *([str(major)] if major else []))
         # as on the stack (conftest.records_of_any_time): the records carry
         # fixed event times, Kafka stamps them now
         loaded = self.value("SELECT pg_conf_load_time()", db="postgres")
