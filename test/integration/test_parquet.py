@@ -2,7 +2,6 @@
 back by DuckDB as the columns docs/sql-api.md lists, loaded into silver by
 load_bronze() as NDJSON objects are, bad records quarantined."""
 import json
-import tempfile
 import time
 
 import duckdb
@@ -136,7 +135,7 @@ def test_format_is_checked_and_altered():
         p.drop()
 
 
-def test_a_parquet_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline):
+def test_a_parquet_object_put_but_never_recorded_is_written_again_not_beside(make_pipeline, tmp_path):
     """The probe for objects put but never recorded knows .parquet keys: the
     worker that resumes ends its first object where the unrecorded Parquet
     object ends, under the same key; an NDJSON object there is no object of
@@ -160,18 +159,11 @@ def test_a_parquet_object_put_but_never_recorded_is_written_again_not_beside(mak
     p.wait_archived(100)
     assert [(r.object_key, r.first_offset, r.last_offset) for r in p.manifest()] == [
         (left, 0, 39), (p.manifest()[1].object_key, 40, 99)]
-    body = s3.get_object(Bucket=p.bucket, Key=left)["Body"].read()
+    rewritten = tmp_path / "rewritten.parquet"
+    rewritten.write_bytes(s3.get_object(Bucket=p.bucket, Key=left)["Body"].read())
     con = duckdb.connect()
     assert con.execute("SELECT list(value::VARCHAR ORDER BY \"offset\") FROM read_parquet(?)",
-                       [io_path(body)]).fetchone()[0] == [v.decode() for v in values[:40]]
-
-
-def io_path(body):
-    """A file holding body, for DuckDB."""
-    f = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)
-    f.write(body)
-    f.close()
-    return f.name
+                       [str(rewritten)]).fetchone()[0] == [v.decode() for v in values[:40]]
 
 
 def test_a_damaged_parquet_object_fails_its_load_and_loads_once_repaired(make_pipeline, no_retry_backoff):
