@@ -24,7 +24,6 @@ import pytest
 
 from stack_support import (ServerLog, Topic, holds_for, quote_message, set_secret, set_settings, sql, wait_until)
 
-STACK = os.environ.get("STOCKS_STREAM_STACK", "")
 CA = os.environ.get("STOCKS_STREAM_CA", "")
 HTTPS_S3 = os.environ.get("S3_TLS_ENDPOINT", "")
 
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.skipif(not (CA and HTTPS_S3), reason="the stack has no 
 def certs():
     """A folder the server's user can read (it reads the CA files named in
     stocks_stream.s3_ca_file) for the certificates made here."""
-    d = os.path.join(STACK, "tls-test", uuid.uuid4().hex[:8])
+    d = os.path.join(os.path.dirname(CA), "test", uuid.uuid4().hex[:8])
     os.makedirs(d)
     os.chmod(os.path.dirname(d), 0o755)
     os.chmod(d, 0o755)
@@ -232,7 +231,7 @@ def wrong_ca(certs):
 @contextlib.contextmanager
 def expired_certificate(certs):
     """The S3 server's certificate, signed by the stack's CA, expired yesterday."""
-    cert, key = make_server_cert(certs, "expired-" + uuid.uuid4().hex[:6], CA, os.path.join(STACK, "tls", "ca.key"),
+    cert, key = make_server_cert(certs, "expired-" + uuid.uuid4().hex[:6], CA, os.path.join(os.path.dirname(CA), "ca.key"),
                                  "IP:127.0.0.1,DNS:localhost", past(30), past(1))
     with TlsFront(cert, key) as front:
         yield {"s3_endpoint": front.url, "s3_ca_file": CA}, {"s3_endpoint": HTTPS_S3}
@@ -242,7 +241,7 @@ def expired_certificate(certs):
 def hostname_mismatch(certs):
     """The S3 server's certificate, signed by the stack's CA and valid, names another host."""
     cert, key = make_server_cert(certs, "other-host-" + uuid.uuid4().hex[:6], CA,
-                                 os.path.join(STACK, "tls", "ca.key"), "DNS:s3.other.example", past(1), past(-30))
+                                 os.path.join(os.path.dirname(CA), "ca.key"), "DNS:s3.other.example", past(1), past(-30))
     with TlsFront(cert, key) as front:
         yield {"s3_endpoint": front.url, "s3_ca_file": CA}, {"s3_endpoint": HTTPS_S3}
 
