@@ -43,14 +43,18 @@ def older_batch_mode_run():
 
 @pytest.fixture(scope="module")
 def demo():
-    older_batch_mode_run()
-    switched_at = sql_value("SELECT now()")
-    run = subprocess.run([os.path.join(ROOT, "scripts", "run-pipeline"), "5"], capture_output=True, text=True,
-                         timeout=900, env=dict(os.environ, FINNHUB_API_KEY=""))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    yield run.stdout, switched_at
-    sql("SELECT stocks_stream.stop_source(name) FROM stocks_stream.sources WHERE name = ANY(%s)", [DEMO_SOURCES])
-    sql("SELECT stocks_stream.stop_pipeline('market_bronze')")
+    # the demo's source and pipeline are stopped however this ends: left
+    # running, they would feed every later test's load_bronze()
+    try:
+        older_batch_mode_run()
+        switched_at = sql_value("SELECT now()")
+        run = subprocess.run([os.path.join(ROOT, "scripts", "run-pipeline"), "5"], capture_output=True, text=True,
+                             timeout=900, env=dict(os.environ, FINNHUB_API_KEY=""))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        yield run.stdout, switched_at
+    finally:
+        sql("SELECT stocks_stream.stop_source(name) FROM stocks_stream.sources WHERE name = ANY(%s)", [DEMO_SOURCES])
+        sql("SELECT stocks_stream.stop_pipeline(name) FROM stocks_stream.pipelines WHERE name = 'market_bronze'")
 
 
 def newest_candle(symbol):
