@@ -40,10 +40,10 @@ UNREACHABLE(GetNumConfigOptions)
 /* settings.c: stocks_stream.test_clock, refused to a non-superuser's backend */
 UNREACHABLE(GUC_check_errcode)
 UNREACHABLE(GetSessionUserId)
+UNREACHABLE(GetSessionUserIsSuperuser)
 char *GUC_check_errdetail_string;
 char *GUC_check_errmsg_string;
 _Bool IsUnderPostmaster;
-_Bool session_auth_is_superuser;
 int MyBackendType;
 
 /* SQL-callable functions and their column lists */
