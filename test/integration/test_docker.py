@@ -1,4 +1,11 @@
-"""docker/: the compose file describes the same stack as scripts/stack."""
+"""docker/: the compose file describes the same stack as scripts/stack, and
+its images, built here by scripts/docker-stack from a locally made Debian
+base, run the demo: the simulator feeds Kafka, the archive worker writes
+bronze to MinIO, load_bronze() and refresh_gold() fill silver and gold,
+PostgREST answers over HTTP and nginx serves the chart page, each in its
+container (docs/containers.md)."""
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -7,7 +14,8 @@ import subprocess
 import pytest
 import yaml
 
-from stack_support import ROOT
+from http_helpers import http
+from stack_support import ROOT, sql, sql_value, wait_until
 
 COMPOSE = os.path.join(ROOT, "docker", "docker-compose.yml")
 
@@ -37,8 +45,10 @@ def test_compose_is_in_step_with_the_local_stack():
     stack = open(os.path.join(ROOT, "scripts", "stack")).read()
     kafka_version = re.search(r"^KAFKA_VERSION=(\S+)", stack, re.M).group(1)
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version}"
-    postgrest_version = re.search(r"^POSTGREST_NPM_VERSION=(\d+\.\d+\.\d+)", stack, re.M).group(1)
-    assert services["postgrest"]["image"] == f"postgrest/postgrest:v{postgrest_version}"
+    postgrest_version = re.search(r"^POSTGREST_NPM_VERSION=(\S+)", stack, re.M).group(1)
+    postgrest = open(os.path.join(ROOT, "docker", "Dockerfile.postgrest")).read()
+    postgrest_sha = re.search(r"^POSTGREST_NPM_SHA256=(\S+)", stack, re.M).group(1)
+    assert f"POSTGREST_NPM_VERSION={postgrest_version}" in postgrest and f"POSTGREST_NPM_SHA256={postgrest_sha}" in postgrest
     charts = re.search(r"^CHARTS_NPM_VERSION=(\S+)", stack, re.M).group(1)
     charts_sha = re.search(r"^CHARTS_NPM_SHA256=(\S+)", stack, re.M).group(1)
     web = open(os.path.join(ROOT, "docker", "Dockerfile.web")).read()
@@ -62,17 +72,140 @@ def compose_client():
     return None
 
 
-def test_docker_compose_config_accepts_the_file():
+def test_docker_compose_config_accepts_the_file_and_moves_the_ports(tmp_path):
     client = compose_client()
     if client is None:
-        pytest.skip("no docker compose client on this machine")
-    env = dict(os.environ, POSTGRES_PASSWORD="x", MINIO_ROOT_USER="x", MINIO_ROOT_PASSWORD="x",
-               PGRST_AUTHENTICATOR_PASSWORD="x", STOCKS_AIRFLOW_PASSWORD="x", STOCKS_DBT_PASSWORD="x",
-               METRICS_EXPORTER_PASSWORD="x")
-    run = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True)
+        pytest.fail("no docker compose client: scripts/stack install puts Debian's docker-compose on the machine")
+    env = dict(os.environ, STOCKS_SECRETS_DIR=str(tmp_path), STOCKS_WEB_PORT="28999", STOCKS_PG_PORT="25999")
+    run = subprocess.run(client + ["-f", COMPOSE, "config"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    # a file with a required variable missing is refused
-    env.pop("POSTGRES_PASSWORD")
-    bad = subprocess.run(client + ["-f", COMPOSE, "config", "-q"], env=env, capture_output=True, text=True,
-                         cwd=os.path.dirname(COMPOSE))
-    assert bad.returncode != 0 and "POSTGRES_PASSWORD" in bad.stderr
+    config = yaml.safe_load(run.stdout)
+    assert {"127.0.0.1:28999:8080", "127.0.0.1:25999:5432"} <= {
+        p if isinstance(p, str) else f"{p['host_ip']}:{p['published']}:{p['target']}"
+        for svc in config["services"].values() for p in svc.get("ports", [])}
+    assert config["secrets"]["postgres_password"]["file"] == str(tmp_path / "postgres_password")
+
+
+def test_no_password_is_a_variable_of_the_compose_file():
+    for name, svc in load()["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            assert not re.search(r"PASSWORD$|_KEY$|SECRET", key) and "${" not in str(value), (name, key)
+
+
+# --- the images built and run (scripts/docker-stack) -------------------------
+
+DOCKER_STACK = os.path.join(ROOT, "scripts", "docker-stack")
+# published ports of their own: the local stack's +50 (scripts/stack takes +0
+# to +3 of each hundred), so neither this clone's stack nor another's meets them
+LOCAL = {"PG": 25432, "POSTGREST": 23000, "WEB": 28080, "METRICS": 29187}
+PORTS = {k: int(os.environ.get(f"STOCKS_STREAM_{k}_PORT", v)) + 50 for k, v in LOCAL.items()}
+PROJECT = "ss_test_" + hashlib.sha1(ROOT.encode()).hexdigest()[:8]
+SERVICES = ["kafka", "minio", "postgres", "postgrest", "web", "metrics"]
+DOCKER_ENV = dict(os.environ, STOCKS_STREAM_DOCKER_PROJECT=PROJECT,
+                  **{f"STOCKS_{k}_PORT": str(v) for k, v in PORTS.items()})
+
+
+def docker_stack(*args, timeout=600, check=True):
+    run = subprocess.run([DOCKER_STACK, *args], env=DOCKER_ENV, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert run.returncode == 0, f"scripts/docker-stack {' '.join(args)}:\n{run.stdout[-3000:]}{run.stderr[-5000:]}"
+    return run
+
+
+def secret(name):
+    env = dict(line.split("=", 1) for line in docker_stack("env").stdout.replace("export ", "").split())
+    with open(os.path.join(env["STOCKS_SECRETS_DIR"], name)) as f:
+        return f.read().strip()
+
+
+@pytest.fixture(scope="module")
+def containers():
+    """The compose stack, built and started; stopped (volumes dropped, the
+    daemon stopped) however the module ends.  Needs root and Debian's dockerd:
+    CI runs as root, and a machine without them fails here, never skips."""
+    if os.geteuid() != 0:
+        pytest.fail("the container stack needs root to run dockerd (scripts/docker-stack); CI runs as root")
+    try:
+        # cold: the base, the stand-ins and every layer (tens of minutes); warm: the layer cache
+        docker_stack("up", *SERVICES, timeout=3600)
+        yield
+    finally:
+        docker_stack("stop", timeout=300, check=False)
+
+
+def csql(query, params=None):
+    """SQL on the container's PostgreSQL, over its published port."""
+    return sql(query, params, host="127.0.0.1", port=PORTS["PG"], user="postgres", dbname="stocks",
+               password=secret("postgres_password"))
+
+
+def url(service, path):
+    return f"http://127.0.0.1:{PORTS[service]}{path}"
+
+
+@pytest.fixture(scope="module")
+def demo(containers):
+    """The demo's pipeline: the simulator into topic market, archived to the
+    bucket bronze by a batch-mode pipeline, loaded and rolled up by hand."""
+    csql("SELECT stocks_stream.create_source('market_feed', 'simulator', ARRAY['AAPL', 'MSFT'], 'market',"
+         " options => '{\"seed\": 42, \"rate\": 200, \"quote_every\": 10}')")
+    csql("SELECT stocks_stream.start_source('market_feed')")
+    csql("SELECT stocks_stream.create_pipeline('market_bronze', 'market', 'bronze',"
+         " batch_max_messages => 2000, batch_max_age_ms => 3000)")
+    csql("SELECT stocks_stream.start_pipeline('market_bronze')")
+    wait_until(lambda: csql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = 'market_bronze'")[0][0] >= 2,
+               180, "two objects archived to MinIO by the container's archive worker")
+    loaded = csql("SELECT coalesce(sum(quotes_loaded + trades_loaded), 0) FROM stocks_stream.load_bronze()")[0][0]
+    candles = csql("SELECT stocks_stream.refresh_gold()")[0][0]
+    yield loaded, candles
+
+
+def test_images_run_as_users_other_than_root(containers):
+    for service in SERVICES:
+        uid = docker_stack("compose", "exec", "-T", service, "id", "-u").stdout.strip()
+        assert uid and uid != "0", f"{service} runs as root"
+
+
+def test_no_secret_is_in_an_image_layer_or_a_container_variable(containers):
+    values = [secret(n) for n in ("postgres_password", "minio_root_password", "authenticator_password",
+                                  "exporter_password")]
+    ids = docker_stack("compose", "ps", "-q").stdout.split()
+    assert len(ids) == len(SERVICES)
+    inspected = docker_stack("docker", "inspect", *ids).stdout
+    images = sorted({c["Image"] for c in json.loads(inspected)})
+    history = docker_stack("docker", "history", "--no-trunc", *images[:1]).stdout
+    history += "".join(docker_stack("docker", "history", "--no-trunc", i).stdout for i in images[1:])
+    assert "Env" in inspected and "/bin/sh -c" in history
+    for value in values:
+        assert value not in inspected and value not in history
+
+
+def test_the_simulator_is_archived_loaded_and_rolled_up(demo):
+    loaded, candles = demo
+    assert loaded > 0 and candles > 0
+    assert csql("SELECT count(*) FROM stocks_stream.quotes WHERE symbol = 'AAPL'")[0][0] > 0
+    assert csql("SELECT gaps FROM api.pipeline_health WHERE name = 'market_bronze'") == [(0,)]
+
+
+@pytest.mark.parametrize("path", ["/latest_quotes?symbol=eq.AAPL", "/candles?symbol=eq.AAPL&interval=eq.1m&limit=5",
+                                  "/pipeline_health?name=eq.market_bronze"])
+def test_postgrest_answers_over_http_with_rows(demo, path):
+    answer = http("GET", url("POSTGREST", path))
+    assert answer.status == 200, answer.text
+    assert answer.json(), f"{path} answered no rows"
+
+
+def test_nginx_serves_the_chart_page_its_library_and_the_api(demo):
+    page = http("GET", url("WEB", "/"))
+    assert page.status == 200 and b"chart.js" in page.body
+    assert http("GET", url("WEB", "/lib/lightweight-charts.js")).status == 200
+    api = http("GET", url("WEB", "/api/candles?symbol=eq.MSFT&interval=eq.1m&limit=1"))
+    assert api.status == 200 and api.json()[0]["symbol"] == "MSFT"
+    # the API stays read-only through nginx
+    assert http("POST", url("WEB", "/api/candles"), data=b"{}", headers={"Content-Type": "application/json"}).status == 401
+
+
+def test_the_exporter_reads_the_pipeline_metrics(demo):
+    answer = http("GET", url("METRICS", "/metrics"))
+    assert answer.status == 200 and re.search(rb"^pg_up 1", answer.body, re.M)
+    assert b'pipeline="market_bronze"' in answer.body
