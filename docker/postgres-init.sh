@@ -4,7 +4,9 @@
 # compose file's secrets, under /run/secrets), never from a variable.
 # Credentials go to a file readable by the server only, named by
 # stocks_stream.secrets_file: never to a setting, which members of
-# pg_read_all_settings (pg_monitor) could read.
+# pg_read_all_settings (pg_monitor) could read.  It and the extension's
+# settings live in the data folder (the pg-data volume), so a new container
+# on the same volume keeps them.
 set -euo pipefail
 SECRETS=${STOCKS_SECRETS_DIR:-/run/secrets}
 for name in minio_root_user minio_root_password authenticator_password exporter_password airflow_password dbt_password; do
@@ -14,17 +16,18 @@ done
 # or empty (the simulator needs no key)
 secret() { cat "$SECRETS/$1" 2>/dev/null || true; }
 umask 077
-cat > /etc/stocks_stream/stocks_stream.secrets <<SECRETS
+cat > "$PGDATA/stocks_stream.secrets" <<SECRETS
 s3_access_key = $(secret minio_root_user)
 s3_secret_key = $(secret minio_root_password)
 finnhub_api_key = $(secret finnhub_api_key)
 SECRETS
-cat > /etc/stocks_stream/stocks_stream.conf <<CONF
+cat > "$PGDATA/stocks_stream.conf" <<CONF
 stocks_stream.kafka_brokers = '${STOCKS_KAFKA_BROKERS:-kafka:9092}'
 stocks_stream.s3_endpoint = '${STOCKS_S3_ENDPOINT:-http://minio:9000}'
 stocks_stream.s3_region = '${STOCKS_S3_REGION:-us-east-1}'
-stocks_stream.secrets_file = '/etc/stocks_stream/stocks_stream.secrets'
+stocks_stream.secrets_file = '$PGDATA/stocks_stream.secrets'
 CONF
+echo "include_if_exists = 'stocks_stream.conf'" >> "$PGDATA/postgresql.conf"
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" <<SQL
 CREATE DATABASE stocks;
 \connect stocks

@@ -63,12 +63,13 @@ def test_compose_is_in_step_with_the_local_stack():
 
 
 def compose_client():
-    """`docker compose` (v2 plugin) or Debian's `docker-compose`; no engine is needed for `config`."""
+    """Debian's `docker-compose` (1.29, the one scripts/docker-stack runs), else
+    the `docker compose` plugin; no engine is needed for `config`."""
+    if shutil.which("docker-compose"):
+        return [shutil.which("docker-compose")]
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
         return [docker, "compose"]
-    if shutil.which("docker-compose"):
-        return [shutil.which("docker-compose")]
     return None
 
 
@@ -81,7 +82,7 @@ def test_docker_compose_config_accepts_the_file_and_moves_the_ports(tmp_path):
     assert run.returncode == 0, run.stderr
     config = yaml.safe_load(run.stdout)
     assert {"127.0.0.1:28999:8080", "127.0.0.1:25999:5432"} <= {
-        p if isinstance(p, str) else f"{p['host_ip']}:{p['published']}:{p['target']}"
+        p.removesuffix("/tcp") if isinstance(p, str) else f"{p['host_ip']}:{p['published']}:{p['target']}"
         for svc in config["services"].values() for p in svc.get("ports", [])}
     assert config["secrets"]["postgres_password"]["file"] == str(tmp_path / "postgres_password")
 
@@ -146,16 +147,20 @@ def url(service, path):
 @pytest.fixture(scope="module")
 def demo(containers):
     """The demo's pipeline: the simulator into topic market, archived to the
-    bucket bronze by a batch-mode pipeline, loaded and rolled up by hand."""
+    bucket bronze by a batch-mode pipeline, loaded and rolled up by hand;
+    beside it a Parquet pipeline on the same topic (the image's extension is
+    built with lake/parquet_ffi)."""
     csql("SELECT stocks_stream.create_source('market_feed', 'simulator', ARRAY['AAPL', 'MSFT'], 'market',"
          " options => '{\"seed\": 42, \"rate\": 200, \"quote_every\": 10}')")
     csql("SELECT stocks_stream.start_source('market_feed')")
     csql("SELECT stocks_stream.create_pipeline('market_bronze', 'market', 'bronze',"
          " batch_max_messages => 2000, batch_max_age_ms => 3000)")
-    csql("SELECT stocks_stream.start_pipeline('market_bronze')")
+    csql("SELECT stocks_stream.create_pipeline('market_parquet', 'market', 'lake', format => 'parquet',"
+         " batch_max_age_ms => 3000)")
+    csql("SELECT stocks_stream.start_pipeline(name) FROM stocks_stream.pipelines")
     wait_until(lambda: csql("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = 'market_bronze'")[0][0] >= 2,
                180, "two objects archived to MinIO by the container's archive worker")
-    loaded = csql("SELECT coalesce(sum(quotes_loaded + trades_loaded), 0) FROM stocks_stream.load_bronze()")[0][0]
+    loaded = csql("SELECT coalesce(sum(rows_loaded), 0) FROM stocks_stream.load_bronze()")[0][0]
     candles = csql("SELECT stocks_stream.refresh_gold()")[0][0]
     yield loaded, candles
 
@@ -183,8 +188,15 @@ def test_no_secret_is_in_an_image_layer_or_a_container_variable(containers):
 def test_the_simulator_is_archived_loaded_and_rolled_up(demo):
     loaded, candles = demo
     assert loaded > 0 and candles > 0
-    assert csql("SELECT count(*) FROM stocks_stream.quotes WHERE symbol = 'AAPL'")[0][0] > 0
+    assert csql("SELECT count(*) FROM stocks_stream.candles WHERE symbol = 'AAPL'")[0][0] > 0
     assert csql("SELECT gaps FROM api.pipeline_health WHERE name = 'market_bronze'") == [(0,)]
+
+
+def test_a_parquet_pipeline_archives_parquet_objects(demo):
+    keys = wait_until(lambda: csql("SELECT object_key FROM stocks_stream.manifest WHERE pipeline = 'market_parquet'"),
+                      180, "a Parquet object archived")
+    assert all(k.endswith(".parquet") for (k,) in keys)
+    assert csql("SELECT last_error FROM stocks_stream.worker_status WHERE pipeline = 'market_parquet'") == [(None,)]
 
 
 @pytest.mark.parametrize("path", ["/latest_quotes?symbol=eq.AAPL", "/candles?symbol=eq.AAPL&interval=eq.1m&limit=5",
@@ -209,3 +221,17 @@ def test_the_exporter_reads_the_pipeline_metrics(demo):
     answer = http("GET", url("METRICS", "/metrics"))
     assert answer.status == 200 and re.search(rb"^pg_up 1", answer.body, re.M)
     assert b'pipeline="market_bronze"' in answer.body
+
+
+def airflow_run(*args, entrypoint=None):
+    extra = ["--entrypoint", entrypoint] if entrypoint else []
+    return docker_stack("compose", "run", "--rm", "--no-deps", "-T", *extra, "airflow", *args).stdout
+
+
+def test_the_airflow_image_carries_airflow_the_dag_providers_and_dbt(containers):
+    docker_stack("build", "airflow", timeout=1800)
+    pin = re.search(r"apache-airflow==(\S+)", open(os.path.join(ROOT, "dags", "requirements.txt")).read()).group(1)
+    assert pin in airflow_run("version")
+    assert "ok" in airflow_run("python", "-c", "import airflow.providers.postgres, airflow.providers.standard; print('ok')")
+    assert "Core:" in airflow_run("--version", entrypoint="/opt/airflow/dbt-venv/bin/dbt")
+    assert airflow_run("-u", entrypoint="id").strip() not in ("", "0")
