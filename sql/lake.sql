@@ -443,11 +443,14 @@ COMMENT ON PROCEDURE stocks_stream.tier_to_lake IS
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE VIEW stocks_stream.lake_status AS
 WITH parts AS (
-    SELECT t.table_name, to_date(right(k.relname, 8), 'YYYYMMDD') AS day, k.reltuples
-      FROM unnest(ARRAY['quotes', 'trades']) t(table_name)
-      JOIN pg_inherits i ON i.inhparent = format('stocks_stream.%I', t.table_name)::regclass
+    -- names looked up by joins, not by ::regclass: api.lake_days runs this
+    -- for PostgREST's role, which has no USAGE on the schema
+    SELECT pc.relname::text AS table_name, to_date(right(k.relname, 8), 'YYYYMMDD') AS day, k.reltuples
+      FROM pg_namespace n
+      JOIN pg_class pc ON pc.relnamespace = n.oid AND pc.relname IN ('quotes', 'trades')
+      JOIN pg_inherits i ON i.inhparent = pc.oid
       JOIN pg_class k ON k.oid = i.inhrelid
-     WHERE k.relname ~ ('^' || t.table_name || '_[0-9]{8}$')),
+     WHERE n.nspname = 'stocks_stream' AND k.relname ~ ('^' || pc.relname || '_[0-9]{8}$')),
 objects AS (
     SELECT o.table_name, o.day, count(*) AS objects, sum(o.row_count)::bigint AS rows, sum(o.bytes)::bigint AS bytes,
            count(o.verified_at) AS verified, count(o.iceberg_snapshot_id) AS registered
