@@ -10,6 +10,8 @@ symbol and day.  The crash tests kill the tiering backend (SIGKILL: the
 server goes through crash recovery) at each step, then tier again, and
 count every row of the day: in Postgres or in the lake, exactly once."""
 import json
+import os
+import subprocess
 import uuid
 
 import duckdb
@@ -17,6 +19,7 @@ import psycopg
 import pytest
 
 from stack_support import named_row, s3_client, sql, wait_until
+from test_airflow import airflow_env  # noqa: F401 (a fixture)
 
 DAY1, DAY2 = "2026-11-02", "2026-11-03"
 SYMBOLS = 7
@@ -428,3 +431,22 @@ def test_a_policy_is_shown_changed_and_dropped(lake):
     assert lake.value("SELECT stocks_stream.drop_lake_retention('trades')") is True
     assert lake.value("SELECT stocks_stream.drop_lake_retention('trades')") is False
     assert lake.run("SELECT * FROM stocks_stream.lake_policies") == []
+
+
+def test_the_airflow_dag_tiers_the_days_due(lake, airflow_env):
+    env, venv = airflow_env
+    env = dict(env, AIRFLOW_CONN_STOCKS_PG=f"postgres://postgres@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{lake.db}")
+    lake.trades(DAY1, 3000)
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+
+    def dag_run():
+        run = subprocess.run([os.path.join(venv, "bin", "airflow"), "dags", "test", "stocks_lake"], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+
+    dag_run()
+    assert lake.status("trades", DAY1).state == "verified"
+    lake.register()
+    dag_run()
+    status = lake.status("trades", DAY1)
+    assert (status.status, status.lake_rows) == ("lake", 3000)
