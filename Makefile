@@ -53,7 +53,7 @@ sql/stocks_stream--$(SQL_PREVIOUS)--$(EXTVERSION).sql: $(SQL_UPDATE) $(SQL_CONCE
 # The pg_regress suites: test/regress/sql/<name>.sql, expected output in
 # test/regress/expected/<name>.out (make installcheck, make check-regress)
 REGRESS_DIR = test/regress
-REGRESS = pipeline_api source_api bronze_lines gold_math api_contract settings
+REGRESS = pipeline_api source_api bronze_lines gold_math api_contract settings lake_api
 REGRESS_OPTS = --load-extension=stocks_stream --inputdir=$(REGRESS_DIR)
 # <name>_1.out, ...: the output of a suite where another PostgreSQL major
 # version words its own messages differently (pg_regress passes a suite that

@@ -206,7 +206,7 @@ BEGIN
         IF EXISTS (SELECT 1 FROM stocks_stream.lake_objects
                     WHERE table_name = p_table AND day = p_day AND round = d.round
                       AND iceberg_snapshot_id IS NOT NULL) THEN
-            RAISE EXCEPTION 'stocks_stream.tier_to_lake: % % failed after some of its objects were registered in Iceberg', p_table, p_day
+            RAISE EXCEPTION 'stocks_stream.tier_to_lake: % % failed after some of its objects were registered in Iceberg', p_table, to_char(p_day, 'YYYY-MM-DD')
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Remove those objects from the Iceberg table, then set their iceberg_snapshot_id to NULL.';
         END IF;
@@ -214,7 +214,7 @@ BEGIN
          WHERE table_name = p_table AND day = p_day;
     END IF;
     PERFORM stocks_stream._lake_crash_point('frozen');
-    RETURN 'froze ' || p_table || ' ' || p_day;
+    RETURN format('froze %s %s', p_table, to_char(p_day, 'YYYY-MM-DD'));
 END;
 $$;
 
@@ -245,7 +245,7 @@ BEGIN
     UPDATE stocks_stream.lake_days SET state = 'exported', updated_at = now()
      WHERE table_name = p_table AND day = p_day;
     PERFORM stocks_stream._lake_crash_point('exported');
-    RETURN format('exported %s %s: %s rows in %s objects', p_table, p_day, n_rows, n_objects);
+    RETURN format('exported %s %s: %s rows in %s objects', p_table, to_char(p_day, 'YYYY-MM-DD'), n_rows, n_objects);
 END;
 $$;
 
@@ -308,9 +308,9 @@ BEGIN
         UPDATE stocks_stream.lake_days
            SET state = 'failed', failed_step = 'verify', reason = diff, failed_at = clock_timestamp(), updated_at = now()
          WHERE table_name = p_table AND day = p_day;
-        RAISE WARNING 'stocks_stream.tier_to_lake: % % failed verification and stays in Postgres: %', p_table, p_day, diff
+        RAISE WARNING 'stocks_stream.tier_to_lake: % % failed verification and stays in Postgres: %', p_table, to_char(p_day, 'YYYY-MM-DD'), diff
             USING HINT = 'The next tier_to_lake() exports the day again; stocks_stream.lake_status shows the reason.';
-        RETURN format('verification of %s %s failed: %s', p_table, p_day, diff);
+        RETURN format('verification of %s %s failed: %s', p_table, to_char(p_day, 'YYYY-MM-DD'), diff);
     END IF;
     UPDATE stocks_stream.lake_objects SET verified_at = now()
      WHERE table_name = p_table AND day = p_day AND round = d.round;
@@ -318,7 +318,7 @@ BEGIN
            updated_at = now()
      WHERE table_name = p_table AND day = p_day;
     PERFORM stocks_stream._lake_crash_point('verified');
-    RETURN format('verified %s %s', p_table, p_day);
+    RETURN format('verified %s %s', p_table, to_char(p_day, 'YYYY-MM-DD'));
 END;
 $$;
 
@@ -338,7 +338,7 @@ BEGIN
     SELECT coalesce(sum(row_count), 0) INTO in_lake FROM stocks_stream.lake_objects
      WHERE table_name = p_table AND day = p_day AND round = d.round;
     IF in_postgres <> in_lake THEN
-        RAISE EXCEPTION 'stocks_stream.tier_to_lake: % % holds % rows in Postgres, % in the lake', p_table, p_day, in_postgres, in_lake
+        RAISE EXCEPTION 'stocks_stream.tier_to_lake: % % holds % rows in Postgres, % in the lake', p_table, to_char(p_day, 'YYYY-MM-DD'), in_postgres, in_lake
             USING ERRCODE = 'data_corrupted', HINT = 'Rows changed after verification; the next run exports the day again.';
     END IF;
     EXECUTE format('ALTER TABLE stocks_stream.%I DETACH PARTITION stocks_stream.%I', p_table, part);
@@ -349,7 +349,7 @@ BEGIN
            failed_at = NULL, updated_at = now()
      WHERE table_name = p_table AND day = p_day;
     PERFORM stocks_stream._lake_crash_point('dropped');
-    RETURN format('dropped %s %s from Postgres: %s rows in the lake', p_table, p_day, in_postgres);
+    RETURN format('dropped %s %s from Postgres: %s rows in the lake', p_table, to_char(p_day, 'YYYY-MM-DD'), in_postgres);
 END;
 $$;
 
@@ -402,9 +402,9 @@ BEGIN
            SET state = CASE WHEN l.state = 'dropped' THEN 'dropped' ELSE 'failed' END,
                failed_step = EXCLUDED.failed_step, reason = EXCLUDED.reason,
                failed_at = EXCLUDED.failed_at, updated_at = now();
-        RAISE WARNING 'stocks_stream.tier_to_lake: % of % % failed, the day stays in Postgres: %', step, c.table_name, c.day, msg
+        RAISE WARNING 'stocks_stream.tier_to_lake: % of % % failed, the day stays in Postgres: %', step, c.table_name, to_char(c.day, 'YYYY-MM-DD'), msg
             USING HINT = 'The next tier_to_lake() tries again; stocks_stream.lake_status shows the reason.';
-        RETURN format('%s of %s %s failed (%s): %s', step, c.table_name, c.day, errstate, msg);
+        RETURN format('%s of %s %s failed (%s): %s', step, c.table_name, to_char(c.day, 'YYYY-MM-DD'), errstate, msg);
     END;
 END;
 $$;
@@ -490,4 +490,14 @@ SELECT s.table_name, s.day, s.status, s.in_postgres, s.lake_objects, s.lake_rows
        s.verified_objects, s.registered_objects, s.failed_step, s.failed_at
   FROM stocks_stream.lake_status s;
 COMMENT ON VIEW api.lake_days IS 'Silver days per table: hot (in Postgres), due, tiering, failed (still in Postgres) or lake (in the lake only), with the lake''s objects, rows and bytes. Failure texts are not exposed.';
-COMMENT ON COLUMN api.lake_days.status IS 'hot, due, tiering, failed or lake.';
+COMMENT ON COLUMN api.lake_days.table_name IS 'Silver table: quotes or trades.';
+COMMENT ON COLUMN api.lake_days.day IS 'UTC day.';
+COMMENT ON COLUMN api.lake_days.status IS 'hot (in Postgres), due (past retention, not started), tiering (still in Postgres), failed (still in Postgres; tiering is retried) or lake (in the lake only).';
+COMMENT ON COLUMN api.lake_days.in_postgres IS 'Whether the day''s partition is in Postgres.';
+COMMENT ON COLUMN api.lake_days.lake_objects IS 'Parquet objects of the day in the lake, all rounds.';
+COMMENT ON COLUMN api.lake_days.lake_rows IS 'Rows in those objects.';
+COMMENT ON COLUMN api.lake_days.lake_bytes IS 'Bytes of those objects.';
+COMMENT ON COLUMN api.lake_days.verified_objects IS 'Objects read back from S3 and matched with Postgres.';
+COMMENT ON COLUMN api.lake_days.registered_objects IS 'Objects registered in an Iceberg snapshot.';
+COMMENT ON COLUMN api.lake_days.failed_step IS 'The tiering step that failed last (export, verify or drop); null when none did.';
+COMMENT ON COLUMN api.lake_days.failed_at IS 'When it failed.';
