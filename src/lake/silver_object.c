@@ -40,28 +40,27 @@ typedef struct SilverColumn
 } SilverColumn;
 
 static const SilverColumn trades_columns[] = {
-	{"symbol", TEXTOID, false},		  {"trade_time", TIMESTAMPTZOID, false},
-	{"price", FLOAT8OID, false},	  {"volume", FLOAT8OID, false},
-	{"conditions", TEXTARRAYOID, false}, {"source_topic", TEXTOID, false},
+	{"symbol", TEXTOID, false},			  {"trade_time", TIMESTAMPTZOID, false},
+	{"price", FLOAT8OID, false},		  {"volume", FLOAT8OID, false},
+	{"conditions", TEXTARRAYOID, false},  {"source_topic", TEXTOID, false},
 	{"source_partition", INT4OID, false}, {"source_offset", INT8OID, false},
 	{"loaded_at", TIMESTAMPTZOID, false},
 };
 
 static const SilverColumn quotes_columns[] = {
-	{"symbol", TEXTOID, false},			{"quote_time", TIMESTAMPTZOID, false},
-	{"price", FLOAT8OID, false},		{"change", FLOAT8OID, true},
-	{"change_pct", FLOAT8OID, true},	{"day_high", FLOAT8OID, false},
-	{"day_low", FLOAT8OID, false},		{"day_open", FLOAT8OID, false},
-	{"prev_close", FLOAT8OID, false},	{"fetched_at", TIMESTAMPTZOID, true},
-	{"source_topic", TEXTOID, false},	{"source_partition", INT4OID, false},
-	{"source_offset", INT8OID, false},	{"loaded_at", TIMESTAMPTZOID, false},
+	{"symbol", TEXTOID, false},		   {"quote_time", TIMESTAMPTZOID, false},
+	{"price", FLOAT8OID, false},	   {"change", FLOAT8OID, true},
+	{"change_pct", FLOAT8OID, true},   {"day_high", FLOAT8OID, false},
+	{"day_low", FLOAT8OID, false},	   {"day_open", FLOAT8OID, false},
+	{"prev_close", FLOAT8OID, false},  {"fetched_at", TIMESTAMPTZOID, true},
+	{"source_topic", TEXTOID, false},  {"source_partition", INT4OID, false},
+	{"source_offset", INT8OID, false}, {"loaded_at", TIMESTAMPTZOID, false},
 };
 
 #define MAX_COLUMNS lengthof(quotes_columns)
 
 /* microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch */
-#define UNIX_TO_PG_USECS                                                                           \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+#define UNIX_TO_PG_USECS ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
 static const SilverColumn *
 columns_of(SilverTable t, int *n)
@@ -153,9 +152,9 @@ static void
 library_error(const char *what, const char *key, const char *err)
 {
 	if (key != NULL)
-		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-						errmsg("stocks_stream: could not %s silver object \"%s\": %s", what, key,
-							   err)));
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stocks_stream: could not %s silver object \"%s\": %s", what, key, err)));
 	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 					errmsg("stocks_stream: could not %s a silver object: %s", what, err)));
 }
@@ -213,11 +212,15 @@ list_cell(SilverRow *row, SsPqCell *cell, Datum d)
 void
 ss_silver_object_row_from_tuple(SilverRow *row, TupleDesc desc, HeapTuple tuple)
 {
+	Datum values[MAX_COLUMNS];
+	bool nulls[MAX_COLUMNS];
+
+	heap_deform_tuple(tuple, desc, values, nulls);
 	for (int i = 0; i < row->ncols; i++)
 	{
 		SsPqCell *cell = &row->cells[i];
-		bool isnull;
-		Datum d = heap_getattr(tuple, i + 1, desc, &isnull);
+		bool isnull = nulls[i];
+		Datum d = values[i];
 
 		memset(cell, 0, sizeof(SsPqCell));
 		cell->is_null = isnull;
@@ -226,13 +229,13 @@ ss_silver_object_row_from_tuple(SilverRow *row, TupleDesc desc, HeapTuple tuple)
 		switch (row->cols[i].type)
 		{
 			case TEXTOID:
-				{
-					text *s = DatumGetTextPP(d);
+			{
+				text *s = DatumGetTextPP(d);
 
-					cell->ptr = (const uint8_t *) VARDATA_ANY(s);
-					cell->len = VARSIZE_ANY_EXHDR(s);
-					break;
-				}
+				cell->ptr = (const uint8_t *) VARDATA_ANY(s);
+				cell->len = VARSIZE_ANY_EXHDR(s);
+				break;
+			}
 			case TIMESTAMPTZOID:
 				cell->i64 = DatumGetTimestampTz(d) + UNIX_TO_PG_USECS;
 				break;
@@ -305,18 +308,18 @@ ss_silver_object_row_hash(const SilverRow *row)
 				appendBinaryStringInfo(buf, (const char *) &cell->i64, sizeof(int64));
 				break;
 			default:
-				{
-					uint32 n = (uint32) cell->nitems;
+			{
+				uint32 n = (uint32) cell->nitems;
 
-					appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
-					for (size_t k = 0; k < cell->nitems; k++)
-					{
-						appendStringInfoChar(buf, cell->items[k].is_null ? 0 : 1);
-						if (!cell->items[k].is_null)
-							append_bytes(buf, cell->items[k].ptr, cell->items[k].len);
-					}
-					break;
+				appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
+				for (size_t k = 0; k < cell->nitems; k++)
+				{
+					appendStringInfoChar(buf, cell->items[k].is_null ? 0 : 1);
+					if (!cell->items[k].is_null)
+						append_bytes(buf, cell->items[k].ptr, cell->items[k].len);
 				}
+				break;
+			}
 		}
 	}
 	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) buf->data, buf->len,

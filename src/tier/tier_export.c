@@ -31,8 +31,6 @@
 #include "s3/s3.h"
 #include "tier/tier_sums.h"
 
-#define FETCH_ROWS 1000
-
 typedef struct Export
 {
 	SilverTable table;
@@ -69,10 +67,11 @@ put_object(const char *bucket, const char *key, const char *data, size_t len)
 	PG_END_TRY();
 	res = ss_s3_async_end(req, NULL);
 	if (!res.ok)
-		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-						errmsg("stocks_stream._lake_export: could not put s3://%s/%s: %s", bucket,
-							   key, res.error),
-						errhint("The day stays in Postgres; the next tier_to_lake() tries again.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("stocks_stream._lake_export: could not put s3://%s/%s: %s", bucket, key,
+						res.error),
+				 errhint("The day stays in Postgres; the next tier_to_lake() tries again.")));
 }
 
 static void
@@ -156,7 +155,6 @@ ss_lake_export(PG_FUNCTION_ARGS)
 	MemoryContext batch_cxt;
 	SilverRow *row;
 	Portal portal;
-	char *query;
 
 	for (int i = 1; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -173,28 +171,12 @@ ss_lake_export(PG_FUNCTION_ARGS)
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	row = ss_silver_object_row(e.table);
-	query = psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s",
-					 quote_identifier(ss_tier_sums_partition(e.table, PG_GETARG_DATEADT(1))),
-					 ss_silver_object_time_column(e.table));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("stocks_stream._lake_export: SPI_connect failed")));
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true,
-									   CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		ss_silver_object_check_desc(e.table, SPI_tuptable->tupdesc);
+	portal = ss_tier_sums_open_day(e.table, PG_GETARG_DATEADT(1), "_lake_export");
+	while (ss_tier_sums_fetch(portal, e.table))
 		add_batch(&e, SPI_tuptable, SPI_processed, row, batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
 	if (e.writer != NULL && e.rows > 0)
 		finish_object(&e);
-	SPI_cursor_close(portal);
-	SPI_finish();
+	ss_tier_sums_close_day(portal);
 	MemoryContextDelete(e.object_cxt);
 	MemoryContextDelete(batch_cxt);
 	return (Datum) 0;

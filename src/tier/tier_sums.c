@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -79,6 +80,46 @@ ss_tier_sums_partition(SilverTable t, DateADT day)
 
 	j2date(day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
 	return psprintf("%s_%04d%02d%02d", t == SILVER_TRADES ? "trades" : "quotes", y, m, d);
+}
+
+#define FETCH_ROWS 1000
+
+/*
+ * SPI connected, and a cursor over a day's partition in (symbol, time)
+ * order: its (symbol, time) index, read a batch at a time.
+ */
+Portal
+ss_tier_sums_open_day(SilverTable t, DateADT day, const char *fn)
+{
+	char *query =
+		psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s",
+				 quote_identifier(ss_tier_sums_partition(t, day)), ss_silver_object_time_column(t));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+						errmsg("stocks_stream.%s: SPI_connect failed", fn)));
+	return SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+}
+
+/* The next batch of the day's rows into SPI_tuptable; false at the end. */
+bool
+ss_tier_sums_fetch(Portal portal, SilverTable t)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (SPI_tuptable != NULL)
+		SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_fetch(portal, true, FETCH_ROWS);
+	if (SPI_processed == 0)
+		return false;
+	ss_silver_object_check_desc(t, SPI_tuptable->tupdesc);
+	return true;
+}
+
+void
+ss_tier_sums_close_day(Portal portal)
+{
+	SPI_cursor_close(portal);
+	SPI_finish();
 }
 
 /*

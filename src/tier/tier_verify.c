@@ -28,8 +28,6 @@
 #include "s3/s3.h"
 #include "tier/tier_sums.h"
 
-#define FETCH_ROWS 1000
-
 static void
 read_object(SilverTable t, const char *bucket, const char *key, ReturnSetInfo *rsinfo)
 {
@@ -120,7 +118,6 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 	SilverRow *row;
 	List *sums = NIL;
 	Portal portal;
-	char *query;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -130,21 +127,9 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	row = ss_silver_object_row(t);
-	query = psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s",
-					 quote_identifier(ss_tier_sums_partition(t, PG_GETARG_DATEADT(1))),
-					 ss_silver_object_time_column(t));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("stocks_stream._lake_scan_day: SPI_connect failed")));
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true,
-									   CURSOR_OPT_NO_SCROLL);
-	for (;;)
+	portal = ss_tier_sums_open_day(t, PG_GETARG_DATEADT(1), "_lake_scan_day");
+	while (ss_tier_sums_fetch(portal, t))
 	{
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		ss_silver_object_check_desc(t, SPI_tuptable->tupdesc);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			old = MemoryContextSwitchTo(batch_cxt);
@@ -154,10 +139,8 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(portal);
-	SPI_finish();
+	ss_tier_sums_close_day(portal);
 	ss_tier_sums_emit(sums, rsinfo, NULL, 0);
 	return (Datum) 0;
 }

@@ -207,7 +207,9 @@ fn push_cell(c: &Col, b: &mut ColBuf, cell: &SsPqCell) -> Res<()> {
         b.defs.push(1);
     }
     match &mut b.vals {
-        Buf::Bytes(v) => v.push(ByteArray::from(unsafe { slice(cell.ptr, cell.len) }.to_vec())),
+        Buf::Bytes(v) => v.push(ByteArray::from(
+            unsafe { slice(cell.ptr, cell.len) }.to_vec(),
+        )),
         Buf::I32(v) => v.push(
             i32::try_from(cell.i64).map_err(|_| format!("{} is out of INT32's range", c.name))?,
         ),
@@ -225,7 +227,10 @@ fn flush_group(w: &mut SsPqSilverWriter) -> Res<()> {
     let mut rg = file.next_row_group().map_err(perr)?;
     let mut i = 0;
     while let Some(mut cw) = rg.next_column().map_err(perr)? {
-        let c = w.cols.get(i).ok_or("internal: more columns than the table")?;
+        let c = w
+            .cols
+            .get(i)
+            .ok_or("internal: more columns than the table")?;
         let b = &w.bufs[i];
         let defs = if c.optional || c.kind == Kind::StrList {
             Some(&b.defs[..])
@@ -455,9 +460,9 @@ fn load_group(r: &mut SsPqSilverReader) -> Res<bool> {
             let levels = c.optional || c.kind == Kind::StrList;
             let reps = c.kind == Kind::StrList;
             b.vals = match c.kind {
-                Kind::Str | Kind::StrList => {
-                    Buf::Bytes(read_leaf::<ByteArrayType>(&*g, i, rows, levels, reps, &mut b)?)
-                }
+                Kind::Str | Kind::StrList => Buf::Bytes(read_leaf::<ByteArrayType>(
+                    &*g, i, rows, levels, reps, &mut b,
+                )?),
                 Kind::I32 => Buf::I32(read_leaf::<Int32Type>(&*g, i, rows, levels, reps, &mut b)?),
                 Kind::I64 | Kind::Ts => {
                     Buf::I64(read_leaf::<Int64Type>(&*g, i, rows, levels, reps, &mut b)?)
@@ -632,7 +637,10 @@ pub extern "C" fn ss_pq_silver_reader_next(
     guarded(err, errlen, || {
         let r = unsafe { r.as_mut() }.ok_or("no reader")?;
         if cells.is_null() || ncells != r.cols.len() {
-            return Err(format!("{ncells} cells asked for, the table has {}", r.cols.len()));
+            return Err(format!(
+                "{ncells} cells asked for, the table has {}",
+                r.cols.len()
+            ));
         }
         if r.row >= r.group_rows && !load_group(r)? {
             return Ok(0);
