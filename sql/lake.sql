@@ -87,12 +87,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'hot_days UTC days stay in Postgres: 1 keeps today only, 7 today and the six days before.';
     END IF;
-    IF bucket IS NULL OR bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
-       OR bucket ~ '\.\.' OR bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
-        RAISE EXCEPTION 'stocks_stream.set_lake_retention: invalid S3 bucket name %', coalesce('"' || bucket || '"', 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'S3 bucket names are 3 to 63 lower-case letters, digits, ''.'' and ''-'', starting and ending with a letter or digit.';
-    END IF;
+    PERFORM stocks_stream._check_bucket(bucket);
     IF prefix IS NULL OR prefix !~ '^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$' OR length(prefix) > 256
        OR prefix ~ '(^|/)\.\.?(/|$)' THEN
         RAISE EXCEPTION 'stocks_stream.set_lake_retention: invalid key prefix %', coalesce('"' || prefix || '"', 'NULL')
