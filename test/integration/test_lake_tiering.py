@@ -276,6 +276,24 @@ def test_a_day_that_fails_verification_stays_in_postgres_and_is_exported_again(l
     assert lake.lake("trades", DAY1) == before
 
 
+def test_a_failed_put_leaves_the_day_in_postgres_and_the_next_run_tiers_it(lake):
+    lake.trades(DAY1, 3000)
+    missing = "lake-missing-" + uuid.uuid4().hex[:8]
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [missing])
+    lake.tier()
+    status = lake.status("trades", DAY1)
+    assert (status.status, status.failed_step, status.lake_objects) == ("failed", "export", 0)
+    assert f"could not put s3://{missing}/lake/silver/trades/day={DAY1}/trades-{DAY1}-1.parquet" in status.reason
+    assert "NoSuchBucket" in status.reason
+    assert any(n.startswith(f"stocks_stream.tier_to_lake: export of trades {DAY1} failed, the day stays in Postgres")
+               for n in lake.notices)
+    assert lake.value("SELECT count(*) FROM stocks_stream.trades") == 3000
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+    lake.tier_fully()
+    status = lake.status("trades", DAY1)
+    assert (status.status, status.reason, status.lake_rows) == ("lake", None, 3000)
+
+
 def late_trade(lake, n, minute_of_day):
     """A late trade of DAY1 loaded from a bronze object by load_bronze_prefix()."""
     t = lake.value("SELECT (extract(epoch FROM %s::date::timestamptz) * 1000)::bigint", [DAY1]) \
