@@ -451,6 +451,23 @@ def test_a_policy_is_shown_changed_and_dropped(lake):
     assert lake.run("SELECT * FROM stocks_stream.lake_policies") == []
 
 
+def test_dropping_a_policy_lets_a_day_being_tiered_take_rows_again(lake):
+    lake.trades(DAY1, 100)
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+    lake.tier(max_steps=1)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        lake.trades(DAY1, 1, offset=1000)
+    lake.run("SELECT stocks_stream.drop_lake_retention('trades')")
+    lake.trades(DAY1, 1, offset=1000)
+    status = lake.status("trades", DAY1)
+    assert (status.status, status.reason) == ("failed", "the retention policy was dropped")
+    lake.tier()
+    assert lake.status("trades", DAY1).state == "failed"    # no policy: nothing more happens
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+    lake.tier_fully()
+    assert lake.status("trades", DAY1).lake_rows == 101
+
+
 def test_the_airflow_dag_tiers_the_days_due(lake, airflow_env):
     env, venv = airflow_env
     env = dict(env, AIRFLOW_CONN_STOCKS_PG=f"postgres://postgres@{os.environ['PGHOST']}:{os.environ['PGPORT']}/{lake.db}")
