@@ -222,19 +222,32 @@ def tables_to_commit(conn: psycopg.Connection) -> list[tuple[str, str]]:
     return tables
 
 
-def commit(conn: psycopg.Connection, catalog: LakeCatalog, batch_objects: int = 1000) -> list[Committed]:
+def commit(conn: psycopg.Connection, catalog: LakeCatalog, batch_objects: int = 1000):
     """Finish every unfinished batch, then claim and commit new ones until no
-    object waits."""
+    object waits.  A table whose commit fails is left for the next run and
+    the others go on.  Returns (what was committed, the failures)."""
+    done, failed = [], []
+
+    def each(what, step):
+        try:
+            step()
+        except Exception as e:      # isolate the table; the next run retries it
+            log.error("%s: %s: %s", what, type(e).__name__, e)
+            failed.append((what, e))
+
+    def table(namespace, name):
+        while (commit_id := conn.execute("SELECT stocks_stream.lake_claim(%s, %s, %s)",
+                                         [namespace, name, batch_objects]).fetchone()[0]) is not None:
+            done.append(finish(conn, catalog, commit_id))
+
     conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
     try:
-        done = [finish(conn, catalog, r[0]) for r in conn.execute(
-            "SELECT commit_id FROM stocks_stream.lake_commits WHERE snapshot_id IS NULL ORDER BY commit_id"
-        ).fetchall()]
+        for (commit_id,) in conn.execute("SELECT commit_id FROM stocks_stream.lake_commits "
+                                         "WHERE snapshot_id IS NULL ORDER BY commit_id").fetchall():
+            each(f"lake commit {commit_id}", lambda: done.append(finish(conn, catalog, commit_id)))
         for namespace, name in tables_to_commit(conn):
-            while (commit_id := conn.execute("SELECT stocks_stream.lake_claim(%s, %s, %s)",
-                                             [namespace, name, batch_objects]).fetchone()[0]) is not None:
-                done.append(finish(conn, catalog, commit_id))
-        return done
+            each(f"{namespace}.{name}", lambda: table(namespace, name))
+        return done, failed
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
@@ -246,11 +259,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="lake-commit: %(message)s", stream=sys.stderr)
     with psycopg.connect(autocommit=True, application_name="stocks_stream lake-commit") as conn:
-        done = commit(conn, open_catalog(), args.batch_objects)
+        done, failed = commit(conn, open_catalog(), args.batch_objects)
     for c in done:
         print(f"{c.table}\tcommit {c.commit_id}\t{c.objects} objects\tsnapshot {c.snapshot_id}\t{c.how}")
-    print(f"lake-commit: {len(done)} commits, {sum(c.objects for c in done)} objects")
-    return 0
+    print(f"lake-commit: {len(done)} commits, {sum(c.objects for c in done)} objects"
+          + (f", {len(failed)} failed: {', '.join(what for what, _ in failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
