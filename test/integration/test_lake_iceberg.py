@@ -192,6 +192,13 @@ def test_the_catalog_is_icebergs_jdbc_catalog_schema():
     ]
 
 
+def test_pg_dump_keeps_the_catalog_and_the_commit_records():
+    dumped = {r.tbl for r in sql("SELECT c::regclass::text AS tbl FROM pg_extension, unnest(extconfig) AS c "
+                                 "WHERE extname = 'stocks_stream'")}
+    assert {"stocks_stream_lake.iceberg_tables", "stocks_stream_lake.iceberg_namespace_properties",
+            "stocks_stream.lake_commits", "stocks_stream.lake_commit_objects"} <= dumped
+
+
 CRASHES = {
     # point: what a reader sees after the kill (the batch's snapshot, metadata
     # files the catalog does not point at), and how the next run finishes it
