@@ -197,7 +197,8 @@ def finish(conn: psycopg.Connection, catalog: LakeCatalog, commit_id: int) -> Co
         crash_point("claimed")
         catalog.arm_files_written = True
         try:
-            table.add_files([f"s3://{b}/{k}" for b, k in objects], snapshot_properties={COMMIT_PROPERTY: str(commit_id)})
+            table.add_files([f"s3://{b}/{k}" for b, k in objects],
+                            snapshot_properties={COMMIT_PROPERTY: str(commit_id)})
         finally:
             catalog.arm_files_written = False
         snapshot = find_snapshot(table, commit_id)

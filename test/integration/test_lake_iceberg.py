@@ -320,6 +320,12 @@ def test_duckdb_reads_the_bronze_iceberg_table_as_the_archive_holds_it(lake_run)
     assert len(rows) == len(topic.produced) == PER_STAGE * len(STAGES)
     assert {(t, part, off): v.encode() for t, part, off, v in rows} == {
         (topic.name, part, off): v for (part, off), v in topic.produced.items()}
+    # every column as the objects themselves hold it (the timestamps in milliseconds too)
+    columns = 'topic, "partition", "offset", timestamp::VARCHAR, key, headers::VARCHAR, value::VARCHAR'
+    objects = [f"s3://{p.bucket}/{r.object_key}" for r in p.manifest()]
+    scanned = con.execute(f"SELECT {columns} FROM iceberg_scan(?)", [metadata_location("bronze", p.name)])
+    assert sorted(scanned.fetchall()) == sorted(
+        con.execute(f"SELECT {columns} FROM read_parquet(?)", [objects]).fetchall())
 
 
 @pytest.mark.parametrize("table", ["quotes", "trades"])
