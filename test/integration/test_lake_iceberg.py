@@ -11,6 +11,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections import Counter, defaultdict
 
@@ -24,7 +25,6 @@ from pyiceberg.expressions import EqualTo
 
 from stack_support import ROOT, Pipeline, Topic, s3_client, sql, sql_value
 
-import sys
 sys.path.insert(0, os.path.join(ROOT, "lake", "iceberg"))
 import stocks_stream_lake as lake  # noqa: E402
 
