@@ -35,7 +35,7 @@ SQL_PREVIOUS = 0.4.0
 SQL_RELEASED = 0.1.0 0.1.0--0.2.0 0.2.0--0.3.0 0.3.0--0.4.0
 SQL_PRE_INSTALL = sql/pre_install.sql
 SQL_CONCERNS = sql/pipelines.sql sql/sources.sql sql/status.sql sql/loader.sql sql/gold.sql \
-	sql/api.sql sql/metrics.sql sql/lake.sql sql/roles.sql
+	sql/api.sql sql/metrics.sql sql/lake.sql sql/iceberg.sql sql/roles.sql
 SQL_UPDATE = sql/updates/$(SQL_PREVIOUS)--$(EXTVERSION).sql
 DATA = $(foreach r,$(SQL_RELEASED),sql/released/stocks_stream--$(r).sql)
 DATA_built = sql/stocks_stream--$(EXTVERSION).sql sql/stocks_stream--$(SQL_PREVIOUS)--$(EXTVERSION).sql

@@ -118,9 +118,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    -- days being tiered take rows again; a policy set later starts them over
+    -- days being tiered take rows again; a policy set later starts them
+    -- over.  A verified day stays frozen: its objects may be on their way
+    -- into Iceberg, and a policy set later drops it.
     FOR d IN SELECT * FROM stocks_stream.lake_days l
-              WHERE l.table_name = drop_lake_retention.table_name AND l.state <> 'dropped' LOOP
+              WHERE l.table_name = drop_lake_retention.table_name AND l.state NOT IN ('dropped', 'verified') LOOP
         PERFORM stocks_stream._lake_thaw(d.table_name, d.day);
         UPDATE stocks_stream.lake_days l
            SET state = 'failed', failed_step = 'export', reason = 'the retention policy was dropped',
@@ -197,10 +199,13 @@ BEGIN
          WHERE table_name = p_table AND day = p_day;
     ELSE
         -- a failed round is redone over its own keys, unless an object of
-        -- it is in an Iceberg snapshot already: then the redo takes new ones
-        IF EXISTS (SELECT 1 FROM stocks_stream.lake_objects
-                    WHERE table_name = p_table AND day = p_day AND round = d.round
-                      AND iceberg_snapshot_id IS NOT NULL) THEN
+        -- it is claimed by an Iceberg commit (sql/iceberg.sql) or in a
+        -- snapshot already: its bytes must not change under the table
+        IF EXISTS (SELECT 1 FROM stocks_stream.lake_objects o
+                    WHERE o.table_name = p_table AND o.day = p_day AND o.round = d.round
+                      AND (o.iceberg_snapshot_id IS NOT NULL
+                           OR EXISTS (SELECT 1 FROM stocks_stream.lake_commit_objects c
+                                       WHERE c.bucket = o.bucket AND c.object_key = o.object_key))) THEN
             RAISE EXCEPTION 'stocks_stream.tier_to_lake: % % failed after some of its objects were registered in Iceberg', p_table, to_char(p_day, 'YYYY-MM-DD')
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Remove those objects from the Iceberg table, then set their iceberg_snapshot_id to NULL.';

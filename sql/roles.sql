@@ -142,6 +142,21 @@ REVOKE ALL ON PROCEDURE stocks_stream.tier_to_lake(integer) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE stocks_stream.tier_to_lake(integer) TO stocks_stream_operator;
 GRANT INSERT, UPDATE, DELETE ON stocks_stream.exchanges, stocks_stream.symbol_exchanges TO stocks_stream_operator;
 
+-- The lake (docs/lake.md, "Iceberg tables"): the reader reads the Iceberg
+-- catalog and the commit records, so Spark, Trino, DuckDB and pyiceberg
+-- read the tables as any reader; the operator (the Airflow DAG runs
+-- scripts/lake-commit as one) writes the catalog directly, as every Iceberg
+-- JDBC catalog client does, and the commit records through lake_claim()
+-- and lake_mark_commit().
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream_lake FROM PUBLIC;
+GRANT USAGE ON SCHEMA stocks_stream_lake TO stocks_stream_reader;
+GRANT SELECT ON stocks_stream_lake.iceberg_tables, stocks_stream_lake.iceberg_namespace_properties,
+    stocks_stream.lake_commits, stocks_stream.lake_commit_objects TO stocks_stream_reader;
+GRANT INSERT, UPDATE, DELETE ON stocks_stream_lake.iceberg_tables, stocks_stream_lake.iceberg_namespace_properties
+    TO stocks_stream_operator;
+GRANT EXECUTE ON FUNCTION stocks_stream.lake_claim(text, text, integer), stocks_stream.lake_mark_commit(bigint, bigint)
+    TO stocks_stream_operator;
+
 -- The Prometheus exporter (docs/metrics.md)
 GRANT stocks_stream_metrics TO stocks_stream_exporter;
 -- a scrape asks Kafka for the watermarks (consumer_lag_internal waits 5 s at most)

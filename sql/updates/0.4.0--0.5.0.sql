@@ -109,3 +109,66 @@ CREATE TABLE stocks_stream.lake_object_symbols (
 COMMENT ON TABLE stocks_stream.lake_object_symbols IS 'Rows and checksum per symbol of each lake object, as written; verification recomputes both from the object and from the partition.';
 COMMENT ON COLUMN stocks_stream.lake_object_symbols.checksum IS 'Sum (modulo 2^64, as a signed bigint) of a 64-bit hash of each row''s values (src/lake/silver_object.c).';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_object_symbols', '');
+
+-- 0.5.0's Iceberg catalog and lake commit records, as pre_install.sql makes them
+
+-- ---------------------------------------------------------------------------
+-- The lake's Iceberg catalog (docs/lake.md, "Iceberg tables"): the schema
+-- stocks_stream_lake holds exactly the two tables of Iceberg's JDBC catalog,
+-- with the columns and keys Java's JdbcCatalog and pyiceberg's SqlCatalog
+-- make (schema v1), so Spark, Trino and pyiceberg use them as they are,
+-- pointed at this schema.  The commit records tie each snapshot of those
+-- tables to the objects it registered, exactly once.
+-- ---------------------------------------------------------------------------
+CREATE SCHEMA stocks_stream_lake;
+COMMENT ON SCHEMA stocks_stream_lake IS
+    'stocks_stream lake: the Iceberg JDBC/SQL catalog of the bronze and silver Iceberg tables (catalog name stocks_stream).';
+CREATE TABLE stocks_stream_lake.iceberg_tables (
+    catalog_name               varchar(255) NOT NULL,
+    table_namespace            varchar(255) NOT NULL,
+    table_name                 varchar(255) NOT NULL,
+    metadata_location          varchar(1000),
+    previous_metadata_location varchar(1000),
+    iceberg_type               varchar(5),
+    PRIMARY KEY (catalog_name, table_namespace, table_name)
+);
+COMMENT ON TABLE stocks_stream_lake.iceberg_tables IS
+    'Iceberg JDBC catalog: one row per table, pointing at its current metadata file on S3 (written by scripts/lake-commit).';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream_lake.iceberg_tables', '');
+CREATE TABLE stocks_stream_lake.iceberg_namespace_properties (
+    catalog_name   varchar(255) NOT NULL,
+    namespace      varchar(255) NOT NULL,
+    property_key   varchar(255) NOT NULL,
+    property_value varchar(1000),
+    PRIMARY KEY (catalog_name, namespace, property_key)
+);
+COMMENT ON TABLE stocks_stream_lake.iceberg_namespace_properties IS
+    'Iceberg JDBC catalog: the namespaces (bronze, silver) and their properties.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream_lake.iceberg_namespace_properties', '');
+
+CREATE TABLE stocks_stream.lake_commits (
+    commit_id       bigserial PRIMARY KEY,
+    table_namespace text NOT NULL CHECK (table_namespace IN ('bronze', 'silver')),
+    table_name      text NOT NULL,
+    claimed_at      timestamptz NOT NULL DEFAULT now(),
+    snapshot_id     bigint UNIQUE,
+    committed_at    timestamptz,
+    CHECK ((snapshot_id IS NULL) = (committed_at IS NULL))
+);
+COMMENT ON TABLE stocks_stream.lake_commits IS
+    'One row per batch of objects registered in an Iceberg table: claimed first, then committed as the snapshot whose summary property stocks-stream.commit-id names this row.';
+COMMENT ON COLUMN stocks_stream.lake_commits.snapshot_id IS
+    'The Iceberg snapshot that registered the batch; NULL while claimed and not yet known to be committed (the next scripts/lake-commit looks it up or commits it).';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_commits', '');
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_commits_commit_id_seq', '');
+CREATE INDEX lake_commits_pending_idx ON stocks_stream.lake_commits (commit_id) WHERE snapshot_id IS NULL;
+CREATE TABLE stocks_stream.lake_commit_objects (
+    bucket     text NOT NULL,
+    object_key text NOT NULL,
+    commit_id  bigint NOT NULL REFERENCES stocks_stream.lake_commits,
+    PRIMARY KEY (bucket, object_key)
+);
+COMMENT ON TABLE stocks_stream.lake_commit_objects IS
+    'The objects of each lake commit: an object is in one commit at most, so in one snapshot at most.';
+SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_commit_objects', '');
+CREATE INDEX lake_commit_objects_commit_idx ON stocks_stream.lake_commit_objects (commit_id);

@@ -12,7 +12,8 @@ from stack_support import ROOT, archive_simulated, sql_value
 EXPECTED = {
     "wait_for_bronze": ["load_bronze"],
     "load_bronze": ["refresh_gold"],
-    "refresh_gold": ["dbt_build"],
+    "refresh_gold": ["lake_commit"],
+    "lake_commit": ["dbt_build"],
     "dbt_build": ["quarantine_check"],
     "quarantine_check": [],
 }
