@@ -86,8 +86,8 @@ CREATE TABLE stocks_stream.lake_objects (
     written_at          timestamptz NOT NULL DEFAULT now(),
     verified_at         timestamptz,
     iceberg_snapshot_id bigint,
-    round               integer NOT NULL,
-    part                integer NOT NULL CHECK (part >= 1),
+    round               integer NOT NULL DEFAULT 1,
+    part                integer CHECK (part >= 1),
     UNIQUE (bucket, object_key),
     UNIQUE (table_name, day, part)
 );
@@ -95,7 +95,7 @@ COMMENT ON TABLE stocks_stream.lake_objects IS 'One row per Parquet object tier_
 COMMENT ON COLUMN stocks_stream.lake_objects.verified_at IS 'When the object was read back from S3 and matched the day in Postgres (rows and checksum per symbol).';
 COMMENT ON COLUMN stocks_stream.lake_objects.iceberg_snapshot_id IS 'The Iceberg snapshot that registered the object; NULL until then.';
 COMMENT ON COLUMN stocks_stream.lake_objects.round IS 'The round of the day (lake_days.round) that wrote it.';
-COMMENT ON COLUMN stocks_stream.lake_objects.part IS 'n of <table>-YYYY-MM-DD-<n>.parquet.';
+COMMENT ON COLUMN stocks_stream.lake_objects.part IS 'n of <table>-YYYY-MM-DD-<n>.parquet (NULL for an object tier_to_lake() did not write).';
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_objects', '');
 SELECT pg_catalog.pg_extension_config_dump('stocks_stream.lake_objects_lake_object_id_seq', '');
 
