@@ -18,7 +18,7 @@ import duckdb
 import psycopg
 import pytest
 
-from stack_support import named_row, s3_client, sql, wait_until
+from stack_support import ROOT, named_row, s3_client, sql, wait_until
 from test_airflow import airflow_env  # noqa: F401 (a fixture)
 
 DAY1, DAY2 = "2026-11-02", "2026-11-03"
@@ -485,3 +485,27 @@ def test_the_airflow_dag_tiers_the_days_due(lake, airflow_env):
     dag_run()
     status = lake.status("trades", DAY1)
     assert (status.status, status.lake_rows) == ("lake", 3000)
+
+
+def test_a_day_leaves_postgres_once_scripts_lake_commit_registered_it_in_iceberg(lake):
+    """The two halves together: tier_to_lake() verifies, scripts/lake-commit
+    (sql/iceberg.sql) registers the verified objects in silver.<table>, and
+    the next tier_to_lake() drops the day."""
+    lake.trades(DAY1, 4000)
+    lake.quotes(DAY1, 1500)
+    before = {t: lake.silver(t, DAY1) for t in ("trades", "quotes")}
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+    lake.run("SELECT stocks_stream.set_lake_retention('quotes', 1, %s)", [lake.bucket])
+    lake.tier()
+    assert {lake.status(t, DAY1).state for t in before} == {"verified"}
+    run = subprocess.run([os.path.join(ROOT, "scripts", "lake-commit")], env=dict(os.environ, PGDATABASE=lake.db),
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert lake.value("SELECT count(*) FROM stocks_stream.lake_objects WHERE iceberg_snapshot_id IS NULL") == 0
+    lake.tier()
+    for table, silver in before.items():
+        status = lake.status(table, DAY1)
+        assert (status.status, status.registered_objects) == ("lake", status.lake_objects)
+        assert lake.lake(table, DAY1) == silver
+    snapshots = lake.run("SELECT table_namespace, table_name FROM stocks_stream_lake.iceberg_tables ORDER BY 2")
+    assert [tuple(s) for s in snapshots] == [("silver", "quotes"), ("silver", "trades")]
