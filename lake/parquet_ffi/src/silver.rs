@@ -292,7 +292,10 @@ fn writer_properties(cols: &[Col]) -> Res<WriterProperties> {
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(perr)?,
         ))
         .set_created_by("stocks_stream (parquet-rs 60.2.0)".to_string());
-    for c in cols.iter().filter(|c| matches!(c.kind, Kind::I64 | Kind::Ts)) {
+    for c in cols
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::I64 | Kind::Ts))
+    {
         let path = ColumnPath::from(c.name);
         b = b
             .set_column_dictionary_enabled(path.clone(), false)
