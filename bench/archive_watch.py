@@ -1,0 +1,100 @@
+"""Watch one archive pipeline of bench/archive until its manifest holds N messages.
+
+    archive_watch.py PIPELINE N [PERF_DATA]
+
+Prints one line: seconds (worker start to last flush), peak private RSS in
+kB (RssAnon + RssFile), peak VmHWM in kB, the steady rate in messages/s
+(every object but the first, first to last object recorded), the bytes
+stored, and the wall time split into phases, in seconds, from timestamps
+the stack keeps anyway (nothing is measured per message):
+
+  join    worker_status.started_at to the broker's "Stabilized group" line
+          for the pipeline's consumer group (Kafka's server.log)
+  first   group formed to the first object recorded in the manifest
+          (committed offsets, first fetches, a batch filled, its PUT and
+          the manifest transaction)
+  steady  first to last object recorded
+  tail    last object recorded to worker_status.last_flush
+
+With PERF_DATA, the worker is recorded with `perf record -g -F 999` from
+the moment its pid is known until the manifest is complete.
+
+One process with one connection, reading /proc every 50 ms and the manifest
+every 200 ms, so measuring costs the two shared cores little (a psql per
+sample cost the worker a third of a core).
+"""
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+
+
+def stabilized_at(group):
+    """Epoch seconds of the broker's last 'Stabilized group GROUP ' line, or None."""
+    log = os.path.join(os.environ["STOCKS_STREAM_STACK"], "kafka", "logs", "server.log")
+    needle, found = f"Stabilized group {group} ", None
+    with open(log, errors="replace") as f:
+        for line in f:
+            if needle in line:
+                found = line
+    if found is None:
+        return None
+    # "[2026-12-05 16:18:52,604] INFO ...", in the broker's local time, which is the machine's
+    stamp = datetime.datetime.strptime(found[1:24], "%Y-%m-%d %H:%M:%S,%f")
+    return time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6
+
+
+def main(name, n, perf_data=None):
+    conn = psycopg.connect(autocommit=True)
+
+    def q(sql):
+        return conn.execute(sql, [name]).fetchone()
+
+    pid, peak, hwm, last_check, perf = None, 0, 0, 0.0, None
+    while True:
+        now = time.monotonic()
+        if pid is None:
+            pid = q("SELECT max(pid) FROM stocks_stream.worker_status WHERE pipeline = %s")[0]
+            if pid is not None and perf_data:
+                perf = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "999", "-p", str(pid),
+                                         "-o", perf_data], stdout=subprocess.DEVNULL)
+        if pid is not None:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f)
+                kb = lambda k: int(fields.get(k, "0 kB").split()[0])  # noqa: E731
+                # the worker's own memory: RSS less the pages of Postgres' shared memory it touched
+                peak = max(peak, kb("RssAnon") + kb("RssFile"))
+                hwm = max(hwm, kb("VmHWM"))
+            except OSError:
+                pass
+        if now - last_check >= 0.2:
+            last_check = now
+            if q("SELECT coalesce(sum(message_count), 0) FROM stocks_stream.manifest"
+                 " WHERE pipeline = %s")[0] >= n:
+                break
+        time.sleep(0.05)
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+    started, last_flush = q("SELECT extract(epoch FROM started_at), extract(epoch FROM last_flush)"
+                            " FROM stocks_stream.worker_status WHERE pipeline = %s")
+    first_at, last_at, stored, steady = q(
+        """SELECT extract(epoch FROM min(archived_at)), extract(epoch FROM max(archived_at)), sum(bytes),
+                  round((sum(message_count) - (array_agg(message_count ORDER BY archived_at))[1])
+                        / nullif(extract(epoch FROM max(archived_at) - min(archived_at)), 0))
+             FROM stocks_stream.manifest WHERE pipeline = %s""")
+    started, last_flush, first_at, last_at = map(float, (started, last_flush, first_at, last_at))
+    formed = stabilized_at(f"stocks_stream.{name}")
+    join = formed - started if formed is not None else float("nan")
+    first = first_at - formed if formed is not None else float("nan")
+    print(f"{last_flush - started:.3f}", peak, hwm, steady or 0, stored, f"{join:.3f}", f"{first:.3f}",
+          f"{last_at - first_at:.3f}", f"{last_flush - last_at:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
