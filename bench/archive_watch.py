@@ -16,8 +16,13 @@ the stack keeps anyway (nothing is measured per message):
   steady  first to last object recorded
   tail    last object recorded to worker_status.last_flush
 
-With PERF_DATA, the worker is recorded with `perf record -g -F 999` from
-the moment its pid is known until the manifest is complete.
+and last the worker's CPU seconds (user + system, all its threads) when the
+manifest was complete: on a busy machine a steadier figure than the wall
+time.
+
+With PERF_DATA, the worker is recorded with `perf record --call-graph
+dwarf -F 999` from the moment its pid is known until the manifest is
+complete (`perf buildid-cache -a` the extension's .so before `perf report`).
 
 One process with one connection, reading /proc every 50 ms and the manifest
 every 200 ms, so measuring costs the two shared cores little (a psql per
@@ -31,6 +36,19 @@ import sys
 import time
 
 import psycopg
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (its threads included), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def stabilized_at(group):
@@ -60,8 +78,12 @@ def main(name, n, perf_data=None):
         if pid is None:
             pid = q("SELECT max(pid) FROM stocks_stream.worker_status WHERE pipeline = %s")[0]
             if pid is not None and perf_data:
-                perf = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "999", "-p", str(pid),
-                                         "-o", perf_data], stdout=subprocess.DEVNULL)
+                # DWARF call graphs: neither PostgreSQL nor Debian's libraries keep frame pointers;
+                # build ids in the mmap events: `scripts/stack start` reinstalls the .so the
+                # worker has mapped, and perf skips a "(deleted)" file without them
+                perf = subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "999",
+                                         "--buildid-mmap", "-p", str(pid), "-o", perf_data],
+                                        stdout=subprocess.DEVNULL)
         if pid is not None:
             try:
                 with open(f"/proc/{pid}/status") as f:
@@ -78,6 +100,7 @@ def main(name, n, perf_data=None):
                  " WHERE pipeline = %s")[0] >= n:
                 break
         time.sleep(0.05)
+    cpu = cpu_seconds(pid)
     if perf is not None:
         perf.send_signal(signal.SIGINT)
         perf.wait()
@@ -93,7 +116,7 @@ def main(name, n, perf_data=None):
     join = formed - started if formed is not None else float("nan")
     first = first_at - formed if formed is not None else float("nan")
     print(f"{last_flush - started:.3f}", peak, hwm, steady or 0, stored, f"{join:.3f}", f"{first:.3f}",
-          f"{last_at - first_at:.3f}", f"{last_flush - last_at:.3f}")
+          f"{last_at - first_at:.3f}", f"{last_flush - last_at:.3f}", f"{cpu:.2f}")
 
 
 if __name__ == "__main__":
