@@ -28,8 +28,8 @@
  * flight, on their sockets), at most 100 ms at a time, so SIGTERM and SIGHUP
  * are seen within that (not on the latch and librdkafka's event pipe, which
  * left the worker idle between wake-ups: see bench/README.md).  All of
- * librdkafka's callbacks (rebalance, log, error) are served on this thread
- * by it and by rd_kafka_consume_batch_queue, which takes what is queued.
+ * librdkafka's callbacks (rebalance, log, error) are served by
+ * rd_kafka_consumer_poll on this thread.
  */
 #include "postgres.h"
 
@@ -64,8 +64,8 @@
 #include "s3/s3.h"
 
 #define MAX_POLL_PER_ROUND	   20000
-#define CONSUME_BATCH		   1000 /* messages taken from librdkafka per call */
-#define MAX_WAIT_MS			   100	/* how long signals may wait while Kafka is quiet */
+#define UPLOAD_STEP_EVERY	   1000
+#define MAX_WAIT_MS			   100 /* how long signals may wait while Kafka is quiet */
 #define INITIAL_BACKOFF_MS	   500
 #define COMMITTED_TIMEOUT_MS   10000
 #define EXIT_COMMIT_TIMEOUT_MS 2000
@@ -75,7 +75,6 @@ static PipelineConfig *pipeline = NULL;
 static int worker_no = 0;
 static WorkerStatus *status = NULL;
 static rd_kafka_t *consumer = NULL;
-static rd_kafka_queue_t *consumer_queue = NULL; /* the group's queue, where all is served */
 
 /* batches indexed by partition number */
 static PartitionBatch *batches = NULL;
@@ -297,7 +296,7 @@ assign_fetchable(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 }
 
 /*
- * Served on this thread by consume_available()'s librdkafka calls.  Errors must not
+ * Served from rd_kafka_consumer_poll on this thread.  Errors must not
  * longjmp through librdkafka, so they are caught here and re-raised by the
  * main loop.
  */
@@ -1033,59 +1032,34 @@ uploading(void)
 	return ss_s3_async_in_flight() > 0;
 }
 
-/* A failure inside the rebalance callback, raised once librdkafka has returned. */
-static void
-raise_rebalance_error(void)
-{
-	if (rebalance_error != NULL)
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-						errmsg("stocks_stream pipeline \"%s\": could not load stored offsets: %s",
-							   pipeline->name, rebalance_error)));
-}
-
 /*
- * Take what is queued, CONSUME_BATCH messages per call; with nothing
- * queued, wait up to wait_ms for the first message.  librdkafka serves its
- * callbacks (rebalance, log, error) in here.  While an object is on its
- * way to S3 the wait is spent on its socket instead, and after each call
- * libcurl gets to send some more.  Queued messages are taken a batch per
- * call, not one per rd_kafka_consumer_poll: that reads the clock four
- * times per call, 12-14% of the worker's samples (bench/NOTEBOOK.md, issue
- * 25).  The wait stays with rd_kafka_consumer_poll, which returns at the
- * first message, where a batch call would wait for a full batch.
+ * Wait up to wait_ms for the first message, then take what is queued.
+ * librdkafka serves its callbacks (rebalance, log, error) in here.  While
+ * an object is on its way to S3 the wait is spent on its socket instead,
+ * and every UPLOAD_STEP_EVERY messages libcurl gets to send some more.
  */
 static void
 consume_available(long wait_ms)
 {
-	rd_kafka_message_t *msgs[CONSUME_BATCH];
-
-	for (int taken = 0; taken < MAX_POLL_PER_ROUND;)
+	for (int n = 0; n < MAX_POLL_PER_ROUND; n++)
 	{
-		ssize_t n = rd_kafka_consume_batch_queue(consumer_queue, 0, msgs, CONSUME_BATCH);
+		rd_kafka_message_t *msg =
+			rd_kafka_consumer_poll(consumer, n == 0 && !uploading() ? (int) wait_ms : 0);
 
-		raise_rebalance_error();
-		if (n <= 0)
+		if (rebalance_error != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("stocks_stream pipeline \"%s\": could not load stored offsets: %s",
+							pipeline->name, rebalance_error)));
+		if (msg == NULL)
 		{
-			if (taken > 0)
-				return;
-			if (uploading())
-			{
+			if (n == 0 && uploading())
 				ss_s3_async_step((int) wait_ms);
-				return;
-			}
-			msgs[0] = rd_kafka_consumer_poll(consumer, (int) wait_ms);
-			raise_rebalance_error();
-			if (msgs[0] == NULL)
-				return;
-			n = 1;
+			return;
 		}
-		for (int i = 0; i < n; i++)
-		{
-			handle_message(msgs[i]);
-			rd_kafka_message_destroy(msgs[i]);
-		}
-		taken += n;
-		if (uploading())
+		handle_message(msg);
+		rd_kafka_message_destroy(msg);
+		if (n % UPLOAD_STEP_EVERY == UPLOAD_STEP_EVERY - 1 && uploading())
 			ss_s3_async_step(0);
 	}
 }
@@ -1140,7 +1114,6 @@ create_consumer(void)
 
 	consumer = ss_kafka_new(RD_KAFKA_CONSUMER, conf);
 	rd_kafka_poll_set_consumer(consumer);
-	consumer_queue = rd_kafka_queue_get_consumer(consumer);
 
 	topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, pipeline->topic, RD_KAFKA_PARTITION_UA);
