@@ -6,7 +6,7 @@ EXTVERSION = 0.5.0
 .DEFAULT_GOAL := all
 
 # src/<layer>/*.c (src/README.md): core, kafka, s3, lake, archive, ingest, load
-SRC_DIRS = core kafka s3 lake archive ingest load
+SRC_DIRS = core kafka s3 lake archive ingest tier load
 OBJS = $(patsubst %.c,%.o,$(foreach d,$(SRC_DIRS),$(wildcard src/$(d)/*.c)))
 
 # The extension's SQL (sql/README.md), kept as timescaledb keeps it.
@@ -35,7 +35,7 @@ SQL_PREVIOUS = 0.4.0
 SQL_RELEASED = 0.1.0 0.1.0--0.2.0 0.2.0--0.3.0 0.3.0--0.4.0
 SQL_PRE_INSTALL = sql/pre_install.sql
 SQL_CONCERNS = sql/pipelines.sql sql/sources.sql sql/status.sql sql/loader.sql sql/gold.sql \
-	sql/api.sql sql/metrics.sql sql/roles.sql
+	sql/api.sql sql/metrics.sql sql/lake.sql sql/iceberg.sql sql/roles.sql
 SQL_UPDATE = sql/updates/$(SQL_PREVIOUS)--$(EXTVERSION).sql
 DATA = $(foreach r,$(SQL_RELEASED),sql/released/stocks_stream--$(r).sql)
 DATA_built = sql/stocks_stream--$(EXTVERSION).sql sql/stocks_stream--$(SQL_PREVIOUS)--$(EXTVERSION).sql
@@ -53,7 +53,7 @@ sql/stocks_stream--$(SQL_PREVIOUS)--$(EXTVERSION).sql: $(SQL_UPDATE) $(SQL_CONCE
 # The pg_regress suites: test/regress/sql/<name>.sql, expected output in
 # test/regress/expected/<name>.out (make installcheck, make check-regress)
 REGRESS_DIR = test/regress
-REGRESS = pipeline_api source_api bronze_lines gold_math api_contract settings
+REGRESS = pipeline_api source_api bronze_lines gold_math api_contract settings lake_api
 REGRESS_OPTS = --load-extension=stocks_stream --inputdir=$(REGRESS_DIR)
 # <name>_1.out, ...: the output of a suite where another PostgreSQL major
 # version words its own messages differently (pg_regress passes a suite that

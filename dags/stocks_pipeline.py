@@ -1,15 +1,16 @@
 """Every five minutes: load new bronze objects into silver, refresh gold,
-build the dbt models, and fail the run if the quarantine grew too much.
+register the lake's new Parquet objects in its Iceberg tables, build the
+dbt models, and fail the run if the quarantine grew too much.
 
 All the work happens in the database through stocks_stream's SQL functions,
 so every task is safe to rerun: load_bronze() never loads an object twice,
-refresh_gold() only recomputes what changed, dbt models are idempotent.
+refresh_gold() only recomputes what changed, scripts/lake-commit registers
+each object in one Iceberg snapshot once (docs/lake.md), dbt models are
+idempotent.
 
-Connection: AIRFLOW_CONN_STOCKS_PG (conn id ``stocks_pg``), e.g.
-``postgres://airflow:secret@db:5432/stocks``.  The dbt executable and
-project come from STOCKS_STREAM_DBT (default ``dbt``) and
-STOCKS_STREAM_DBT_PROJECT (default: ../dbt_stocks next to this file).  The
-quarantine threshold is the Airflow Variable ``stocks_quarantine_threshold``
+The connection and the lake commit are stocks_common.py's.  The dbt
+executable and project come from STOCKS_STREAM_DBT (default ``dbt``) and
+STOCKS_STREAM_DBT_PROJECT (default: ../dbt_stocks next to this file).  The quarantine threshold is the Airflow Variable ``stocks_quarantine_threshold``
 (default 100 lines an hour).  It reaches the database as a bound parameter
 cast to integer, never as SQL text: a variable that is not an integer fails
 the check with "invalid input syntax for type integer" and runs nothing.
@@ -24,7 +25,7 @@ from airflow.providers.common.sql.sensors.sql import SqlSensor
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
-CONN_ID = "stocks_pg"
+from stocks_common import CONN_ID, PG_ENV, REPO, lake_commit_task
 
 
 class BoundSQLCheckOperator(SQLCheckOperator):
@@ -35,9 +36,7 @@ class BoundSQLCheckOperator(SQLCheckOperator):
 
 
 DBT = os.environ.get("STOCKS_STREAM_DBT", "dbt")
-DBT_PROJECT = os.environ.get(
-    "STOCKS_STREAM_DBT_PROJECT",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dbt_stocks"))
+DBT_PROJECT = os.environ.get("STOCKS_STREAM_DBT_PROJECT", os.path.join(REPO, "dbt_stocks"))
 
 with DAG(
     dag_id="stocks_pipeline",
@@ -75,16 +74,11 @@ with DAG(
         sql="SELECT stocks_stream.refresh_gold()",
         show_return_value_in_logs=True,
     )
+    lake_commit = lake_commit_task()
     dbt_build = BashOperator(
         task_id="dbt_build",
         bash_command=f'"{DBT}" build --project-dir "{DBT_PROJECT}" --profiles-dir "{DBT_PROJECT}"',
-        env={
-            "PGHOST": "{{ conn.stocks_pg.host }}",
-            "PGPORT": "{{ conn.stocks_pg.port or 5432 }}",
-            "PGUSER": "{{ conn.stocks_pg.login }}",
-            "PGPASSWORD": "{{ conn.stocks_pg.password or '' }}",
-            "PGDATABASE": "{{ conn.stocks_pg.schema }}",
-        },
+        env=PG_ENV,
         append_env=True,
     )
     quarantine_check = BoundSQLCheckOperator(
@@ -95,4 +89,4 @@ with DAG(
         parameters={"threshold": "{{ var.value.get('stocks_quarantine_threshold', '100') }}"},
     )
 
-    wait_for_bronze >> load_bronze >> refresh_gold >> dbt_build >> quarantine_check
+    wait_for_bronze >> load_bronze >> refresh_gold >> lake_commit >> dbt_build >> quarantine_check

@@ -114,6 +114,13 @@ BEGIN
           HAVING count(*) > 0
       ) x
      WHERE b.iv = '1m'
+       -- a minute of a day tiered to the lake (sql/lake.sql) keeps its
+       -- candle: silver holds at most the rows that came after the drop
+       AND NOT (EXISTS (SELECT 1 FROM stocks_stream.candles c0
+                         WHERE c0.symbol = b.symbol AND c0.interval = '1m' AND c0.bucket_start = b.bucket_start)
+                AND EXISTS (SELECT 1 FROM stocks_stream.lake_days ld
+                             WHERE ld.day = (b.bucket_start AT TIME ZONE 'UTC')::date
+                               AND (ld.state = 'dropped' OR ld.round > 1)))
     ON CONFLICT (symbol, interval, bucket_start) DO UPDATE
        SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
            volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, sample_count = EXCLUDED.sample_count,

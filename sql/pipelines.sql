@@ -15,6 +15,11 @@ BEGIN
 END;
 $$;
 
+-- S3's rule for a bucket name, written once in C (src/s3/s3_bucket.c)
+CREATE OR REPLACE FUNCTION stocks_stream._check_bucket(bucket text) RETURNS void
+AS 'MODULE_PATHNAME', 'ss_check_bucket' LANGUAGE C IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION stocks_stream._check_topic(p_topic text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -36,12 +41,7 @@ DECLARE
 BEGIN
     PERFORM stocks_stream._check_name('pipeline', p_name);
     PERFORM stocks_stream._check_topic(p_topic);
-    IF p_bucket IS NULL OR p_bucket !~ '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
-       OR p_bucket ~ '\.\.' OR p_bucket ~ '^\d+\.\d+\.\d+\.\d+$' THEN
-        RAISE EXCEPTION 'stocks_stream: invalid S3 bucket name %', coalesce('"' || p_bucket || '"', 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'S3 bucket names are 3 to 63 lower-case letters, digits, ''.'' and ''-'', starting and ending with a letter or digit.';
-    END IF;
+    PERFORM stocks_stream._check_bucket(p_bucket);
     IF p_key_prefix IS NULL OR length(p_key_prefix) > 512 OR p_key_prefix ~ '^/|/$|//'
        OR p_key_prefix ~ '[[:cntrl:]\\{}^%`"<>#|~\[\]]' THEN
         RAISE EXCEPTION 'stocks_stream: invalid key prefix %', coalesce('"' || p_key_prefix || '"', 'NULL')

@@ -54,6 +54,7 @@ GRANT SELECT ON stocks_stream.latest_quotes, stocks_stream.exchanges, stocks_str
     TO stocks_stream_api_owner;
 GRANT EXECUTE ON FUNCTION stocks_stream.symbol_exchange(text) TO stocks_stream_api_owner;
 GRANT SELECT ON stocks_stream.archive_gaps TO stocks_stream_api_owner;
+GRANT SELECT ON stocks_stream.lake_status TO stocks_stream_api_owner;
 
 -- The api schema is the api owner's: its views run with its rights, and
 -- api_worker_status() (SECURITY DEFINER) hands the anonymous role the
@@ -69,6 +70,7 @@ ALTER VIEW api.symbol_volatility OWNER TO stocks_stream_api_owner;
 ALTER VIEW api.exchanges OWNER TO stocks_stream_api_owner;
 ALTER VIEW api.symbols OWNER TO stocks_stream_api_owner;
 ALTER VIEW api.archive_gaps OWNER TO stocks_stream_api_owner;
+ALTER VIEW api.lake_days OWNER TO stocks_stream_api_owner;
 ALTER TYPE api.candle_point OWNER TO stocks_stream_api_owner;
 ALTER FUNCTION api.candle_series(text, text, timestamptz, timestamptz, boolean) OWNER TO stocks_stream_api_owner;
 REVOKE ALL ON FUNCTION api.candle_series(text, text, timestamptz, timestamptz, boolean) FROM PUBLIC;
@@ -96,7 +98,9 @@ GRANT SELECT ON stocks_stream.quotes, stocks_stream.trades, stocks_stream.quaran
     stocks_stream.exchanges, stocks_stream.symbol_exchanges,
     stocks_stream.pipelines, stocks_stream.sources, stocks_stream.offsets, stocks_stream.pipeline_topics,
     stocks_stream.manifest, stocks_stream.archive_gaps, stocks_stream.listing_marks,
-    stocks_stream.worker_status, stocks_stream.source_status, stocks_stream.consumer_lag
+    stocks_stream.worker_status, stocks_stream.source_status, stocks_stream.consumer_lag,
+    stocks_stream.lake_retention, stocks_stream.lake_days, stocks_stream.lake_objects,
+    stocks_stream.lake_object_symbols, stocks_stream.lake_status, stocks_stream.lake_policies
     TO stocks_stream_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA api TO stocks_stream_reader;
 -- the status views' functions (the views run them with the caller's
@@ -128,9 +132,30 @@ GRANT EXECUTE ON FUNCTION
     stocks_stream.load_bronze(text, integer), stocks_stream.load_bronze_prefix(text, text, interval),
     stocks_stream.retry_failed_objects(text), stocks_stream.drop_silver_before(date),
     stocks_stream.refresh_gold(), stocks_stream.refresh_gold(timestamptz, boolean),
-    stocks_stream.rebuild_daily(text)
+    stocks_stream.rebuild_daily(text),
+    stocks_stream.set_lake_retention(text, integer, text, text), stocks_stream.drop_lake_retention(text),
+    stocks_stream._lake_next_step(timestamptz)
     TO stocks_stream_operator;
+-- tier_to_lake() commits between its steps, so it cannot be SECURITY
+-- DEFINER: the operator runs it, and it runs _lake_next_step() (above)
+REVOKE ALL ON PROCEDURE stocks_stream.tier_to_lake(integer) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE stocks_stream.tier_to_lake(integer) TO stocks_stream_operator;
 GRANT INSERT, UPDATE, DELETE ON stocks_stream.exchanges, stocks_stream.symbol_exchanges TO stocks_stream_operator;
+
+-- The lake (docs/lake.md, "Iceberg tables"): the reader reads the Iceberg
+-- catalog and the commit records, so Spark, Trino, DuckDB and pyiceberg
+-- read the tables as any reader; the operator (the Airflow DAG runs
+-- scripts/lake-commit as one) writes the catalog directly, as every Iceberg
+-- JDBC catalog client does, and the commit records through lake_claim()
+-- and lake_mark_commit().
+REVOKE ALL ON ALL TABLES IN SCHEMA stocks_stream_lake FROM PUBLIC;
+GRANT USAGE ON SCHEMA stocks_stream_lake TO stocks_stream_reader;
+GRANT SELECT ON stocks_stream_lake.iceberg_tables, stocks_stream_lake.iceberg_namespace_properties,
+    stocks_stream.lake_commits, stocks_stream.lake_commit_objects TO stocks_stream_reader;
+GRANT INSERT, UPDATE, DELETE ON stocks_stream_lake.iceberg_tables, stocks_stream_lake.iceberg_namespace_properties
+    TO stocks_stream_operator;
+GRANT EXECUTE ON FUNCTION stocks_stream.lake_claim(text, text, integer), stocks_stream.lake_mark_commit(bigint, bigint)
+    TO stocks_stream_operator;
 
 -- The Prometheus exporter (docs/metrics.md)
 GRANT stocks_stream_metrics TO stocks_stream_exporter;

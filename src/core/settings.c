@@ -47,6 +47,9 @@ int ss_settings_event_time_window_min = 10080;
 int ss_settings_load_retry_backoff_ms = 60000;
 int ss_settings_load_max_attempts = 10;
 double ss_settings_test_clock = 0;
+int ss_settings_lake_row_group_rows = 131072;
+int ss_settings_lake_object_kb = 65536;
+char *ss_settings_test_crash_point = NULL;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
 
@@ -162,6 +165,30 @@ define_test_clock(void)
 		"it is set again.",
 		&ss_settings_test_clock, 0, 0, 1e11, PGC_SIGHUP,
 		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, check_test_clock, NULL, NULL);
+}
+
+/*
+ * Tiering silver days to the lake (docs/lake.md): row groups and objects,
+ * bounded so an exporting backend holds at most one object and one row
+ * group; and the hidden crash point of the crash tests (superuser-only).
+ */
+static void
+define_lake(void)
+{
+	DefineCustomIntVariable(
+		"stocks_stream.lake_row_group_rows", "Rows in a row group of a tiered silver object.",
+		"The exporting backend holds one row group's values before encoding them.",
+		&ss_settings_lake_row_group_rows, 131072, 100, 1048576, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.lake_object_size", "Size at which a tiered silver object is closed.",
+		"A day's rows go into objects of about this size (one more row group at most); the "
+		"next rows start the next object.",
+		&ss_settings_lake_object_kb, 65536, 64, 65536, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"stocks_stream.test_crash_point",
+		"For tests only: the point of tier_to_lake() at which the backend kills itself.", NULL,
+		&ss_settings_test_crash_point, "", PGC_SUSET,
+		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 
 /* Settings renamed, whose old names still work (and say so in a WARNING). */
@@ -323,6 +350,7 @@ ss_settings_define(void)
 	define_limits();
 	define_deprecated();
 	define_test_clock();
+	define_lake();
 	MarkGUCPrefixReserved("stocks_stream");
 }
 

@@ -49,6 +49,11 @@ extern int ss_settings_load_max_attempts;
 /* for tests only: the archive workers' clock (core/clock.c) */
 extern double ss_settings_test_clock;
 
+/* tiering silver days to the lake (docs/lake.md); the crash point is for tests only */
+extern int ss_settings_lake_row_group_rows;
+extern int ss_settings_lake_object_kb;
+extern char *ss_settings_test_crash_point;
+
 extern void ss_settings_define(void);
 extern double ss_settings_min_event_time(void);
 extern int ss_settings_s3_timeout_ms(void);

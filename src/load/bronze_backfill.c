@@ -35,6 +35,7 @@
 #include "load/bronze_parquet.h"
 #include "load/load_progress.h"
 #include "s3/s3.h"
+#include "s3/s3_bucket.h"
 
 #define MAX_FOLDER_DEPTH 16
 
@@ -505,6 +506,7 @@ ss_load_bronze_prefix(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("stocks_stream.load_bronze_prefix: bucket must be given"),
 						errhint("Name the S3 bucket to read, e.g. 'bronze'.")));
+	ss_s3_bucket_check(bucket);
 	if (prefix == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("stocks_stream.load_bronze_prefix: prefix must not be NULL"),

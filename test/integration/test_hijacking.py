@@ -13,16 +13,22 @@ from stack_support import Source, Topic, named_row, quote_message, sql, sql_valu
 
 
 def test_every_function_of_the_extension_pins_its_search_path():
-    rows = sql("SELECT p.oid::regprocedure::text AS fn, p.proconfig, p.prosqlbody IS NOT NULL AS bound "
+    rows = sql("SELECT p.oid::regprocedure::text AS fn, p.proconfig, p.prosqlbody IS NOT NULL AS bound, "
+               "       p.prokind = 'p' AND NOT p.prosecdef AS procedure "
                "  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e' "
                " WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream')")
     pinned = [r.fn for r in rows if "search_path=pg_catalog, pg_temp" in (r.proconfig or [])]
     bound = [r.fn for r in rows if r.bound and not r.proconfig]
-    loose = [r.fn for r in rows if r.fn not in pinned and r.fn not in bound]
+    # a procedure that commits can have no SET clause (PostgreSQL forbids
+    # COMMIT then): it runs as its caller and qualifies every name it uses,
+    # operators included (tier_to_lake, sql/lake.sql)
+    committing = [r.fn for r in rows if r.procedure and not r.proconfig and not r.bound]
+    assert committing == ["stocks_stream.tier_to_lake(integer)"]
+    loose = [r.fn for r in rows if r.fn not in pinned and r.fn not in bound and r.fn not in committing]
     print(f"\n{len(pinned)} functions pin search_path = pg_catalog, pg_temp; {len(bound)} have SQL-standard "
           f"bodies (inlined, bound at creation): {', '.join(sorted(bound))}")
     assert loose == []
-    assert len(pinned) + len(bound) == len(rows) > 40
+    assert len(pinned) + len(bound) + len(committing) == len(rows) > 40
     definers = sql("SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid "
                    " WHERE d.deptype = 'e' AND p.prosecdef "
                    "   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
@@ -176,17 +182,19 @@ def test_the_whole_pipeline_never_calls_an_overload_in_public(overloads, pipelin
         op.execute("SELECT stocks_stream.drop_silver_before(date '2000-01-01')")
         op.execute("SELECT * FROM stocks_stream.reset_pipeline_offsets(%s, 'latest')", [name])
         op.execute("SELECT * FROM stocks_stream.check_bronze_line(%s)", [quote_message(1, symbol).encode()])
+        op.execute("CALL stocks_stream.tier_to_lake()")
         # status and reads
         for conn in (op, reader):
             conn.execute("SELECT * FROM stocks_stream.worker_status")
             conn.execute("SELECT * FROM stocks_stream.source_status")
             conn.execute("SELECT * FROM stocks_stream.consumer_lag")
             conn.execute("SELECT * FROM stocks_stream.candles LIMIT 5")
+            conn.execute("SELECT * FROM stocks_stream.lake_status")
         assert sql_value("SELECT count(*) FROM stocks_stream.candles WHERE symbol = %s", [symbol]) > 0
         # the api, in SQL and over HTTP (PostgREST: search_path api, public)
         for conn in (reader, anon):
             for view in ("candles", "daily_summary", "top_movers", "latest_quotes", "daily_candles",
-                         "symbol_volatility", "exchanges", "symbols", "archive_gaps", "pipeline_health"):
+                         "symbol_volatility", "exchanges", "symbols", "archive_gaps", "pipeline_health", "lake_days"):
                 conn.execute(f"SELECT * FROM api.{view} LIMIT 5")
             series = conn.execute("SELECT * FROM api.candle_series(%s, '15m', '2025-11-24', '2025-11-26')",
                                   [symbol]).fetchall()

@@ -265,12 +265,14 @@ def test_prefix_backfill_rebuilds_without_a_manifest(topic, make_pipeline, gzip)
     assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [p.bucket]) == [(0, 0, 0, 0, 0)]
 
 
-def test_realtime_pipeline_loads_silver_as_it_archives(topic, make_pipeline):
-    p = make_pipeline(topic, batch_max_age_ms=200, realtime=True)
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_realtime_pipeline_loads_silver_as_it_archives(topic, make_pipeline, fmt):
+    p = make_pipeline(topic, batch_max_age_ms=200, realtime=True, format=fmt)
     p.start()
     topic.produce([trade_message(i) for i in range(500)])
     wait_until(lambda: silver_count(topic.name) == 500, 60, "500 trades in silver without a load_bronze call")
     assert silver_sources(topic.name) == set(topic.produced)
+    assert {r.object_key.rsplit(".", 1)[1] for r in p.manifest()} == {fmt}
     assert sql_value("SELECT count(*) FROM stocks_stream.manifest WHERE pipeline = %s AND loaded_at IS NULL",
                      [p.name]) == 0
     # a later batch call finds nothing left

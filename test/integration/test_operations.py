@@ -217,15 +217,16 @@ def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
 
 # --- backups -------------------------------------------------------------------------------
 
-EXTENSION_TABLES = ("SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid "
+EXTENSION_TABLES = ("SELECT c.relname, format('%I.%I', c.relnamespace::regnamespace, c.relname) FROM pg_depend d "
+                    "JOIN pg_class c ON c.oid = d.objid "
                     "WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stocks_stream') "
                     "AND d.deptype = 'e' AND c.relkind IN ('r', 'p') ORDER BY 1")
 
 
 def row_counts(inst):
     counts = {}
-    for (table,) in inst.sql(EXTENSION_TABLES):
-        counts[table] = inst.value(f"SELECT count(*) FROM stocks_stream.{table}")
+    for table, qualified in inst.sql(EXTENSION_TABLES):
+        counts[table] = inst.value(f"SELECT count(*) FROM {qualified}")
     return counts
 
 

@@ -111,6 +111,10 @@ ATTEMPTS = [
      "INSERT INTO stocks_stream.pipelines (name, topic, bucket) VALUES ('trap', 'trap', 'trap')", "42501"),
     ("move stored offsets directly", "UPDATE stocks_stream.offsets SET next_offset = 0", "42501"),
     ("delete the manifest directly", "DELETE FROM stocks_stream.manifest", "42501"),
+    ("write the lake's records directly", "UPDATE stocks_stream.lake_objects SET iceberg_snapshot_id = 1", "42501"),
+    ("set a crash point", "SET stocks_stream.test_crash_point = 'frozen'", "42501"),
+    ("export a day directly",
+     "SELECT * FROM stocks_stream._lake_export('trades', '2000-01-01', 'b', 'p', 1)", "42501"),
     ("write silver directly",
      "INSERT INTO stocks_stream.quotes (symbol, quote_time, price) VALUES ('TRAP', now(), 1)", "42501"),
     ("write gold directly", "DELETE FROM stocks_stream.candles", "42501"),
@@ -128,6 +132,10 @@ OPERATOR_ONLY = [
     ("retry failed loads", "SELECT stocks_stream.retry_failed_objects()"),
     ("reset offsets", "SELECT * FROM stocks_stream.reset_pipeline_offsets('t_refused', 'earliest')"),
     ("drop silver", "SELECT stocks_stream.drop_silver_before(date '2000-01-01')"),
+    ("set a lake retention", "SELECT stocks_stream.set_lake_retention('trades', 7, 'refused')"),
+    ("drop a lake retention", "SELECT stocks_stream.drop_lake_retention('trades')"),
+    ("tier silver to the lake", "CALL stocks_stream.tier_to_lake()"),
+    ("take a tiering step", "SELECT stocks_stream._lake_next_step(now())"),
     ("add an exchange", "INSERT INTO stocks_stream.exchanges VALUES ('TRAP', 'UTC', '^TRAP$', 1)"),
 ]
 
@@ -249,5 +257,7 @@ def test_the_operators_functions_check_their_arguments(sessions):
         ("SELECT * FROM stocks_stream.reset_pipeline_offsets('no_such_pipeline', 'earliest')", "42704"),
         ("SELECT stocks_stream.refresh_gold(NULL, NULL)", "22004"),
         ("SELECT stocks_stream.drop_silver_before(NULL)", "22004"),
+        ("SELECT stocks_stream.set_lake_retention('gold', 7, 'bucket')", "22023"),
+        ("CALL stocks_stream.tier_to_lake(0)", "22023"),
     ]:
         assert attempt(op, statement) == sqlstate, statement

@@ -57,4 +57,59 @@ extern int64_t ss_pq_reader_rows(const SsPqReader *r);
 extern int32_t ss_pq_reader_next(SsPqReader *r, SsPqRow *row, char *err, size_t errlen);
 extern void ss_pq_reader_free(SsPqReader *r);
 
+/*
+ * Silver rows (tiering, src/lake/silver_object.c): typed objects of the
+ * quotes or trades table, one cell per column in the table's order.
+ */
+#define SS_PQ_TRADES 1
+#define SS_PQ_QUOTES 2
+
+/* one string of a list cell */
+typedef struct SsPqStr
+{
+	const uint8_t *ptr;
+	size_t len;
+	int32_t is_null;
+} SsPqStr;
+
+/* one value: i64 for INT32, INT64 and timestamps (microseconds since 1970,
+ * UTC), f64 for doubles, ptr/len for strings, items/nitems for lists */
+typedef struct SsPqCell
+{
+	int32_t is_null;
+	int64_t i64;
+	double f64;
+	const uint8_t *ptr;
+	size_t len;
+	const SsPqStr *items;
+	size_t nitems;
+} SsPqCell;
+
+typedef struct SsPqSilverWriter SsPqSilverWriter;
+typedef struct SsPqSilverReader SsPqSilverReader;
+
+/* a writer of one object whose row groups hold group_rows rows (ZSTD) */
+extern SsPqSilverWriter *ss_pq_silver_writer_new(int32_t table, size_t group_rows, char *err,
+												 size_t errlen);
+/* copy one row in; a full row group is encoded at once; 0 or -1 */
+extern int32_t ss_pq_silver_writer_add(SsPqSilverWriter *w, const SsPqCell *cells, size_t ncells,
+									   char *err, size_t errlen);
+/* bytes of the object so far (its encoded row groups) */
+extern int64_t ss_pq_silver_writer_bytes(const SsPqSilverWriter *w);
+/* the last row group and the footer: the object, freed with
+ * ss_pq_buffer_free; the writer takes no more rows; 0 or -1 */
+extern int32_t ss_pq_silver_writer_finish(SsPqSilverWriter *w, uint8_t **data, size_t *len,
+										  char *err, size_t errlen);
+extern void ss_pq_silver_writer_free(SsPqSilverWriter *w);
+
+/* a reader over a copy of an object; NULL unless it has the table's columns */
+extern SsPqSilverReader *ss_pq_silver_reader_open(int32_t table, const uint8_t *data, size_t len,
+												  char *err, size_t errlen);
+extern int64_t ss_pq_silver_reader_rows(const SsPqSilverReader *r);
+/* the next row into cells (valid until the next call or the free): 1, 0
+ * at the end, -1 on error; one row group decoded at a time */
+extern int32_t ss_pq_silver_reader_next(SsPqSilverReader *r, SsPqCell *cells, size_t ncells,
+										char *err, size_t errlen);
+extern void ss_pq_silver_reader_free(SsPqSilverReader *r);
+
 #endif

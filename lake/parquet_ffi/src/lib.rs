@@ -21,6 +21,8 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
+mod silver;
+
 /// The schema of an archive object: one row per Kafka message.
 const SCHEMA: &str = "
 message stocks_stream_bronze {
@@ -45,7 +47,7 @@ const COLUMNS: [&str; 7] = [
     "value",
 ];
 
-const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 
 /// One message, as the C side passes it in and gets it back.  Pointers are
 /// borrowed: on the way in for the duration of the call, on the way out
@@ -106,9 +108,9 @@ pub struct SsPqReader {
     header_at: usize,
 }
 
-type Res<T> = Result<T, String>;
+pub(crate) type Res<T> = Result<T, String>;
 
-fn set_error(err: *mut c_char, errlen: usize, msg: &str) {
+pub(crate) fn set_error(err: *mut c_char, errlen: usize, msg: &str) {
     if err.is_null() || errlen == 0 {
         return;
     }
@@ -122,7 +124,7 @@ fn set_error(err: *mut c_char, errlen: usize, msg: &str) {
 }
 
 /// Run `f`, turning an error or a panic into -1 and a message.
-fn guarded<F: FnOnce() -> Res<i32>>(err: *mut c_char, errlen: usize, f: F) -> i32 {
+pub(crate) fn guarded<F: FnOnce() -> Res<i32>>(err: *mut c_char, errlen: usize, f: F) -> i32 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(rc)) => rc,
         Ok(Err(msg)) => {
@@ -141,7 +143,7 @@ fn guarded<F: FnOnce() -> Res<i32>>(err: *mut c_char, errlen: usize, f: F) -> i3
     }
 }
 
-unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
+pub(crate) unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
     if p.is_null() || len == 0 {
         &[]
     } else {
@@ -149,7 +151,7 @@ unsafe fn slice<'a>(p: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
-fn perr(e: parquet::errors::ParquetError) -> String {
+pub(crate) fn perr(e: parquet::errors::ParquetError) -> String {
     e.to_string()
 }
 

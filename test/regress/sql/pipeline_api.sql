@@ -47,7 +47,13 @@ SELECT t.n, e.* FROM (VALUES
   (15, $q$SELECT stocks_stream.alter_pipeline('nope', workers => 2)$q$),
   (16, $q$SELECT stocks_stream.start_pipeline('nope')$q$),
   (17, $q$SELECT stocks_stream.stop_pipeline('nope')$q$),
-  (18, $q$SELECT stocks_stream.drop_pipeline('nope')$q$)
+  (18, $q$SELECT stocks_stream.drop_pipeline('nope')$q$),
+  (19, $q$SELECT stocks_stream.create_pipeline('p', 'quotes', NULL)$q$),
+  (20, $q$SELECT stocks_stream.create_pipeline('p', 'quotes', '192.168.5.4')$q$),
+  (21, $q$SELECT stocks_stream.alter_pipeline('quotes_archive', bucket => 'bronze..bucket')$q$),
+  (22, $q$SELECT stocks_stream.create_pipeline('p', 'quotes', 'bronze-bucket-')$q$),
+  (23, $q$SELECT * FROM stocks_stream.load_bronze_prefix('Bronze_Bucket', '')$q$),
+  (24, $q$SELECT * FROM stocks_stream.load_bronze_prefix('a', '')$q$)
 ) AS t(n, stmt), LATERAL pg_temp.error_of(t.stmt) e ORDER BY t.n;
 
 
