@@ -234,4 +234,6 @@ def test_the_airflow_image_carries_airflow_the_dag_providers_and_dbt(containers)
     assert pin in airflow_run("version")
     assert "ok" in airflow_run("python", "-c", "import airflow.providers.postgres, airflow.providers.standard; print('ok')")
     assert "Core:" in airflow_run("--version", entrypoint="/opt/airflow/dbt-venv/bin/dbt")
+    # the DAGs' lake_commit: scripts/lake-commit and its pyiceberg
+    assert "usage: " in airflow_run("--help", entrypoint="/opt/stocks_stream/scripts/lake-commit")
     assert airflow_run("-u", entrypoint="id").strip() not in ("", "0")
