@@ -174,6 +174,14 @@ def worker_pid(pipeline, worker):
     return rows[0][0] if rows else None
 
 
+def assert_archived_once(p, t, produced, what):
+    """Every message produced to the topic is in the pipeline's objects, once; the counts are reported."""
+    counts = account(t, manifest_rows(sql, p.name), p.bucket)
+    report(what, **counts)
+    assert counts["produced"] == produced
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == produced
+
+
 def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
     """Worker 0 holds an object it could not PUT (S3 is down), stalls past
     its session (SIGSTOP), worker 1 takes its partitions over and archives
@@ -207,10 +215,7 @@ def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
                90, "the zombie to exit or rejoin the group")
     t.produce([quote_message(i) for i in range(9000, 10000)])
     wait_until(lambda: caught_up(p.name, t), 120, "the last messages archived")
-    counts = account(t, manifest_rows(sql, p.name), p.bucket)
-    report("zombie writer", **counts)
-    assert counts["produced"] == 10000
-    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 10000
+    assert_archived_once(p, t, 10000, "zombie writer")
     hw = high_watermarks(t.name, t.partitions)
     assert wait_until(lambda: kafka_committed("stocks_stream." + p.name, t.name, t.partitions) == hw, 30,
                       "the group's committed offsets to reach the end")
@@ -245,10 +250,7 @@ def test_partitions_paused_for_s3_are_read_again_when_reassigned(make_pipeline):
     wait_until(lambda: p.workers()[0].assigned_partitions == "0,1,2,3", 60, "the partitions back to the worker")
     t.produce([quote_message(i) for i in range(4000, 6000)])
     wait_until(lambda: caught_up(p.name, t), 60, "everything archived")
-    counts = account(t, manifest_rows(sql, p.name), p.bucket)
-    report("partitions paused for S3, reassigned", **counts)
-    assert counts["produced"] == 6000
-    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 6000
+    assert_archived_once(p, t, 6000, "partitions paused for S3, reassigned")
 
 
 # --- backups -------------------------------------------------------------------------------
