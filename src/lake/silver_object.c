@@ -22,7 +22,6 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -262,68 +261,105 @@ ss_silver_object_row_symbol(const SilverRow *row, size_t *len)
 	return (const char *) row->cells[0].ptr;
 }
 
-static void
-append_bytes(StringInfo buf, const uint8_t *p, size_t len)
+/* Bytes of a cell's canonical encoding after its null flag. */
+static size_t
+cell_size(const SilverColumn *col, const SsPqCell *cell)
+{
+	size_t n;
+
+	if (cell->is_null)
+		return 0;
+	switch (col->type)
+	{
+		case TEXTOID:
+			return sizeof(uint32) + cell->len;
+		case FLOAT8OID:
+		case TIMESTAMPTZOID:
+		case INT4OID:
+		case INT8OID:
+			return sizeof(int64);
+		default:
+			n = sizeof(uint32);
+			for (size_t k = 0; k < cell->nitems; k++)
+				n += 1 + (cell->items[k].is_null ? 0 : sizeof(uint32) + cell->items[k].len);
+			return n;
+	}
+}
+
+static char *
+put_bytes(char *p, const uint8_t *s, size_t len)
 {
 	uint32 n = (uint32) len;
 
-	appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
+	memcpy(p, &n, sizeof(n));
+	p += sizeof(n);
 	if (len > 0)
-		appendBinaryStringInfo(buf, (const char *) p, len);
+		memcpy(p, s, len);
+	return p + len;
 }
 
-/* The row's checksum: a 64-bit hash of its cells' canonical encoding. */
+static char *
+put_cell(char *p, const SilverColumn *col, const SsPqCell *cell)
+{
+	*p++ = cell->is_null ? 0 : 1;
+	if (cell->is_null)
+		return p;
+	switch (col->type)
+	{
+		case TEXTOID:
+			return put_bytes(p, cell->ptr, cell->len);
+		case FLOAT8OID:
+			memcpy(p, &cell->f64, sizeof(double));
+			return p + sizeof(double);
+		case TIMESTAMPTZOID:
+		case INT4OID:
+		case INT8OID:
+			memcpy(p, &cell->i64, sizeof(int64));
+			return p + sizeof(int64);
+		default:
+		{
+			uint32 n = (uint32) cell->nitems;
+
+			memcpy(p, &n, sizeof(n));
+			p += sizeof(n);
+			for (size_t k = 0; k < cell->nitems; k++)
+			{
+				*p++ = cell->items[k].is_null ? 0 : 1;
+				if (!cell->items[k].is_null)
+					p = put_bytes(p, cell->items[k].ptr, cell->items[k].len);
+			}
+			return p;
+		}
+	}
+}
+
+/*
+ * The row's checksum: a 64-bit hash of its cells' canonical encoding,
+ * written into one buffer (kept for the next rows) sized for the row first.
+ */
 uint64
 ss_silver_object_row_hash(const SilverRow *row)
 {
-	static StringInfo buf = NULL;
+	static char *buf = NULL;
+	static size_t cap = 0;
+	char *p;
+	size_t size = 0;
 
-	if (buf == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		buf = makeStringInfo();
-		MemoryContextSwitchTo(old);
-	}
-	resetStringInfo(buf);
 	for (int i = 0; i < row->ncols; i++)
+		size += 1 + cell_size(&row->cols[i], &row->cells[i]);
+	if (size > cap)
 	{
-		const SsPqCell *cell = &row->cells[i];
-		char flag = cell->is_null ? 0 : 1;
+		size_t want = Max(size, 1024);
 
-		appendStringInfoChar(buf, flag);
-		if (cell->is_null)
-			continue;
-		switch (row->cols[i].type)
-		{
-			case TEXTOID:
-				append_bytes(buf, cell->ptr, cell->len);
-				break;
-			case FLOAT8OID:
-				appendBinaryStringInfo(buf, (const char *) &cell->f64, sizeof(double));
-				break;
-			case TIMESTAMPTZOID:
-			case INT4OID:
-			case INT8OID:
-				appendBinaryStringInfo(buf, (const char *) &cell->i64, sizeof(int64));
-				break;
-			default:
-			{
-				uint32 n = (uint32) cell->nitems;
-
-				appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
-				for (size_t k = 0; k < cell->nitems; k++)
-				{
-					appendStringInfoChar(buf, cell->items[k].is_null ? 0 : 1);
-					if (!cell->items[k].is_null)
-						append_bytes(buf, cell->items[k].ptr, cell->items[k].len);
-				}
-				break;
-			}
-		}
+		buf = buf == NULL ? MemoryContextAlloc(TopMemoryContext, want) : repalloc(buf, want);
+		cap = want;
 	}
-	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) buf->data, buf->len,
-											  UINT64CONST(0x73746f636b73)));
+	p = buf;
+	for (int i = 0; i < row->ncols; i++)
+		p = put_cell(p, &row->cols[i], &row->cells[i]);
+	Assert((size_t) (p - buf) == size);
+	return DatumGetUInt64(
+		hash_bytes_extended((const unsigned char *) buf, size, UINT64CONST(0x73746f636b73)));
 }
 
 static void

@@ -171,7 +171,7 @@ ss_lake_export(PG_FUNCTION_ARGS)
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	row = ss_silver_object_row(e.table);
-	portal = ss_tier_sums_open_day(e.table, PG_GETARG_DATEADT(1), "_lake_export");
+	portal = ss_tier_sums_open_day(e.table, PG_GETARG_DATEADT(1), true, "_lake_export");
 	while (ss_tier_sums_fetch(portal, e.table))
 		add_batch(&e, SPI_tuptable, SPI_processed, row, batch_cxt);
 	if (e.writer != NULL && e.rows > 0)

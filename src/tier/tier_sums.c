@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -38,6 +39,73 @@ ss_tier_sums_add(List *sums, const SilverRow *row)
 	}
 	last->rows++;
 	last->checksum += ss_silver_object_row_hash(row);
+	return sums;
+}
+
+/* a symbol as a key of the sums of an unordered scan: its bytes */
+typedef struct SymbolKey
+{
+	const char *ptr;
+	size_t len;
+} SymbolKey;
+
+typedef struct SymbolEntry
+{
+	SymbolKey key; /* ptr: the entry's symbol, once entered */
+	TierSum *sum;
+} SymbolEntry;
+
+static uint32
+symbol_hash(const void *key, Size keysize)
+{
+	const SymbolKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->ptr, (int) k->len);
+}
+
+static int
+symbol_match(const void *a, const void *b, Size keysize)
+{
+	const SymbolKey *x = a, *y = b;
+
+	return x->len == y->len && memcmp(x->ptr, y->ptr, x->len) == 0 ? 0 : 1;
+}
+
+/*
+ * ss_tier_sums_add for rows in any order (an unordered scan): each symbol
+ * one entry, found through *symbols (made on the first row, in the
+ * current memory context, as the entries are).
+ */
+List *
+ss_tier_sums_add_any(HTAB **symbols, List *sums, const SilverRow *row)
+{
+	SymbolKey key;
+	SymbolEntry *e;
+	bool found;
+
+	if (*symbols == NULL)
+	{
+		HASHCTL ctl = {0};
+
+		ctl.keysize = sizeof(SymbolKey);
+		ctl.entrysize = sizeof(SymbolEntry);
+		ctl.hash = symbol_hash;
+		ctl.match = symbol_match;
+		ctl.hcxt = CurrentMemoryContext;
+		*symbols = hash_create("stocks_stream lake symbols", 256, &ctl,
+							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	}
+	key.ptr = ss_silver_object_row_symbol(row, &key.len);
+	e = hash_search(*symbols, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->sum = palloc0(sizeof(TierSum));
+		e->sum->symbol = pnstrdup(key.ptr, key.len);
+		e->key.ptr = e->sum->symbol; /* same bytes, same hash: the entry's own copy */
+		sums = lappend(sums, e->sum);
+	}
+	e->sum->rows++;
+	e->sum->checksum += ss_silver_object_row_hash(row);
 	return sums;
 }
 
@@ -85,15 +153,18 @@ ss_tier_sums_partition(SilverTable t, DateADT day)
 #define FETCH_ROWS 1000
 
 /*
- * SPI connected, and a cursor over a day's partition in (symbol, time)
- * order: its (symbol, time) index, read a batch at a time.
+ * SPI connected, and a cursor over a day's partition, read a batch at a
+ * time: in (symbol, time) order (its (symbol, time) index: random reads
+ * of the heap, the export's order) or in none (a sequential scan, about
+ * ten times faster: the verification's sums need no order).
  */
 Portal
-ss_tier_sums_open_day(SilverTable t, DateADT day, const char *fn)
+ss_tier_sums_open_day(SilverTable t, DateADT day, bool ordered, const char *fn)
 {
-	char *query =
-		psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s",
-				 quote_identifier(ss_tier_sums_partition(t, day)), ss_silver_object_time_column(t));
+	const char *part = quote_identifier(ss_tier_sums_partition(t, day));
+	char *query = ordered ? psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s", part,
+									 ss_silver_object_time_column(t))
+						  : psprintf("SELECT * FROM stocks_stream.%s", part);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),

@@ -8,6 +8,7 @@
 #include "funcapi.h"
 #include "nodes/pg_list.h"
 #include "utils/date.h"
+#include "utils/hsearch.h"
 #include "utils/portal.h"
 
 #include "lake/silver_object.h"
@@ -24,7 +25,8 @@ extern List *ss_tier_sums_add(List *sums, const SilverRow *row);
 extern void ss_tier_sums_emit(List *sums, ReturnSetInfo *rsinfo, Datum *lead, int nlead);
 extern SilverTable ss_tier_sums_table_arg(FunctionCallInfo fcinfo, int arg, const char *fn);
 extern char *ss_tier_sums_partition(SilverTable t, DateADT day);
-extern Portal ss_tier_sums_open_day(SilverTable t, DateADT day, const char *fn);
+extern List *ss_tier_sums_add_any(HTAB **symbols, List *sums, const SilverRow *row);
+extern Portal ss_tier_sums_open_day(SilverTable t, DateADT day, bool ordered, const char *fn);
 extern bool ss_tier_sums_fetch(Portal portal, SilverTable t);
 extern void ss_tier_sums_close_day(Portal portal);
 extern void ss_tier_sums_crash_point(const char *point);

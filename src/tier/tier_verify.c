@@ -107,7 +107,8 @@ PG_FUNCTION_INFO_V1(ss_lake_scan_day);
 
 /*
  * _lake_scan_day(table_name, day) RETURNS TABLE (symbol, row_count,
- * checksum): the day's partition as it is now, through a cursor.
+ * checksum): the day's partition as it is now, through a cursor in no
+ * order (the sums are per symbol).
  */
 Datum
 ss_lake_scan_day(PG_FUNCTION_ARGS)
@@ -117,6 +118,7 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 	MemoryContext sums_cxt, batch_cxt, old;
 	SilverRow *row;
 	List *sums = NIL;
+	HTAB *symbols = NULL;
 	Portal portal;
 
 	if (PG_ARGISNULL(1))
@@ -127,7 +129,7 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	row = ss_silver_object_row(t);
-	portal = ss_tier_sums_open_day(t, PG_GETARG_DATEADT(1), "_lake_scan_day");
+	portal = ss_tier_sums_open_day(t, PG_GETARG_DATEADT(1), false, "_lake_scan_day");
 	while (ss_tier_sums_fetch(portal, t))
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -135,7 +137,7 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(batch_cxt);
 			ss_silver_object_row_from_tuple(row, SPI_tuptable->tupdesc, SPI_tuptable->vals[i]);
 			MemoryContextSwitchTo(sums_cxt);
-			sums = ss_tier_sums_add(sums, row);
+			sums = ss_tier_sums_add_any(&symbols, sums, row);
 			MemoryContextSwitchTo(old);
 		}
 		MemoryContextReset(batch_cxt);

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from stack_support import (Topic, high_watermarks, holds_for, kafka_committed, parse_key, quote_message,
-                           set_settings, sql, sql_value, stack, wait_until)
+                           s3_client, set_settings, sql, sql_value, stack, wait_until)
 
 
 def assert_exactly_once(pipeline, topic):
@@ -64,6 +64,23 @@ def test_all_messages_archived_once_with_keys_manifest_and_offsets(topic, make_p
     # nothing left to archive: the published lag drops to 0
     wait_until(lambda: sql_value("SELECT lag FROM stocks_stream.worker_status WHERE pipeline = %s",
                                  [p.name]) == 0, 15, "the lag to reach 0")
+
+
+def test_objects_archived_over_plain_http_are_signed_with_their_sha256_not_a_crc(topic, make_pipeline):
+    """Over http:// nothing but SigV4's payload hash keeps a body from being
+    changed on the wire, so the archive keeps it there; the UNSIGNED-PAYLOAD
+    with a CRC-32C it sends over TLS (test_tls.py) would not: the server
+    holds no CRC of these objects."""
+    assert os.environ["S3_ENDPOINT"].startswith("http://")
+    p = make_pipeline(topic, batch_max_messages=100, batch_max_age_ms=300)
+    p.start()
+    topic.produce([quote_message(i) for i in range(300)])
+    p.wait_archived(300)
+    s3 = s3_client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=p.bucket)["Contents"]]
+    assert len(keys) >= 3
+    assert [s3.head_object(Bucket=p.bucket, Key=k, ChecksumMode="ENABLED").get("ChecksumCRC32C")
+            for k in keys] == [None] * len(keys)
 
 
 @pytest.mark.parametrize("in_flight", [1, 64])

@@ -192,13 +192,13 @@ def test_days_past_retention_move_to_the_lake_and_duckdb_reads_what_silver_held(
 
 
 def test_objects_are_typed_sorted_zstd_parquet_in_row_groups_and_objects_of_the_set_size(lake):
-    lake.trades(DAY1, 20_000)
+    lake.trades(DAY1, 80_000)   # about 3 bytes a row encoded: objects of 64kB, more than two
     lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
     lake.tier(lake_row_group_rows=1000, lake_object_size="64kB")
     objects = lake.objects("trades", DAY1)
     assert [o.object_key for o in objects] == [
         f"lake/silver/trades/day={DAY1}/trades-{DAY1}-{n}.parquet" for n in range(1, len(objects) + 1)]
-    assert len(objects) > 2 and sum(o.row_count for o in objects) == 20_000
+    assert len(objects) > 2 and sum(o.row_count for o in objects) == 80_000
     paths = lake.download([o.object_key for o in objects])
     for o, path in zip(objects, paths):
         assert o.bytes == len(open(path, "rb").read())
@@ -221,8 +221,8 @@ def test_objects_are_typed_sorted_zstd_parquet_in_row_groups_and_objects_of_the_
                      f"source_offset FROM read_parquet({paths!r}, file_row_number = true, filename = true) "
                      f"ORDER BY filename, file_row_number").fetchall()
     assert [g[:2] for g in got] == sorted(g[:2] for g in got)
-    assert len({g[6] for g in got}) == 20_000
-    assert {tuple(g[4]) for g in got} == {(), ("a", None), ("12",)} | {("1", f"x{i}") for i in range(1, 20_001, 4)}
+    assert len({g[6] for g in got}) == 80_000
+    assert {tuple(g[4]) for g in got} == {(), ("a", None), ("12",)} | {("1", f"x{i}") for i in range(1, 80_001, 4)}
 
 
 def test_quotes_keep_their_nulls(lake):
@@ -246,13 +246,13 @@ def corrupt_an_object(lake):
 
 def delete_a_row(lake):
     lake.run(f"DELETE FROM stocks_stream.trades_{DAY1.replace('-', '')} WHERE source_offset = 3")
-    return "symbol S3: 2856 rows"
+    return "symbol S3: 11428 rows"   # of 80,000: 11,429 of them S3, one deleted
 
 
 @pytest.mark.parametrize("mismatch", [corrupt_an_object, delete_a_row], ids=["object overwritten in S3",
                                                                              "row deleted from the partition"])
 def test_a_day_that_fails_verification_stays_in_postgres_and_is_exported_again(lake, mismatch):
-    lake.trades(DAY1, 20_000)
+    lake.trades(DAY1, 80_000)   # objects of 64kB: more than one
     lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
     lake.tier(max_steps=2)     # frozen, exported
     assert lake.status("trades", DAY1).state == "exported"

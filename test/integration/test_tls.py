@@ -8,6 +8,7 @@ is fixed.
 Certificates a real server should never have (expired, for another host)
 are served by a small TLS front (TlsFront) made here with openssl; the
 stack's own CA and certificates are made by scripts/stack."""
+import base64
 import contextlib
 import datetime
 import os
@@ -22,7 +23,10 @@ import uuid
 import psycopg
 import pytest
 
-from stack_support import (ServerLog, Topic, holds_for, quote_message, set_secret, set_settings, sql, wait_until)
+from botocore.exceptions import ClientError
+
+from stack_support import (ServerLog, Topic, holds_for, quote_message, s3_client, set_secret, set_settings, sql,
+                           wait_until)
 
 CA = os.environ.get("STOCKS_STREAM_CA", "")
 HTTPS_S3 = os.environ.get("S3_TLS_ENDPOINT", "")
@@ -211,6 +215,56 @@ def test_a_backfill_into_empty_silver_over_https_loads_every_object_once(https_s
     assert (r.rows_loaded, r.rows_duplicate, r.rows_quarantined, r.objects_failed) == (600, 0, 0, 0)
     assert silver_rows(topic.name) == (600, 600)
     assert sql("SELECT * FROM stocks_stream.load_bronze_prefix(%s, '')", [p.bucket]) == [(0, 0, 0, 0, 0)]
+
+
+# --- the payload's integrity over TLS: a CRC-32C the server checks ---------------
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), as S3's x-amz-checksum-crc32c: 4 big-endian bytes in base64."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return base64.b64encode((crc ^ 0xFFFFFFFF).to_bytes(4, "big")).decode()
+
+
+def test_crc32c_is_the_castagnoli_check_value():
+    assert base64.b64decode(crc32c(b"123456789")) == bytes.fromhex("e3069283")
+
+
+@pytest.mark.parametrize("checksum, refused", [(crc32c(b"one line\n"), None),
+                                               (crc32c(b"another line\n"), "XAmzContentChecksumMismatch")])
+def test_the_https_s3_server_refuses_a_body_whose_crc32c_does_not_match(https_s3, checksum, refused):
+    """What the archive relies on over TLS, where its PUTs are UNSIGNED-PAYLOAD:
+    the server the stack runs checks x-amz-checksum-crc32c and refuses a body
+    that does not match it."""
+    s3, bucket = s3_client(), "crc-" + uuid.uuid4().hex[:10]
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"one line\n", ChecksumCRC32C=checksum)
+        outcome = None
+    except ClientError as e:
+        outcome = e.response["Error"]["Code"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    for key in keys:
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+    assert (outcome, keys) == (refused, [] if refused else ["k"])
+
+
+def test_objects_archived_over_https_carry_the_crc32c_of_their_bytes(https_s3, make_pipeline):
+    """Over TLS the archive sends UNSIGNED-PAYLOAD with a CRC-32C in place of
+    the SHA-256 of every object: the server stored the CRC of each object as
+    it holds it, so it checked it on the way in."""
+    p, topic = archive(make_pipeline, 500, 100)
+    s3 = s3_client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=p.bucket)["Contents"]]
+    assert len(keys) >= 5
+    for key in keys:
+        body = s3.get_object(Bucket=p.bucket, Key=key)["Body"].read()
+        head = s3.head_object(Bucket=p.bucket, Key=key, ChecksumMode="ENABLED")
+        assert head.get("ChecksumCRC32C") == crc32c(body), key
 
 
 # --- TLS failures of S3: shown, retried, nothing lost once fixed ------------------

@@ -12,14 +12,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::column::reader::get_typed_column_reader;
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, DoubleType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
-use parquet::schema::types::ColumnDescriptor;
+use parquet::schema::types::{ColumnDescriptor, ColumnPath};
 
 use crate::{guarded, perr, slice, Res, ZSTD_LEVEL};
 
@@ -144,6 +144,31 @@ struct ColBuf {
     vals: Buf,
     defs: Vec<i16>,
     reps: Vec<i16>,
+    /// strings met lately: a repeated one is shared, not copied again
+    recent: Vec<ByteArray>,
+}
+
+/// How many distinct strings a column remembers (symbols come sorted; a
+/// topic or a trade condition takes a handful of values).
+const RECENT: usize = 8;
+
+/// A string onto b's values: shared with an equal one met lately, or
+/// copied (and remembered, the oldest forgotten).
+fn push_str(b: &mut ColBuf, s: &[u8]) -> Res<()> {
+    let Buf::Bytes(v) = &mut b.vals else {
+        return Err("internal: not a string column".into());
+    };
+    if let Some(hit) = b.recent.iter().find(|r| r.data() == s) {
+        v.push(hit.clone());
+        return Ok(());
+    }
+    let a = ByteArray::from(s.to_vec());
+    if b.recent.len() >= RECENT {
+        b.recent.remove(0);
+    }
+    b.recent.push(a.clone());
+    v.push(a);
+    Ok(())
 }
 
 fn new_buf(kind: Kind) -> ColBuf {
@@ -157,6 +182,7 @@ fn new_buf(kind: Kind) -> ColBuf {
         vals,
         defs: Vec::new(),
         reps: Vec::new(),
+        recent: Vec::new(),
     }
 }
 
@@ -170,9 +196,6 @@ pub struct SsPqSilverWriter {
 
 fn push_cell(c: &Col, b: &mut ColBuf, cell: &SsPqCell) -> Res<()> {
     if c.kind == Kind::StrList {
-        let Buf::Bytes(v) = &mut b.vals else {
-            return Err("internal: list buffer".into());
-        };
         let items: &[SsPqStr] = if cell.items.is_null() || cell.nitems == 0 {
             &[]
         } else {
@@ -191,7 +214,7 @@ fn push_cell(c: &Col, b: &mut ColBuf, cell: &SsPqCell) -> Res<()> {
                 b.defs.push(1);
             } else {
                 b.defs.push(2);
-                v.push(ByteArray::from(unsafe { slice(it.ptr, it.len) }.to_vec()));
+                push_str(b, unsafe { slice(it.ptr, it.len) })?;
             }
         }
         return Ok(());
@@ -207,9 +230,7 @@ fn push_cell(c: &Col, b: &mut ColBuf, cell: &SsPqCell) -> Res<()> {
         b.defs.push(1);
     }
     match &mut b.vals {
-        Buf::Bytes(v) => v.push(ByteArray::from(
-            unsafe { slice(cell.ptr, cell.len) }.to_vec(),
-        )),
+        Buf::Bytes(_) => push_str(b, unsafe { slice(cell.ptr, cell.len) })?,
         Buf::I32(v) => v.push(
             i32::try_from(cell.i64).map_err(|_| format!("{} is out of INT32's range", c.name))?,
         ),
@@ -260,6 +281,29 @@ fn flush_group(w: &mut SsPqSilverWriter) -> Res<()> {
     Ok(())
 }
 
+/// ZSTD; the 64-bit integers and timestamps (times in order within a
+/// symbol, offsets climbing, load times repeating) delta-encoded, not
+/// hashed into a dictionary that overflows on a row group of distinct
+/// values; the other columns the crate's default (a dictionary while it is
+/// small: symbols, topics, prices).
+fn writer_properties(cols: &[Col]) -> Res<WriterProperties> {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).map_err(perr)?,
+        ))
+        .set_created_by("stocks_stream (parquet-rs 60.2.0)".to_string());
+    for c in cols
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::I64 | Kind::Ts))
+    {
+        let path = ColumnPath::from(c.name);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+    }
+    Ok(b.build())
+}
+
 /// A writer of one object of a silver table (1 trades, 2 quotes), whose
 /// row groups hold group_rows rows; NULL on error.
 #[no_mangle]
@@ -276,14 +320,7 @@ pub extern "C" fn ss_pq_silver_writer_new(
             return Err("a row group must hold at least one row".into());
         }
         let schema = Arc::new(parse_message_type(&schema_text(name, cols)).map_err(perr)?);
-        let props = Arc::new(
-            WriterProperties::builder()
-                .set_compression(Compression::ZSTD(
-                    ZstdLevel::try_new(ZSTD_LEVEL).map_err(perr)?,
-                ))
-                .set_created_by("stocks_stream (parquet-rs 60.2.0)".to_string())
-                .build(),
-        );
+        let props = Arc::new(writer_properties(cols)?);
         let file = SerializedFileWriter::new(Vec::new(), schema, props).map_err(perr)?;
         out = Box::into_raw(Box::new(SsPqSilverWriter {
             cols,
