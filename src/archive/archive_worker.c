@@ -287,8 +287,19 @@ assign_fetchable(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 				->offset = parts->elems[i].offset;
 	}
 	rd_kafka_assign(rk, fetch);
+
+	/*
+	 * librdkafka keeps an application's pause of a partition across its
+	 * unassignment (it resets only its own).  A partition paused while S3
+	 * refused an object (set_paused), or held, that the group took away
+	 * before the worker resumed would come back paused and never be read
+	 * again: so each partition assigned is paused or resumed here, as the
+	 * worker is now.
+	 */
 	if (paused)
 		rd_kafka_pause_partitions(rk, fetch);
+	else
+		rd_kafka_resume_partitions(rk, fetch);
 	rd_kafka_topic_partition_list_destroy(fetch);
 	if (held.len > 0)
 		ss_archive_gaps_announce_holds(held.data);

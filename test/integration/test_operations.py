@@ -15,9 +15,10 @@ import uuid
 
 import psycopg
 import pytest
+from confluent_kafka import Consumer
 
 from operations_support import Instance, account, manifest_rows, report
-from stack_support import (Source, Topic, bucket_objects, caught_up, holds_for, high_watermarks, kafka_committed,
+from stack_support import (BROKERS, Source, Topic, bucket_objects, caught_up, holds_for, high_watermarks, kafka_committed,
                            quote_message, s3_client, set_settings, sql, sql_value, stack, wait_until)
 
 APP = {"archive": "stocks_stream archive {name}/%", "ingest": "stocks_stream ingest {name}"}
@@ -173,6 +174,14 @@ def worker_pid(pipeline, worker):
     return rows[0][0] if rows else None
 
 
+def assert_archived_once(p, t, produced, what):
+    """Every message produced to the topic is in the pipeline's objects, once; the counts are reported."""
+    counts = account(t, manifest_rows(sql, p.name), p.bucket)
+    report(what, **counts)
+    assert counts["produced"] == produced
+    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == produced
+
+
 def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
     """Worker 0 holds an object it could not PUT (S3 is down), stalls past
     its session (SIGSTOP), worker 1 takes its partitions over and archives
@@ -206,13 +215,42 @@ def test_zombie_writer_never_replaces_a_good_object(make_pipeline):
                90, "the zombie to exit or rejoin the group")
     t.produce([quote_message(i) for i in range(9000, 10000)])
     wait_until(lambda: caught_up(p.name, t), 120, "the last messages archived")
-    counts = account(t, manifest_rows(sql, p.name), p.bucket)
-    report("zombie writer", **counts)
-    assert counts["produced"] == 10000
-    assert counts["duplicated"] == 0 and counts["lost"] == 0 and counts["archived"] == 10000
+    assert_archived_once(p, t, 10000, "zombie writer")
     hw = high_watermarks(t.name, t.partitions)
     assert wait_until(lambda: kafka_committed("stocks_stream." + p.name, t.name, t.partitions) == hw, 30,
                       "the group's committed offsets to reach the end")
+
+
+def test_partitions_paused_for_s3_are_read_again_when_reassigned(make_pipeline):
+    """The worker pauses its partitions while S3 refuses its object; the
+    group gives two of them to another member, the worker resumes the rest,
+    and the two come back to it.  All four are read again: what was
+    produced meanwhile is archived, once (a worker whose session timed out
+    while S3 was down stalled so)."""
+    t = Topic()
+    p = make_pipeline(t, batch_max_age_ms=500)
+    p.start()
+    wait_until(lambda: [w.assigned_partitions for w in p.workers()] == ["0,1,2,3"], 60, "the worker's assignment")
+    t.produce([quote_message(i) for i in range(2000)])
+    p.wait_archived(2000)
+    other = Consumer({"bootstrap.servers": BROKERS, "group.id": "stocks_stream." + p.name,
+                      "enable.auto.commit": False})
+    try:
+        try:
+            stack("stop-minio")
+            t.produce([quote_message(i) for i in range(2000, 4000)])
+            wait_until(lambda: p.workers()[0].state == "waiting for S3", 60, "the worker to pause its partitions")
+            other.subscribe([t.name])
+            wait_until(lambda: (other.poll(0.1), other.assignment())[1], 60, "another member's share")
+        finally:
+            stack("start-minio")
+        wait_until(lambda: p.workers()[0].state == "running", 60, "the worker to resume")
+    finally:
+        other.close()
+    wait_until(lambda: p.workers()[0].assigned_partitions == "0,1,2,3", 60, "the partitions back to the worker")
+    t.produce([quote_message(i) for i in range(4000, 6000)])
+    wait_until(lambda: caught_up(p.name, t), 60, "everything archived")
+    assert_archived_once(p, t, 6000, "partitions paused for S3, reassigned")
 
 
 # --- backups -------------------------------------------------------------------------------
