@@ -21,6 +21,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
+mod checked_pages;
 mod silver;
 
 /// The schema of an archive object: one row per Kafka message.
@@ -427,33 +428,39 @@ fn load_group(r: &mut SsPqReader) -> Res<bool> {
         }
         let mut c = Columns {
             topics: read_column::<ByteArrayType>(
-                g.get_column_reader(0).map_err(perr)?,
+                checked_pages::column_reader(&*g, 0).map_err(perr)?,
                 rows,
                 None,
             )?,
             partitions: read_column::<Int32Type>(
-                g.get_column_reader(1).map_err(perr)?,
+                checked_pages::column_reader(&*g, 1).map_err(perr)?,
                 rows,
                 None,
             )?,
             rows: Rows::default(),
         };
-        c.rows.offsets =
-            read_column::<Int64Type>(g.get_column_reader(2).map_err(perr)?, rows, None)?;
-        c.rows.values =
-            read_column::<ByteArrayType>(g.get_column_reader(6).map_err(perr)?, rows, None)?;
+        c.rows.offsets = read_column::<Int64Type>(
+            checked_pages::column_reader(&*g, 2).map_err(perr)?,
+            rows,
+            None,
+        )?;
+        c.rows.values = read_column::<ByteArrayType>(
+            checked_pages::column_reader(&*g, 6).map_err(perr)?,
+            rows,
+            None,
+        )?;
         c.rows.timestamps = read_column::<Int64Type>(
-            g.get_column_reader(3).map_err(perr)?,
+            checked_pages::column_reader(&*g, 3).map_err(perr)?,
             rows,
             Some(&mut c.rows.timestamp_defs),
         )?;
         c.rows.keys = read_column::<ByteArrayType>(
-            g.get_column_reader(4).map_err(perr)?,
+            checked_pages::column_reader(&*g, 4).map_err(perr)?,
             rows,
             Some(&mut c.rows.key_defs),
         )?;
         c.rows.headers = read_column::<ByteArrayType>(
-            g.get_column_reader(5).map_err(perr)?,
+            checked_pages::column_reader(&*g, 5).map_err(perr)?,
             rows,
             Some(&mut c.rows.header_defs),
         )?;

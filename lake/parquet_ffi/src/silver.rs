@@ -466,7 +466,8 @@ fn read_leaf<T: DataType>(
     reps: bool,
     b: &mut ColBuf,
 ) -> Res<Vec<T::T>> {
-    let mut r = get_typed_column_reader::<T>(g.get_column_reader(i).map_err(perr)?);
+    let mut r =
+        get_typed_column_reader::<T>(crate::checked_pages::column_reader(g, i).map_err(perr)?);
     let mut vals = Vec::new();
     let (n, _, _) = r
         .read_records(
