@@ -512,3 +512,9 @@ def archive_simulated(make_pipeline, symbols, messages, quote_every, seed):
         src.drop()
     p.stop()
     return t, p
+
+
+# today on the exchange of a row's symbol, as gold and the marts count days
+# (daily bars on the exchange's day in its time zone: between midnight UTC
+# and midnight in New York, current_date is already tomorrow's there)
+EXCHANGE_TODAY = "(now() AT TIME ZONE (stocks_stream.symbol_exchange(symbol)).time_zone)::date"

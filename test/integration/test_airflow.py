@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from stack_support import ROOT, archive_simulated, sql_value
+from stack_support import EXCHANGE_TODAY, ROOT, archive_simulated, sql_value
 
 EXPECTED = {
     "wait_for_bronze": ["load_bronze"],
@@ -76,7 +76,7 @@ def test_dags_test_moves_archived_data_into_silver_and_gold(airflow_env, make_pi
     assert sql_value("SELECT count(*) FROM stocks_stream.gold_dirty") == 0
     assert sql_value("SELECT count(DISTINCT symbol) FROM stocks_stream.candles WHERE interval = '1m' "
                      "AND symbol IN ('AAPL', 'MSFT', 'NVDA') AND bucket_start >= now() - interval '1 hour'") == 3
-    assert sql_value("SELECT count(*) FROM stocks_marts.daily_candles WHERE day = current_date "
+    assert sql_value(f"SELECT count(*) FROM stocks_marts.daily_candles WHERE day = {EXCHANGE_TODAY} "
                      "AND symbol IN ('AAPL', 'MSFT', 'NVDA')") == 3
 
 

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from stack_support import ROOT, archive_simulated, sql, sql_value
+from stack_support import EXCHANGE_TODAY, ROOT, archive_simulated, sql, sql_value
 
 
 def test_dbt_build_is_green_on_loaded_data(make_pipeline):
@@ -22,9 +22,9 @@ def test_dbt_build_is_green_on_loaded_data(make_pipeline):
     # dbt ran as its own login role, never a superuser (docs/security.md)
     assert sql_value("SELECT tableowner FROM pg_tables WHERE schemaname = 'stocks_marts' "
                      "AND tablename = 'daily_candles'") == "stocks_dbt"
-    symbols = {r.symbol for r in sql("SELECT symbol FROM stocks_marts.daily_candles WHERE day = current_date")}
+    symbols = {r.symbol for r in sql(f"SELECT symbol FROM stocks_marts.daily_candles WHERE day = {EXCHANGE_TODAY}")}
     assert {"AAPL", "MSFT", "GOOGL", "AMZN", "TSLA"} <= symbols
-    assert sql_value("SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = current_date "
+    assert sql_value(f"SELECT count(*) FROM stocks_marts.top_movers_daily WHERE day = {EXCHANGE_TODAY} "
                      "AND direction = 'gainer' AND rank = 1") >= 1
     assert sql_value("SELECT count(*) FROM stocks_marts.symbol_volatility") >= 5
     # a second build is green too (incremental models)

@@ -443,7 +443,7 @@ def test_a_retention_policy_checks_its_arguments(table, hot_days, bucket, prefix
 def test_a_policy_is_shown_changed_and_dropped(lake):
     lake.run("SELECT stocks_stream.set_lake_retention('trades', 7, %s)", [lake.bucket])
     lake.run("SELECT stocks_stream.set_lake_retention('trades', 3, %s, 'cold/silver')", [lake.bucket])
-    (policy,) = lake.run("SELECT table_name, hot_days, bucket, prefix, tiers_through = current_date - 3 AS ok "
+    (policy,) = lake.run("SELECT table_name, hot_days, bucket, prefix, tiers_through = (now() AT TIME ZONE 'UTC')::date - 3 AS ok "
                          "FROM stocks_stream.lake_policies")
     assert tuple(policy) == ("trades", 3, lake.bucket, "cold/silver", True)
     assert lake.value("SELECT stocks_stream.drop_lake_retention('trades')") is True

@@ -22,7 +22,8 @@ SELECT stocks_stream.drop_lake_retention('gold');
 SELECT stocks_stream.set_lake_retention('trades', 7, 'market-lake');
 SELECT stocks_stream.set_lake_retention('trades', 36500, 'market-lake', 'cold/silver');
 SELECT stocks_stream.set_lake_retention('quotes', 36000, 'market-lake');
-SELECT table_name, hot_days, bucket, prefix, tiers_through = current_date - hot_days AS tiers_through_ok
+SELECT table_name, hot_days, bucket, prefix,
+       tiers_through = (now() AT TIME ZONE 'UTC')::date - hot_days AS tiers_through_ok
   FROM stocks_stream.lake_policies ORDER BY table_name;
 CALL stocks_stream.tier_to_lake();
 CALL stocks_stream.tier_to_lake(0);
