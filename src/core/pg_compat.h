@@ -11,6 +11,7 @@
 #ifndef SS_PG_COMPAT_H
 #define SS_PG_COMPAT_H
 
+#include "common/base64.h"
 #include "parser/parse_node.h"
 #include "utils/datetime.h"
 #include "utils/guc_tables.h"
@@ -69,6 +70,20 @@ ss_pg_compat_require_perms(ParseNamespaceItem *nsitem, AclMode perms)
 	nsitem->p_perminfo->requiredPerms = perms;
 #else
 	nsitem->p_rte->requiredPerms = perms;
+#endif
+}
+
+/*
+ * Base64 of raw bytes (common/base64.h): 18 declares pg_b64_encode()'s
+ * source as const uint8 *, 15 and 16 as const char *.
+ */
+static inline int
+ss_pg_compat_b64_encode(const uint8 *src, int len, char *dst, int dstlen)
+{
+#if PG_VERSION_NUM >= 180000
+	return pg_b64_encode(src, len, dst, dstlen);
+#else
+	return pg_b64_encode((const char *) src, len, dst, dstlen);
 #endif
 }
 

@@ -30,6 +30,7 @@
 #include "utils/resowner.h"
 
 #include "core/http.h"
+#include "core/pg_compat.h"
 #include "core/secrets.h"
 #include "core/settings.h"
 #include "s3/s3.h"
@@ -99,7 +100,7 @@ crc32c_base64(const char *data, size_t len, char *out, int outlen)
 	be[1] = (uint8) (crc >> 16);
 	be[2] = (uint8) (crc >> 8);
 	be[3] = (uint8) crc;
-	if (pg_b64_encode((const char *) be, sizeof(be), out, outlen - 1) != 8)
+	if (ss_pg_compat_b64_encode(be, sizeof(be), out, outlen - 1) != 8)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("stocks_stream: could not encode the CRC-32C of an S3 payload")));
 	out[8] = '\0';
