@@ -49,6 +49,7 @@ int ss_settings_load_max_attempts = 10;
 double ss_settings_test_clock = 0;
 int ss_settings_lake_row_group_rows = 131072;
 int ss_settings_lake_object_kb = 65536;
+int ss_settings_lake_sort_kb = 16384;
 char *ss_settings_test_crash_point = NULL;
 
 #define SECRET_FLAGS (GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL)
@@ -168,9 +169,10 @@ define_test_clock(void)
 }
 
 /*
- * Tiering silver days to the lake (docs/lake.md): row groups and objects,
- * bounded so an exporting backend holds at most one object and one row
- * group; and the hidden crash point of the crash tests (superuser-only).
+ * Tiering silver days to the lake (docs/lake.md): row groups, objects and
+ * the sort memory, bounded so an exporting backend holds at most one
+ * object, one row group and lake_sort_mem of rows; and the hidden crash
+ * point of the crash tests (superuser-only).
  */
 static void
 define_lake(void)
@@ -184,6 +186,11 @@ define_lake(void)
 		"A day's rows go into objects of about this size (one more row group at most); the "
 		"next rows start the next object.",
 		&ss_settings_lake_object_kb, 65536, 64, 65536, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable(
+		"stocks_stream.lake_sort_mem",
+		"Memory the export sorts a day's rows in, a run of symbols at a time.",
+		"A symbol whose rows alone take more is read through the partition's index.",
+		&ss_settings_lake_sort_kb, 16384, 64, 1048576, PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomStringVariable(
 		"stocks_stream.test_crash_point",
 		"For tests only: the point of tier_to_lake() at which the backend kills itself.", NULL,

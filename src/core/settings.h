@@ -52,6 +52,7 @@ extern double ss_settings_test_clock;
 /* tiering silver days to the lake (docs/lake.md); the crash point is for tests only */
 extern int ss_settings_lake_row_group_rows;
 extern int ss_settings_lake_object_kb;
+extern int ss_settings_lake_sort_kb;
 extern char *ss_settings_test_crash_point;
 
 extern void ss_settings_define(void);

@@ -3,13 +3,14 @@
  *	  stocks_stream._lake_export(): one silver day's partition written to S3
  *	  as Parquet objects (docs/lake.md, "Tiering").
  *
- * The partition is read through a cursor in (symbol, time) order, a batch
- * of rows at a time, into the writer of the current object
+ * The partition's rows come in (symbol, time) order (tier_order.c: two
+ * sequential scans and a sort in stocks_stream.lake_sort_mem, a run of
+ * symbols at a time) into the writer of the current object
  * (src/lake/silver_object.c), which encodes a row group every
  * stocks_stream.lake_row_group_rows rows.  Once the object's row groups
  * reach stocks_stream.lake_object_size it is closed, PUT and freed, and
- * the next rows go to the next object: the backend holds one object and
- * one row group at most.  Keys are deterministic
+ * the next rows go to the next object: the backend holds one object, one
+ * row group and lake_sort_mem of rows at most.  Keys are deterministic
  * (<prefix>/silver/<table>/day=YYYY-MM-DD/<table>-YYYY-MM-DD-<n>.parquet,
  * n from first_part on), so a redo overwrites what a crashed run put.
  * The function writes no table: it returns each object's rows and
@@ -17,7 +18,6 @@
  */
 #include "postgres.h"
 
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -29,6 +29,7 @@
 #include "core/settings.h"
 #include "lake/silver_object.h"
 #include "s3/s3.h"
+#include "tier/tier_order.h"
 #include "tier/tier_sums.h"
 
 typedef struct Export
@@ -39,6 +40,7 @@ typedef struct Export
 	int part;			  /* n of the object being written */
 	MemoryContext object_cxt;
 	SilverWriter *writer;
+	SilverRow *row;
 	List *sums;
 	int64 rows;
 	ReturnSetInfo *rsinfo;
@@ -107,26 +109,23 @@ finish_object(Export *e)
 	e->part++;
 }
 
+/* One row into the current object (a new one if none); the object closed once full. */
 static void
-add_batch(Export *e, SPITupleTable *tuptable, uint64 n, SilverRow *row, MemoryContext batch_cxt)
+add_row(void *arg, TupleDesc desc, HeapTuple tuple)
 {
-	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+	Export *e = arg;
+	MemoryContext old;
 
-	for (uint64 i = 0; i < n; i++)
-	{
-		if (e->writer == NULL)
-			start_object(e);
-		ss_silver_object_row_from_tuple(row, tuptable->tupdesc, tuptable->vals[i]);
-		ss_silver_object_add(e->writer, row);
-		MemoryContextSwitchTo(e->object_cxt);
-		e->sums = ss_tier_sums_add(e->sums, row);
-		MemoryContextSwitchTo(batch_cxt);
-		e->rows++;
-		if (ss_silver_object_bytes(e->writer) >= (int64) ss_settings_lake_object_kb * 1024)
-			finish_object(e);
-	}
+	if (e->writer == NULL)
+		start_object(e);
+	ss_silver_object_row_from_tuple(e->row, desc, tuple);
+	ss_silver_object_add(e->writer, e->row);
+	old = MemoryContextSwitchTo(e->object_cxt);
+	e->sums = ss_tier_sums_add(e->sums, e->row);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(batch_cxt);
+	e->rows++;
+	if (ss_silver_object_bytes(e->writer) >= (int64) ss_settings_lake_object_kb * 1024)
+		finish_object(e);
 }
 
 static char *
@@ -152,9 +151,6 @@ ss_lake_export(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Export e = {0};
-	MemoryContext batch_cxt;
-	SilverRow *row;
-	Portal portal;
 
 	for (int i = 1; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -168,16 +164,10 @@ ss_lake_export(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	e.object_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake object",
 										 ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
-									  ALLOCSET_DEFAULT_SIZES);
-	row = ss_silver_object_row(e.table);
-	portal = ss_tier_sums_open_day(e.table, PG_GETARG_DATEADT(1), true, "_lake_export");
-	while (ss_tier_sums_fetch(portal, e.table))
-		add_batch(&e, SPI_tuptable, SPI_processed, row, batch_cxt);
+	e.row = ss_silver_object_row(e.table);
+	ss_tier_order_read(e.table, PG_GETARG_DATEADT(1), add_row, &e);
 	if (e.writer != NULL && e.rows > 0)
 		finish_object(&e);
-	ss_tier_sums_close_day(portal);
 	MemoryContextDelete(e.object_cxt);
-	MemoryContextDelete(batch_cxt);
 	return (Datum) 0;
 }

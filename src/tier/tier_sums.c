@@ -2,10 +2,11 @@
  * tier_sums.c
  *	  What the tiering functions share: rows and checksums per symbol (the
  *	  comparison of a day in Postgres with its objects in the lake), the
- *	  name of a day's partition, and the crash points of the crash tests.
+ *	  name of a day's partition, a hash table of symbols, an SPI cursor
+ *	  read a batch at a time, and the crash points of the crash tests.
  *
- * Rows come sorted by symbol (the partition's (symbol, time) index, and
- * the objects written in that order), so a symbol's sums are the last
+ * Rows come sorted by symbol (the export's order, tier_order.c, and the
+ * objects written in that order), so a symbol's sums are the last
  * entry of the list or a new one; a symbol met twice (an object out of
  * order) makes two entries, which the SQL that compares adds up.
  */
@@ -42,23 +43,16 @@ ss_tier_sums_add(List *sums, const SilverRow *row)
 	return sums;
 }
 
-/* a symbol as a key of the sums of an unordered scan: its bytes */
-typedef struct SymbolKey
-{
-	const char *ptr;
-	size_t len;
-} SymbolKey;
-
 typedef struct SymbolEntry
 {
-	SymbolKey key; /* ptr: the entry's symbol, once entered */
+	TierSymbolKey key; /* ptr: the entry's own copy of the symbol */
 	TierSum *sum;
 } SymbolEntry;
 
 static uint32
 symbol_hash(const void *key, Size keysize)
 {
-	const SymbolKey *k = key;
+	const TierSymbolKey *k = key;
 
 	return hash_bytes((const unsigned char *) k->ptr, (int) k->len);
 }
@@ -66,9 +60,43 @@ symbol_hash(const void *key, Size keysize)
 static int
 symbol_match(const void *a, const void *b, Size keysize)
 {
-	const SymbolKey *x = a, *y = b;
+	const TierSymbolKey *x = a, *y = b;
 
 	return x->len == y->len && memcmp(x->ptr, y->ptr, x->len) == 0 ? 0 : 1;
+}
+
+/*
+ * A hash table of symbols, in the current memory context: entries of
+ * entrysize bytes, each beginning with its TierSymbolKey.
+ */
+HTAB *
+ss_tier_sums_symbols(Size entrysize)
+{
+	HASHCTL ctl = {0};
+
+	ctl.keysize = sizeof(TierSymbolKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = symbol_hash;
+	ctl.match = symbol_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("stocks_stream lake symbols", 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/*
+ * The entry of a symbol (len bytes at ptr); the key of a new one (*found
+ * false, the rest of it for the caller to set) points to a copy of the
+ * symbol made in the current memory context, NUL-terminated.
+ */
+void *
+ss_tier_sums_symbol(HTAB *symbols, const char *ptr, size_t len, bool *found)
+{
+	TierSymbolKey key = {ptr, len};
+	TierSymbolKey *e = hash_search(symbols, &key, HASH_ENTER, found);
+
+	if (!*found)
+		e->ptr = pnstrdup(ptr, len); /* same bytes, same hash */
+	return e;
 }
 
 /*
@@ -79,29 +107,18 @@ symbol_match(const void *a, const void *b, Size keysize)
 List *
 ss_tier_sums_add_any(HTAB **symbols, List *sums, const SilverRow *row)
 {
-	SymbolKey key;
+	size_t len;
+	const char *symbol = ss_silver_object_row_symbol(row, &len);
 	SymbolEntry *e;
 	bool found;
 
 	if (*symbols == NULL)
-	{
-		HASHCTL ctl = {0};
-
-		ctl.keysize = sizeof(SymbolKey);
-		ctl.entrysize = sizeof(SymbolEntry);
-		ctl.hash = symbol_hash;
-		ctl.match = symbol_match;
-		ctl.hcxt = CurrentMemoryContext;
-		*symbols = hash_create("stocks_stream lake symbols", 256, &ctl,
-							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	}
-	key.ptr = ss_silver_object_row_symbol(row, &key.len);
-	e = hash_search(*symbols, &key, HASH_ENTER, &found);
+		*symbols = ss_tier_sums_symbols(sizeof(SymbolEntry));
+	e = ss_tier_sums_symbol(*symbols, symbol, len, &found);
 	if (!found)
 	{
 		e->sum = palloc0(sizeof(TierSum));
-		e->sum->symbol = pnstrdup(key.ptr, key.len);
-		e->key.ptr = e->sum->symbol; /* same bytes, same hash: the entry's own copy */
+		e->sum->symbol = (char *) e->key.ptr;
 		sums = lappend(sums, e->sum);
 	}
 	e->sum->rows++;
@@ -153,23 +170,29 @@ ss_tier_sums_partition(SilverTable t, DateADT day)
 #define FETCH_ROWS 1000
 
 /*
- * SPI connected, and a cursor over a day's partition, read a batch at a
- * time: in (symbol, time) order (its (symbol, time) index: random reads
- * of the heap, the export's order) or in none (a sequential scan, about
- * ten times faster: the verification's sums need no order).
+ * SPI connected, and a read-only cursor over query (its parameters, if
+ * any, of argtypes and values), read a batch at a time.
  */
 Portal
-ss_tier_sums_open_day(SilverTable t, DateADT day, bool ordered, const char *fn)
+ss_tier_sums_open(const char *query, int nargs, Oid *argtypes, Datum *values, const char *fn)
 {
-	const char *part = quote_identifier(ss_tier_sums_partition(t, day));
-	char *query = ordered ? psprintf("SELECT * FROM stocks_stream.%s ORDER BY symbol, %s", part,
-									 ss_silver_object_time_column(t))
-						  : psprintf("SELECT * FROM stocks_stream.%s", part);
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
 						errmsg("stocks_stream.%s: SPI_connect failed", fn)));
-	return SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, CURSOR_OPT_NO_SCROLL);
+	return SPI_cursor_open_with_args(NULL, query, nargs, argtypes, values, NULL, true,
+									 CURSOR_OPT_NO_SCROLL);
+}
+
+/*
+ * A cursor over a day's partition in no order: a sequential scan, as the
+ * verification's sums need no order (tier_order.c reads the export's).
+ */
+Portal
+ss_tier_sums_open_day(SilverTable t, DateADT day, const char *fn)
+{
+	const char *part = quote_identifier(ss_tier_sums_partition(t, day));
+
+	return ss_tier_sums_open(psprintf("SELECT * FROM stocks_stream.%s", part), 0, NULL, NULL, fn);
 }
 
 /* The next batch of the day's rows into SPI_tuptable; false at the end. */

@@ -129,7 +129,7 @@ ss_lake_scan_day(PG_FUNCTION_ARGS)
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "stocks_stream lake rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	row = ss_silver_object_row(t);
-	portal = ss_tier_sums_open_day(t, PG_GETARG_DATEADT(1), false, "_lake_scan_day");
+	portal = ss_tier_sums_open_day(t, PG_GETARG_DATEADT(1), "_lake_scan_day");
 	while (ss_tier_sums_fetch(portal, t))
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
