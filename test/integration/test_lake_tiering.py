@@ -359,6 +359,105 @@ def test_a_late_row_while_the_day_is_tiered_waits_and_lands_in_the_next_round(la
     assert sum(v[0] for v in lake.lake("trades", DAY1).values()) == 2001
 
 
+# ------------------------------------------------------- the export's order
+
+def trades_in_heap_order(lake, day, layout, heap_order):
+    """Trades of day for each (name, symbols, rows) of layout: `symbols`
+    symbols (name, or name1, name2, ... for more than one) of `rows` rows
+    each, their times spread over the day; inserted in time order (as
+    loads add them), in reverse, or shuffled."""
+    names, counts, rows = (list(c) for c in zip(*layout))
+    lake.run("SELECT stocks_stream.ensure_day_partition(%s)", [day])
+    lake.run(f"""
+        INSERT INTO stocks_stream.trades (symbol, trade_time, price, volume, conditions, source_topic,
+                                          source_partition, source_offset)
+        SELECT CASE WHEN g.k = 1 THEN g.name ELSE g.name || s END,
+               %s::date::timestamptz + (i * 86000.0 / g.n) * interval '1 second', 100 + (i %% 13) / 4.0,
+               (i %% 9) / 4.0, CASE i %% 3 WHEN 0 THEN '{{}}'::text[] WHEN 1 THEN ARRAY['1']
+                                            ELSE ARRAY['x' || i, NULL] END,
+               't_order', 0, row_number() OVER ()
+          FROM unnest(%s::text[], %s::int[], %s::int[]) g(name, k, n), generate_series(1, g.k) s,
+               generate_series(1, g.n) i
+         ORDER BY {dict(time="2", reverse="2 DESC", shuffled="random()")[heap_order]}""",
+             [day, names, counts, rows])
+
+
+def export_day(lake, day, sort_mem):
+    """_lake_export() of a trades day with lake_sort_mem: its rows, checksum
+    and objects per symbol, the partition's sequential and index scans,
+    and the objects' (symbol, time) rows in the order written."""
+    part = f"trades_{day.replace('-', '')}"
+    with lake.connect(lake_sort_mem=sort_mem) as conn:
+        # plans of the index reads fixed, so the counts of scans say which reads ran
+        conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        with conn.transaction():
+            exported = conn.execute("SELECT * FROM stocks_stream._lake_export('trades', %s, %s, 'lake', 1) "
+                                    "ORDER BY part, symbol", [day, lake.bucket]).fetchall()
+            scans = conn.execute("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = %s",
+                                 [part]).fetchone()
+    sums = {}
+    for e in exported:
+        rows, checksum = sums.get(e.symbol, (0, 0))
+        sums[e.symbol] = (rows + e.row_count, (checksum + e.checksum) % 2**64)
+    keys = [k for _, k in sorted({(e.part, e.object_key) for e in exported})]
+    return sums, tuple(scans), rows_as_written(lake, keys)
+
+
+def rows_as_written(lake, keys):
+    """(symbol, time) of each row of the objects, in the order they hold them."""
+    written = []
+    for path in lake.download(keys):
+        written += duckdb.sql(f"SELECT symbol, epoch_us(trade_time) FROM read_parquet('{path}', file_row_number = true) "
+                              f"ORDER BY file_row_number").fetchall()
+    return written
+
+
+# (id, layout, heap order, lake_sort_mem, (sequential scans, index scans) of the partition)
+EXPORT_ORDERS = [
+    ("the day in memory", [("S", 12, 300)], "time", "16MB", (2, 0)),
+    ("runs of symbols through temporary files", [("S", 40, 120), ("a", 1, 50), ("B", 1, 60), ("BRK.B", 1, 70),
+                                                 ("BRKB", 1, 80), ("b", 1, 90)], "time", "64kB", (2, 0)),
+    ("symbols over the budget through the index", [("A", 1, 100), ("M", 1, 2000), ("N", 8, 100), ("Z", 1, 1500)],
+     "time", "64kB", (2, 2)),
+    ("more runs than one scan writes to files", [("S", 300, 300)], "time", "64kB", (3, 0)),
+    ("the heap in reverse time order", [("S", 30, 200)], "reverse", "64kB", (2, 0)),
+    ("the heap shuffled", [("S", 30, 200), ("M", 1, 1000)], "shuffled", "64kB", (2, 1)),
+    ("more symbols than the sequential read plans for", [("S", 100_001, 1)], "time", "16MB", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("layout, heap_order, sort_mem, scans", [c[1:] for c in EXPORT_ORDERS],
+                         ids=[c[0] for c in EXPORT_ORDERS])
+def test_the_export_writes_a_day_in_symbol_and_time_order_in_bounded_memory(lake, layout, heap_order, sort_mem,
+                                                                            scans):
+    trades_in_heap_order(lake, DAY1, layout, heap_order)
+    sums, got_scans, written = export_day(lake, DAY1, sort_mem)
+    assert got_scans == scans
+    assert len(written) == sum(k * n for _, k, n in layout)
+    assert written == sorted(written), "rows not in (symbol, time) order, symbols by their bytes"
+    # every row once: the sums the verification computes from the partition
+    assert sums == {r.symbol: (r.row_count, r.checksum % 2**64)
+                    for r in lake.run("SELECT * FROM stocks_stream._lake_scan_day('trades', %s)", [DAY1])}
+
+
+def test_a_day_updated_out_of_time_order_is_tiered_through_temporary_files_and_reads_as_silver(lake):
+    trades_in_heap_order(lake, DAY1, [("S", 20, 300), ("T", 1, 2000)], "shuffled")
+    # new row versions at the end of the heap, dead ones left behind
+    lake.run("UPDATE stocks_stream.trades SET volume = volume + 1 WHERE source_offset % 5 = 0")
+    lake.run("DELETE FROM stocks_stream.trades WHERE source_offset % 7 = 0")
+    before = lake.silver("trades", DAY1)
+    lake.run("SELECT stocks_stream.set_lake_retention('trades', 1, %s)", [lake.bucket])
+    lake.tier(lake_sort_mem="64kB")
+    status = lake.status("trades", DAY1)
+    assert status.state == "verified" and status.lake_rows == sum(v[0] for v in before.values())
+    lake.register()
+    lake.tier()
+    assert lake.status("trades", DAY1).status == "lake"
+    assert lake.lake("trades", DAY1) == before
+    written = rows_as_written(lake, [o.object_key for o in lake.objects("trades", DAY1)])
+    assert written == sorted(written)
+
+
 # -------------------------------------------------------------------- crashes
 
 CRASH_POINTS = [

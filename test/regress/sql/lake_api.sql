@@ -34,7 +34,8 @@ SELECT count(*) FROM stocks_stream.lake_retention;
 
 -- the settings: bounded, superuser-only, the crash point hidden
 SELECT name, setting, unit, min_val, max_val, context FROM pg_settings
- WHERE name IN ('stocks_stream.lake_row_group_rows', 'stocks_stream.lake_object_size') ORDER BY name;
+ WHERE name IN ('stocks_stream.lake_row_group_rows', 'stocks_stream.lake_object_size',
+                'stocks_stream.lake_sort_mem') ORDER BY name;
 -- (the error's text names the range in units from PostgreSQL 18 on: the
 -- SQLSTATE is what all versions share)
 DO $$
@@ -44,11 +45,26 @@ EXCEPTION WHEN invalid_parameter_value THEN
     RAISE NOTICE 'lake_object_size = 128MB refused: %', SQLSTATE;
 END;
 $$;
+DO $$
+DECLARE
+    v text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['32kB', '2GB'] LOOP
+        BEGIN
+            PERFORM set_config('stocks_stream.lake_sort_mem', v, false);
+            RAISE NOTICE 'lake_sort_mem = % taken', v;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE NOTICE 'lake_sort_mem = % refused: %', v, SQLSTATE;
+        END;
+    END LOOP;
+END;
+$$;
 SET stocks_stream.lake_row_group_rows = 10;
 SELECT count(*) AS crash_point_shown FROM pg_settings WHERE name = 'stocks_stream.test_crash_point';
 CREATE ROLE stocks_stream_lake_user LOGIN;
 SET ROLE stocks_stream_lake_user;
 SET stocks_stream.test_crash_point = 'frozen';
 SET stocks_stream.lake_object_size = '1MB';
+SET stocks_stream.lake_sort_mem = '1MB';
 RESET ROLE;
 DROP ROLE stocks_stream_lake_user;
