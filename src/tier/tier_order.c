@@ -69,6 +69,9 @@
 /* rows handed on between resets of their memory context */
 #define ROWS_PER_RESET 1024
 
+/* the slots of the cache of symbols (below): a power of 2 */
+#define CACHE_BITS 10
+
 typedef struct OrderSymbol
 {
 	TierSymbolKey key;
@@ -115,6 +118,17 @@ typedef struct SpillHeader
 	uint32 len;
 } SpillHeader;
 
+/*
+ * Each scan looks every row's symbol up: a symbol of up to 8 bytes (a
+ * ticker) first in this direct-mapped cache, by its bytes as one word,
+ * which saves hashing and comparing them through the hash table.
+ */
+typedef struct SymbolCache
+{
+	uint64 word[1 << CACHE_BITS];
+	OrderSymbol *symbol[1 << CACHE_BITS];
+} SymbolCache;
+
 typedef struct OrderRead
 {
 	SilverTable table;
@@ -124,6 +138,7 @@ typedef struct OrderRead
 	MemoryContext cxt;	   /* the read's: symbols, plan, files, group memory */
 	MemoryContext row_cxt; /* a row's detoasted values; reset every few rows */
 	HTAB *symbols;
+	SymbolCache *cache;
 	int nsymbols;
 	OrderSymbol **sorted; /* in byte order */
 	OrderGroup *groups;
@@ -202,14 +217,15 @@ read_symbol_by_index(OrderRead *r, const OrderSymbol *s)
 
 /*
  * The scan's next row (valid until the one after), its symbol's bytes (a
- * detoasted symbol in the rows' memory context) and time; NULL at the end.
+ * detoasted symbol in the rows' memory context) and, unless time is NULL,
+ * its time; NULL at the end.
  */
 static HeapTuple
 next_row(OrderRead *r, TableScanDesc scan, TierSymbolKey *symbol, TimestampTz *time)
 {
 	HeapTuple tuple = heap_getnext(scan, ForwardScanDirection);
 	TupleDesc desc = RelationGetDescr(r->rel);
-	bool null_symbol, null_time;
+	bool null_symbol, null_time = false;
 	Datum d;
 	MemoryContext old;
 	text *s;
@@ -218,7 +234,8 @@ next_row(OrderRead *r, TableScanDesc scan, TierSymbolKey *symbol, TimestampTz *t
 	if (tuple == NULL)
 		return NULL;
 	d = heap_getattr(tuple, 1, desc, &null_symbol);
-	*time = DatumGetTimestampTz(heap_getattr(tuple, 2, desc, &null_time));
+	if (time != NULL)
+		*time = DatumGetTimestampTz(heap_getattr(tuple, 2, desc, &null_time));
 	if (null_symbol || null_time)
 		rows_changed(r); /* both are NOT NULL */
 	old = MemoryContextSwitchTo(r->row_cxt);
@@ -229,12 +246,46 @@ next_row(OrderRead *r, TableScanDesc scan, TierSymbolKey *symbol, TimestampTz *t
 	return tuple;
 }
 
+/*
+ * The entry of a symbol, entered if enter (*found false for a new one),
+ * else NULL if the table has none.
+ */
+static OrderSymbol *
+find_symbol(OrderRead *r, const TierSymbolKey *key, bool enter, bool *found)
+{
+	uint64 word = 0;
+	int slot = -1;
+	OrderSymbol *s;
+
+	if (key->len <= sizeof(word))
+	{
+		memcpy(&word, key->ptr, key->len);
+		slot = (int) (((word ^ key->len) * UINT64CONST(0x9E3779B97F4A7C15)) >> (64 - CACHE_BITS));
+		s = r->cache->symbol[slot];
+		if (s != NULL && r->cache->word[slot] == word && s->key.len == key->len)
+		{
+			*found = true;
+			return s;
+		}
+	}
+	if (enter)
+		s = ss_tier_sums_symbol(r->symbols, key->ptr, key->len, found);
+	else
+		s = hash_search(r->symbols, key, HASH_FIND, found);
+	if (slot >= 0 && s != NULL)
+	{
+		r->cache->word[slot] = word;
+		r->cache->symbol[slot] = s;
+	}
+	return s;
+}
+
 /* Count a row of the first scan; false past MAX_SYMBOLS symbols. */
 static bool
 count_row(OrderRead *r, const TierSymbolKey *key, uint32 len)
 {
 	bool found;
-	OrderSymbol *s = ss_tier_sums_symbol(r->symbols, key->ptr, key->len, &found);
+	OrderSymbol *s = find_symbol(r, key, true, &found);
 
 	if (!found)
 	{
@@ -258,11 +309,11 @@ count_symbols(OrderRead *r)
 	bool fits = true;
 	int64 n = 0;
 	TierSymbolKey key;
-	TimestampTz time;
 	HeapTuple tuple;
 
 	r->symbols = ss_tier_sums_symbols(sizeof(OrderSymbol));
-	while (fits && (tuple = next_row(r, scan, &key, &time)) != NULL)
+	r->cache = palloc0(sizeof(SymbolCache));
+	while (fits && (tuple = next_row(r, scan, &key, NULL)) != NULL)
 	{
 		fits = count_row(r, &key, tuple->t_len);
 		if (++n % ROWS_PER_RESET == 0)
@@ -395,7 +446,8 @@ scan_groups(OrderRead *r, int first, int last)
 			r->groups[g].file = BufFileCreateTemp(false);
 	while ((tuple = next_row(r, scan, &key, &time)) != NULL)
 	{
-		OrderSymbol *s = hash_search(r->symbols, &key, HASH_FIND, NULL);
+		bool found;
+		OrderSymbol *s = find_symbol(r, &key, false, &found);
 
 		if (s == NULL)
 			rows_changed(r);
