@@ -17,9 +17,10 @@
  *	   writes each later group's to a temporary file of its own (a BufFile:
  *	   removed at the end of the transaction, after an error too); a scan
  *	   fills MAX_SPILL_FILES files at most, a larger day takes more scans;
- *	4. group by group: its rows in memory, each symbol's in a run of its
- *	   own (its count from step 1), sorted by time (a check first: the heap
- *	   is mostly in time order), handed on; then the group's memory is freed.
+ *	4. group by group: its rows in memory (the memory of the largest group,
+ *	   taken once), each symbol's in a run of its own (its count from step
+ *	   1), sorted by time (a check first: the heap is mostly in time order),
+ *	   handed on.
  *
  * Everything reads with the statement's snapshot: the same rows each time
  * (the day is frozen before the export, and a snapshot sees what it saw);
@@ -31,12 +32,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/buffile.h"
