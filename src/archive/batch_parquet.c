@@ -10,7 +10,8 @@
  * (a repeated name is repeated; a header without a value is null).  The
  * rows are held by the library until the flush encodes them as one object
  * of one row group: what a worker holds stays bounded by the batch's
- * bytes (max bytes), counted as the value, key and headers of each message.
+ * bytes (max bytes), counted as the value, key and headers of each message
+ * and what the library keeps beside them (ROW_FIXED_BYTES).
  */
 #include "postgres.h"
 
@@ -20,8 +21,15 @@
 #include "archive/batch_parquet.h"
 #include "lake/parquet_object.h"
 
-/* bytes of the offset, partition and timestamp columns, per row */
-#define ROW_FIXED_BYTES 20
+/*
+ * What a row costs the library beside its value and key (lib.rs's
+ * Buffered): its offset and timestamp (8 bytes each), three definition
+ * levels (2 each), and where its value and key end (4 each); headers add
+ * their bytes and an end of their own.  Counted, a batch's max bytes is
+ * what its rows hold in memory.
+ */
+#define ROW_FIXED_BYTES	  30
+#define HEADERS_END_BYTES 4
 
 /* Kafka's headers of msg as a JSON object into buf; false when it has none. */
 static bool
@@ -86,7 +94,8 @@ ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka
 	m.value_len = msg->len;
 	ss_parquet_object_add(batch->parquet, &m);
 	ss_batch_note_message(batch, msg->offset, m.timestamp_ms,
-						  ss_batch_parquet_size(msg) + m.headers_len);
+						  ss_batch_parquet_size(msg) +
+							  (m.headers != NULL ? m.headers_len + HEADERS_END_BYTES : 0));
 	pfree(headers.data);
 }
 
