@@ -31,7 +31,10 @@
 #define ROW_FIXED_BYTES	  30
 #define HEADERS_END_BYTES 4
 
-/* Kafka's headers of msg as a JSON object into buf; false when it has none. */
+/*
+ * Kafka's headers of msg as a JSON object into buf (initialised here, to
+ * pfree); false, and buf untouched, when it has none.
+ */
 static bool
 headers_json(const rd_kafka_message_t *msg, StringInfo buf)
 {
@@ -43,6 +46,7 @@ headers_json(const rd_kafka_message_t *msg, StringInfo buf)
 	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL ||
 		rd_kafka_header_cnt(hdrs) == 0)
 		return false;
+	initStringInfo(buf);
 	appendStringInfoChar(buf, '{');
 	for (size_t i = 0;
 		 rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
@@ -78,7 +82,6 @@ ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka
 	ParquetMessage m = {0};
 	StringInfoData headers;
 
-	initStringInfo(&headers);
 	if (batch->parquet == NULL)
 		batch->parquet = ss_parquet_object_writer(topic, batch->partition);
 	m.offset = msg->offset;
@@ -96,7 +99,8 @@ ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka
 	ss_batch_note_message(batch, msg->offset, m.timestamp_ms,
 						  ss_batch_parquet_size(msg) +
 							  (m.headers != NULL ? m.headers_len + HEADERS_END_BYTES : 0));
-	pfree(headers.data);
+	if (m.headers != NULL)
+		pfree(headers.data);
 }
 
 /* The batch's object, palloc'd in the current memory context; the batch is emptied. */

@@ -235,7 +235,8 @@ pub extern "C" fn ss_pq_writer_add(
         }
         rows.key_defs.push((r.has_key != 0) as i16);
         if r.has_headers != 0 {
-            rows.headers.push(unsafe { slice(r.headers, r.headers_len) })?;
+            rows.headers
+                .push(unsafe { slice(r.headers, r.headers_len) })?;
         }
         rows.header_defs.push((r.has_headers != 0) as i16);
         rows.values.push(unsafe { slice(r.value, r.value_len) })?;
@@ -326,7 +327,9 @@ fn encode(topic: &ByteArray, partition: i32, rows: Buffered) -> Res<Vec<u8>> {
             1 => write_repeated(c.typed::<Int32Type>(), &partition, n)?,
             2 => {
                 let o = offsets.take().ok_or_else(taken)?;
-                c.typed::<Int64Type>().write_batch(&o, None, None).map_err(perr)?;
+                c.typed::<Int64Type>()
+                    .write_batch(&o, None, None)
+                    .map_err(perr)?;
             }
             3 => {
                 let (t, d) = timestamps.take().ok_or_else(taken)?;
