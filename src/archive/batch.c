@@ -107,6 +107,36 @@ ss_batch_clear(PartitionBatch *batch)
 	batch->end_at = -1;
 }
 
+/*
+ * When the batch is due by age.  The age counts from when its first message
+ * was produced (its Kafka timestamp), so that Kafka's own delay is part of
+ * the max age rather than added to it: a record waits at most max_age_ms
+ * from its producer to S3 while the worker keeps up.  It counts from the
+ * message's arrival instead when the timestamp is missing, later than the
+ * arrival (a producer's clock ahead of ours) or at least max_age_ms old (a
+ * backlog being read: every message is old, and counting from production
+ * would make each batch a handful of messages).  Either way a batch stays
+ * open at least half the age after its first message arrived, which bounds
+ * how many objects a worker lagging by almost max_age_ms makes.
+ */
+TimestampTz
+ss_batch_due_by_age(const PartitionBatch *batch, int max_age_ms)
+{
+	TimestampTz arrived = batch->opened_at;
+	TimestampTz produced;
+
+	if (batch->first_timestamp_ms < 0)
+		return TimestampTzPlusMilliseconds(arrived, max_age_ms);
+	produced =
+		(TimestampTz) (batch->first_timestamp_ms -
+					   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) *
+		1000;
+	if (produced > arrived || arrived - produced >= (TimestampTz) max_age_ms * 1000)
+		return TimestampTzPlusMilliseconds(arrived, max_age_ms);
+	return Max(TimestampTzPlusMilliseconds(produced, max_age_ms),
+			   TimestampTzPlusMilliseconds(arrived, max_age_ms / 2));
+}
+
 /* Hand the batch's buffer to the caller (to pfree) and empty the batch. */
 char *
 ss_batch_take_data(PartitionBatch *batch)

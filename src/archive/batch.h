@@ -33,7 +33,7 @@ typedef struct PartitionBatch
 	struct ParquetWriter *parquet; /* or its messages as Parquet rows (batch_parquet.c) */
 	size_t len;					   /* bytes held, either way */
 	size_t cap;
-	TimestampTz opened_at; /* when the first message arrived */
+	TimestampTz opened_at; /* when the first message arrived (core/clock.h) */
 } PartitionBatch;
 
 extern void ss_batch_init_context(void);
@@ -41,6 +41,7 @@ extern void ss_batch_append(PartitionBatch *batch, int64 offset, int64 timestamp
 							const char *value, size_t len);
 extern void ss_batch_clear(PartitionBatch *batch);
 extern char *ss_batch_take_data(PartitionBatch *batch);
+extern TimestampTz ss_batch_due_by_age(const PartitionBatch *batch, int max_age_ms);
 extern char *ss_batch_gzip(const PartitionBatch *batch, size_t *out_len);
 extern void ss_batch_note_message(PartitionBatch *batch, int64 offset, int64 timestamp_ms,
 								  size_t bytes);

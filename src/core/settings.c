@@ -222,9 +222,10 @@ define_limits(void)
 		NULL);
 	DefineCustomIntVariable(
 		"stocks_stream.max_object_size",
-		"Largest object, once inflated, that load_bronze() and load_bronze_prefix() read.",
-		"A larger object (a gzip bomb, say) is marked failed with the reason; it never "
-		"takes the backend's memory.",
+		"Largest object, once inflated, that load_bronze(), load_bronze_prefix() and "
+		"tier_to_lake()'s verification read.",
+		"A larger object (a gzip bomb, or a Parquet page that claims to inflate beyond it) "
+		"is marked failed with the reason; it never takes the backend's memory.",
 		&ss_settings_max_object_kb, 262144, 1024, MAX_KILOBYTES, PGC_SUSET, GUC_UNIT_KB, NULL, NULL,
 		NULL);
 	DefineCustomIntVariable(

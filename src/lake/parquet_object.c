@@ -17,6 +17,7 @@
 
 #include "utils/memutils.h"
 
+#include "core/settings.h"
 #include "lake/parquet_object.h"
 
 #ifdef SS_HAVE_PARQUET
@@ -138,7 +139,7 @@ ss_parquet_object_open(const char *data, size_t len, const char *key)
 	char err[ERRLEN] = "";
 	ParquetReader *r = palloc0(sizeof(ParquetReader));
 
-	r->r = ss_pq_reader_open((const uint8_t *) data, len, err, sizeof(err));
+	r->r = ss_pq_reader_open((const uint8_t *) data, len, ss_settings_max_object_bytes(), err, sizeof(err));
 	if (r->r == NULL)
 		library_error("read", key, err);
 	r->key = pstrdup(key);

@@ -35,7 +35,7 @@ int64
 ss_bronze_parquet_lines(StringInfo in, StringInfo out, const char *key, int32 partition,
 						int64 first_offset, int64 last_offset)
 {
-	size_t max_out = (size_t) ss_settings_max_object_kb * 1024;
+	size_t max_out = ss_settings_max_object_bytes();
 	ParquetReader *r = ss_parquet_object_open(in->data, in->len, key);
 	ParquetMessage m;
 	int64 n = 0;

@@ -323,7 +323,7 @@ ss_s3_prepare_call(S3Call *c, CURL *handle, const char *method, const char *buck
 	c->body.len = len;
 	c->st.body = response;
 	/* an object's body is bounded as the loaders bound it inflated */
-	c->st.max_body = key != NULL ? (size_t) ss_settings_max_object_kb * 1024 : S3_MAX_BODY;
+	c->st.max_body = key != NULL ? ss_settings_max_object_bytes() : S3_MAX_BODY;
 
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", ss_settings_s3_region);
 	c->headers = append_payload_headers(c->headers, method, c->url, data, len);

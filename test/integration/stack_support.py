@@ -296,15 +296,18 @@ class Topic:
             else:
                 self.failed += 1
 
-    def produce(self, values, producer=None, partition=None):
-        """Produce values round-robin over the partitions; wait for delivery."""
+    def produce(self, values, producer=None, partition=None, timestamp_ms=None):
+        """Produce values round-robin over the partitions; wait for delivery.
+        timestamp_ms: the messages' Kafka timestamp (when they were produced);
+        the producer's clock when None."""
         p = producer or self.producer()
         for i, v in enumerate(values):
             part = partition if partition is not None else i % self.partitions
             while True:
                 try:
                     p.produce(self.name, value=v if isinstance(v, bytes) else v.encode(),
-                              key=b"k%d" % part, partition=part, on_delivery=self._on_delivery)
+                              key=b"k%d" % part, partition=part, on_delivery=self._on_delivery,
+                              timestamp=timestamp_ms or 0)
                     break
                 except BufferError:
                     p.poll(0.1)

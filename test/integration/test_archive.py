@@ -192,6 +192,33 @@ def test_a_quiet_partitions_batch_is_flushed_at_its_max_age_and_not_before(topic
     assert [(r.partition, r.message_count) for r in p.manifest()] == [(2, messages)]
 
 
+@pytest.mark.parametrize("produced, due", [
+    (-10, 50),   # produced 10 s before it arrived: due 60 s after it was produced
+    (-40, 30),   # 40 s: still at least half the max age after it arrived
+    (-70, 60),   # older than the max age, as in a backlog: 60 s after it arrived
+    (10, 60),    # stamped after it arrived (the producer's clock ahead): 60 s after it arrived
+])
+def test_a_batchs_max_age_counts_from_when_its_first_message_was_produced(topic, make_pipeline, clock,
+                                                                           produced, due):
+    """The max age bounds how long a record waits from its producer to S3,
+    so the time it spent in Kafka counts: a batch goes batch_max_age_ms
+    after its first message's Kafka timestamp, but never sooner than half
+    the age after that message arrived, and a message older than the age
+    (a backlog) or stamped in the future starts the age when it arrives."""
+    clock.START = float(int(time.time()))  # the workers' clock beside the timestamps Kafka accepts
+    clock.set(0)
+    p = make_pipeline(topic, batch_max_messages=100000, batch_max_age_ms=60000)
+    p.start()
+    wait_until(lambda: (w := p.workers()) and w[0].assigned_partitions, 60, "assignment")
+    topic.produce([quote_message(1)], partition=3, timestamp_ms=int((clock.START + produced) * 1000))
+    read_by_the_worker(p, 1)
+    clock.set(due - 1)
+    holds_for(lambda: not p.manifest(), 3, "nothing archived before the batch is due")
+    clock.set(due + 1)
+    p.wait_archived(1, timeout=30)
+    assert [(r.partition, r.message_count) for r in p.manifest()] == [(3, 1)]
+
+
 @pytest.mark.parametrize("messages, at_once", [(300, True), (100, False)])
 def test_a_backlog_read_to_its_end_is_archived_at_once_unless_its_batch_is_small(topic, make_pipeline, clock,
                                                                                  messages, at_once):

@@ -1,7 +1,9 @@
 """Archive pipelines of format 'parquet': one Parquet object per flush, read
 back by DuckDB as the columns docs/sql-api.md lists, loaded into silver by
 load_bronze() as NDJSON objects are, bad records quarantined."""
+import io
 import json
+import re
 import time
 
 import duckdb
@@ -192,3 +194,48 @@ def test_a_damaged_parquet_object_fails_its_load_and_loads_once_repaired(make_pi
         sql("UPDATE stocks_stream.manifest SET etag = %s WHERE object_key = %s", [obj.etag, obj.object_key])
         assert conn.execute("SELECT objects_loaded, rows_loaded FROM stocks_stream.load_bronze(%s)",
                             [p.name]).fetchone() == (1, 10)
+
+
+def peak_rss_mb(conn):
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def test_a_parquet_page_claiming_to_inflate_past_max_object_size_is_refused_before_it_inflates(
+        make_pipeline, no_retry_backoff):
+    """A Parquet object from S3 is outside bytes, and a page of a few kB may
+    inflate to gigabytes (here one value of 256 MB of spaces, 27 kB with
+    ZSTD): the page is refused from its header, before it inflates, as an
+    error of that object (marked failed, the reason kept), and the backend's
+    memory never holds it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = Topic(partitions=1)
+    p = make_pipeline(t, format="parquet", batch_max_age_ms=300)
+    p.start()
+    t.produce([quote_message(1)])
+    p.wait_archived(1)
+    p.stop()
+    (obj,) = p.manifest()
+    s3 = s3_client()
+    table = pq.read_table(io.BytesIO(s3.get_object(Bucket=p.bucket, Key=obj.object_key)["Body"].read()))
+    bomb = b'{"pad":"' + b" " * (256 << 20) + b'"}'
+    table = table.set_column(table.schema.get_field_index("value"), table.schema.field("value"),
+                             pa.array([bomb], type=table.schema.field("value").type))
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", use_dictionary=False, write_statistics=False)
+    assert len(out.getvalue()) < 100_000
+    etag = s3.put_object(Bucket=p.bucket, Key=obj.object_key, Body=out.getvalue())["ETag"].strip('"')
+    sql("UPDATE stocks_stream.manifest SET etag = %s WHERE object_key = %s", [etag, obj.object_key])
+    with psycopg.connect(autocommit=True) as conn:
+        conn.execute("SET stocks_stream.max_object_size = '16MB'")
+        before = peak_rss_mb(conn)
+        assert conn.execute("SELECT objects_failed FROM stocks_stream.load_bronze(%s)", [p.name]).fetchone() == (1,)
+        grown = peak_rss_mb(conn) - before
+        error = conn.execute("SELECT load_error FROM stocks_stream.manifest WHERE object_key = %s",
+                             [obj.object_key]).fetchone()[0]
+    assert f'could not read Parquet object "{obj.object_key}"' in error
+    assert re.search(r'a page of column "value" would inflate to \d+ bytes, more than the 16777216 allowed', error)
+    assert grown < 64, f"the backend's peak RSS grew by {grown:.0f} MB"

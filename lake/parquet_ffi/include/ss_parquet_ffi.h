@@ -49,8 +49,10 @@ extern void ss_pq_buffer_free(uint8_t *data, size_t len);
 extern void ss_pq_writer_free(SsPqWriter *w);
 
 /* a reader over a copy of an object in memory; NULL on error (not Parquet,
- * or not an archive object's columns) */
-extern SsPqReader *ss_pq_reader_open(const uint8_t *data, size_t len, char *err, size_t errlen);
+ * not an archive object's columns, or a page that would inflate to more
+ * than max_page bytes) */
+extern SsPqReader *ss_pq_reader_open(const uint8_t *data, size_t len, size_t max_page, char *err,
+									 size_t errlen);
 /* the rows its footer counts; -1 on error */
 extern int64_t ss_pq_reader_rows(const SsPqReader *r);
 /* the next row into *row (valid until the next call or the free): 1, 0 at
@@ -103,9 +105,10 @@ extern int32_t ss_pq_silver_writer_finish(SsPqSilverWriter *w, uint8_t **data, s
 										  char *err, size_t errlen);
 extern void ss_pq_silver_writer_free(SsPqSilverWriter *w);
 
-/* a reader over a copy of an object; NULL unless it has the table's columns */
+/* a reader over a copy of an object; NULL unless it has the table's columns
+ * and no page that would inflate to more than max_page bytes */
 extern SsPqSilverReader *ss_pq_silver_reader_open(int32_t table, const uint8_t *data, size_t len,
-												  char *err, size_t errlen);
+												  size_t max_page, char *err, size_t errlen);
 extern int64_t ss_pq_silver_reader_rows(const SsPqSilverReader *r);
 /* the next row into cells (valid until the next call or the free): 1, 0
  * at the end, -1 on error; one row group decoded at a time */

@@ -442,18 +442,19 @@ fn check_schema(file: &SerializedFileReader<Bytes>) -> Res<()> {
 }
 
 /// A reader over a Parquet object held in memory (copied: the caller may
-/// free its buffer); NULL on error.
+/// free its buffer) whose pages inflate to max_page bytes at most; NULL on
+/// error.
 #[no_mangle]
 pub extern "C" fn ss_pq_reader_open(
     data: *const u8,
     len: usize,
+    max_page: usize,
     err: *mut c_char,
     errlen: usize,
 ) -> *mut SsPqReader {
     let mut out: *mut SsPqReader = std::ptr::null_mut();
     guarded(err, errlen, || {
-        let bytes = Bytes::copy_from_slice(unsafe { slice(data, len) });
-        let file = SerializedFileReader::new(bytes).map_err(perr)?;
+        let file = checked_pages::open(unsafe { slice(data, len) }, max_page)?;
         check_schema(&file)?;
         out = Box::into_raw(Box::new(SsPqReader {
             file,

@@ -610,20 +610,21 @@ fn next_cell(r: &mut SsPqSilverReader, i: usize, out: &mut SsPqCell) -> Res<()> 
 }
 
 /// A reader over a copy of a silver object of the table (1 trades, 2
-/// quotes); NULL on error (not Parquet, or not the table's columns).
+/// quotes) whose pages inflate to max_page bytes at most; NULL on error
+/// (not Parquet, not the table's columns, a page too large).
 #[no_mangle]
 pub extern "C" fn ss_pq_silver_reader_open(
     table: i32,
     data: *const u8,
     len: usize,
+    max_page: usize,
     err: *mut c_char,
     errlen: usize,
 ) -> *mut SsPqSilverReader {
     let mut out: *mut SsPqSilverReader = std::ptr::null_mut();
     guarded(err, errlen, || {
         let (_, cols) = table_columns(table)?;
-        let bytes = Bytes::copy_from_slice(unsafe { slice(data, len) });
-        let file = SerializedFileReader::new(bytes).map_err(perr)?;
+        let file = crate::checked_pages::open(unsafe { slice(data, len) }, max_page)?;
         let descr = file.metadata().file_metadata().schema_descr();
         if descr.num_columns() != cols.len() {
             return Err(format!(
