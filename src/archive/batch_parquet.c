@@ -10,7 +10,8 @@
  * (a repeated name is repeated; a header without a value is null).  The
  * rows are held by the library until the flush encodes them as one object
  * of one row group: what a worker holds stays bounded by the batch's
- * bytes (max bytes), counted as the value, key and headers of each message.
+ * bytes (max bytes), counted as the value, key and headers of each message
+ * and what the library keeps beside them (ROW_FIXED_BYTES).
  */
 #include "postgres.h"
 
@@ -20,10 +21,20 @@
 #include "archive/batch_parquet.h"
 #include "lake/parquet_object.h"
 
-/* bytes of the offset, partition and timestamp columns, per row */
-#define ROW_FIXED_BYTES 20
+/*
+ * What a row costs the library beside its value and key (lib.rs's
+ * Buffered): its offset and timestamp (8 bytes each), three definition
+ * levels (2 each), and where its value and key end (4 each); headers add
+ * their bytes and an end of their own.  Counted, a batch's max bytes is
+ * what its rows hold in memory.
+ */
+#define ROW_FIXED_BYTES	  30
+#define HEADERS_END_BYTES 4
 
-/* Kafka's headers of msg as a JSON object into buf; false when it has none. */
+/*
+ * Kafka's headers of msg as a JSON object into buf (initialised here, to
+ * pfree); false, and buf untouched, when it has none.
+ */
 static bool
 headers_json(const rd_kafka_message_t *msg, StringInfo buf)
 {
@@ -35,6 +46,7 @@ headers_json(const rd_kafka_message_t *msg, StringInfo buf)
 	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL ||
 		rd_kafka_header_cnt(hdrs) == 0)
 		return false;
+	initStringInfo(buf);
 	appendStringInfoChar(buf, '{');
 	for (size_t i = 0;
 		 rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
@@ -70,7 +82,6 @@ ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka
 	ParquetMessage m = {0};
 	StringInfoData headers;
 
-	initStringInfo(&headers);
 	if (batch->parquet == NULL)
 		batch->parquet = ss_parquet_object_writer(topic, batch->partition);
 	m.offset = msg->offset;
@@ -86,8 +97,10 @@ ss_batch_parquet_append(PartitionBatch *batch, const char *topic, const rd_kafka
 	m.value_len = msg->len;
 	ss_parquet_object_add(batch->parquet, &m);
 	ss_batch_note_message(batch, msg->offset, m.timestamp_ms,
-						  ss_batch_parquet_size(msg) + m.headers_len);
-	pfree(headers.data);
+						  ss_batch_parquet_size(msg) +
+							  (m.headers != NULL ? m.headers_len + HEADERS_END_BYTES : 0));
+	if (m.headers != NULL)
+		pfree(headers.data);
 }
 
 /* The batch's object, palloc'd in the current memory context; the batch is emptied. */

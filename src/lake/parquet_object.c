@@ -139,7 +139,8 @@ ss_parquet_object_open(const char *data, size_t len, const char *key)
 	char err[ERRLEN] = "";
 	ParquetReader *r = palloc0(sizeof(ParquetReader));
 
-	r->r = ss_pq_reader_open((const uint8_t *) data, len, ss_settings_max_object_bytes(), err, sizeof(err));
+	r->r = ss_pq_reader_open((const uint8_t *) data, len, ss_settings_max_object_bytes(), err,
+							 sizeof(err));
 	if (r->r == NULL)
 		library_error("read", key, err);
 	r->key = pstrdup(key);

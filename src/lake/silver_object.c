@@ -441,8 +441,8 @@ ss_silver_object_open(SilverTable t, const char *data, size_t len, const char *k
 	char err[ERRLEN] = "";
 	SilverReader *r = palloc0(sizeof(SilverReader));
 
-	r->r = ss_pq_silver_reader_open((int32_t) t, (const uint8_t *) data, len, ss_settings_max_object_bytes(), err,
-									 sizeof(err));
+	r->r = ss_pq_silver_reader_open((int32_t) t, (const uint8_t *) data, len,
+									ss_settings_max_object_bytes(), err, sizeof(err));
 	if (r->r == NULL)
 		library_error("read", key, err);
 	r->key = pstrdup(key);

@@ -159,8 +159,8 @@ ss_bronze_loader_gunzip(StringInfo in, StringInfo out, const char *key)
 {
 	char reason[200];
 
-	if (!ss_bronze_gzip_inflate(in->data, in->len, out, ss_settings_max_object_bytes(),
-								reason, sizeof(reason)))
+	if (!ss_bronze_gzip_inflate(in->data, in->len, out, ss_settings_max_object_bytes(), reason,
+								sizeof(reason)))
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
 						errmsg("stocks_stream: object \"%s\" %s", key, reason),
 						errhint("It stays in the manifest, marked failed; see "

@@ -41,7 +41,8 @@ extern SsPqWriter *ss_pq_writer_new(const uint8_t *topic, size_t topic_len, int3
 									char *err, size_t errlen);
 /* copy one message in (row's topic and partition are ignored); 0 or -1 */
 extern int32_t ss_pq_writer_add(SsPqWriter *w, const SsPqRow *row, char *err, size_t errlen);
-/* encode what it holds as one object: one row group, ZSTD; 0 or -1 */
+/* encode what it holds as one object: one row group, ZSTD; 0 or -1; the
+ * writer gives its messages up as they are encoded (free it after) */
 extern int32_t ss_pq_writer_finish(SsPqWriter *w, uint8_t **data, size_t *len, char *err,
 								   size_t errlen);
 extern void ss_pq_buffer_free(uint8_t *data, size_t len);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::reader::{get_typed_column_reader, ColumnReader};
+use parquet::column::writer::ColumnWriterImpl;
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -84,11 +85,43 @@ struct Rows {
     values: Vec<ByteArray>,
 }
 
-/// A writer's rows share its topic and partition.
+/// Byte strings of one column, back to back in one buffer: a row costs its
+/// bytes and four more, not an allocation of its own and a 32-byte handle
+/// (malloc's rounding and the handles made a batch half again its size).
+#[derive(Default)]
+struct ByteColumn {
+    data: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl ByteColumn {
+    fn push(&mut self, b: &[u8]) -> Res<()> {
+        let end = u32::try_from(self.data.len() + b.len())
+            .map_err(|_| "a batch column passed 4 GB".to_string())?;
+        self.data.extend_from_slice(b);
+        self.ends.push(end);
+        Ok(())
+    }
+}
+
+/// A writer's messages until the flush: every column but topic and
+/// partition, which the writer's rows share.
+#[derive(Default)]
+struct Buffered {
+    offsets: Vec<i64>,
+    timestamps: Vec<i64>,
+    timestamp_defs: Vec<i16>,
+    keys: ByteColumn,
+    key_defs: Vec<i16>,
+    headers: ByteColumn,
+    header_defs: Vec<i16>,
+    values: ByteColumn,
+}
+
 pub struct SsPqWriter {
     topic: ByteArray,
     partition: i32,
-    rows: Rows,
+    rows: Buffered,
 }
 
 /// One row group, decoded.
@@ -173,7 +206,7 @@ pub extern "C" fn ss_pq_writer_new(
         out = Box::into_raw(Box::new(SsPqWriter {
             topic: ByteArray::from(topic),
             partition,
-            rows: Rows::default(),
+            rows: Buffered::default(),
         }));
         Ok(0)
     });
@@ -191,37 +224,70 @@ pub extern "C" fn ss_pq_writer_add(
     guarded(err, errlen, || {
         let w = unsafe { w.as_mut() }.ok_or("no writer")?;
         let r = unsafe { row.as_ref() }.ok_or("no row")?;
-        w.rows.offsets.push(r.offset);
+        let rows = &mut w.rows;
+        rows.offsets.push(r.offset);
         if r.has_timestamp != 0 {
-            w.rows.timestamps.push(r.timestamp_ms);
-            w.rows.timestamp_defs.push(1);
-        } else {
-            w.rows.timestamp_defs.push(0);
+            rows.timestamps.push(r.timestamp_ms);
         }
+        rows.timestamp_defs.push((r.has_timestamp != 0) as i16);
         if r.has_key != 0 {
-            w.rows
-                .keys
-                .push(ByteArray::from(unsafe { slice(r.key, r.key_len) }.to_vec()));
-            w.rows.key_defs.push(1);
-        } else {
-            w.rows.key_defs.push(0);
+            rows.keys.push(unsafe { slice(r.key, r.key_len) })?;
         }
+        rows.key_defs.push((r.has_key != 0) as i16);
         if r.has_headers != 0 {
-            w.rows.headers.push(ByteArray::from(
-                unsafe { slice(r.headers, r.headers_len) }.to_vec(),
-            ));
-            w.rows.header_defs.push(1);
-        } else {
-            w.rows.header_defs.push(0);
+            rows.headers
+                .push(unsafe { slice(r.headers, r.headers_len) })?;
         }
-        w.rows.values.push(ByteArray::from(
-            unsafe { slice(r.value, r.value_len) }.to_vec(),
-        ));
+        rows.header_defs.push((r.has_headers != 0) as i16);
+        rows.values.push(unsafe { slice(r.value, r.value_len) })?;
         Ok(0)
     })
 }
 
-fn encode(w: &SsPqWriter) -> Res<Vec<u8>> {
+/// Rows handed to the column writer at a time.  A multiple of the crate's
+/// write batch size (1024), so pages and encodings come out exactly as from
+/// one call with every row, while a call's handles stay small.
+const CHUNK: usize = 8 * 1024;
+
+/// Write a byte column (with `defs`, an optional one) CHUNK rows at a time,
+/// as slices of its one buffer (no copy), and free it.
+fn write_bytes(
+    c: &mut ColumnWriterImpl<'_, ByteArrayType>,
+    col: ByteColumn,
+    defs: Option<Vec<i16>>,
+) -> Res<()> {
+    let data = Bytes::from(col.data);
+    let rows = defs.as_ref().map_or(col.ends.len(), |d| d.len());
+    let (mut at, mut start) = (0usize, 0usize);
+    let mut chunk: Vec<ByteArray> = Vec::with_capacity(CHUNK.min(col.ends.len()));
+    for from in (0..rows).step_by(CHUNK) {
+        let to = (from + CHUNK).min(rows);
+        let d = defs.as_ref().map(|d| &d[from..to]);
+        let n = d.map_or(to - from, |d| d.iter().filter(|v| **v > 0).count());
+        chunk.clear();
+        for end in col.ends.get(at..at + n).ok_or("a column lost values")? {
+            let end = *end as usize;
+            chunk.push(ByteArray::from(data.slice(start..end)));
+            start = end;
+        }
+        at += n;
+        c.write_batch(&chunk, d, None).map_err(perr)?;
+    }
+    Ok(())
+}
+
+/// Write the same value to every one of `rows` rows, CHUNK at a time.
+fn write_repeated<T: DataType>(c: &mut ColumnWriterImpl<'_, T>, v: &T::T, rows: usize) -> Res<()> {
+    let chunk = vec![v.clone(); CHUNK.min(rows)];
+    for from in (0..rows).step_by(CHUNK) {
+        let n = (rows - from).min(CHUNK);
+        c.write_batch(&chunk[..n], None, None).map_err(perr)?;
+    }
+    Ok(())
+}
+
+/// Encode the rows as one object, freeing each column once it is written.
+fn encode(topic: &ByteArray, partition: i32, rows: Buffered) -> Res<Vec<u8>> {
     let schema = Arc::new(parse_message_type(SCHEMA).map_err(perr)?);
     let props = Arc::new(
         WriterProperties::builder()
@@ -231,39 +297,60 @@ fn encode(w: &SsPqWriter) -> Res<Vec<u8>> {
             .set_created_by("stocks_stream (parquet-rs 60.2.0)".to_string())
             .build(),
     );
-    let n = w.rows.offsets.len();
-    let topics = vec![w.topic.clone(); n];
-    let partitions = vec![w.partition; n];
+    let n = rows.offsets.len();
+    let Buffered {
+        offsets,
+        timestamps,
+        timestamp_defs,
+        keys,
+        key_defs,
+        headers,
+        header_defs,
+        values,
+    } = rows;
+    let (mut offsets, mut timestamps, mut keys, mut headers, mut values) = (
+        Some(offsets),
+        Some((timestamps, timestamp_defs)),
+        Some((keys, key_defs)),
+        Some((headers, header_defs)),
+        Some(values),
+    );
     let mut out = Vec::new();
     let mut fw = SerializedFileWriter::new(&mut out, schema, props).map_err(perr)?;
     // one row group per object: every column written whole, once
     let mut rg = fw.next_row_group().map_err(perr)?;
     let mut col = 0;
     while let Some(mut c) = rg.next_column().map_err(perr)? {
+        let taken = || format!("column {} written twice", col + 1);
         match col {
-            0 => c.typed::<ByteArrayType>().write_batch(&topics, None, None),
-            1 => c.typed::<Int32Type>().write_batch(&partitions, None, None),
-            2 => c
-                .typed::<Int64Type>()
-                .write_batch(&w.rows.offsets, None, None),
-            3 => c.typed::<Int64Type>().write_batch(
-                &w.rows.timestamps,
-                Some(&w.rows.timestamp_defs),
+            0 => write_repeated(c.typed::<ByteArrayType>(), topic, n)?,
+            1 => write_repeated(c.typed::<Int32Type>(), &partition, n)?,
+            2 => {
+                let o = offsets.take().ok_or_else(taken)?;
+                c.typed::<Int64Type>()
+                    .write_batch(&o, None, None)
+                    .map_err(perr)?;
+            }
+            3 => {
+                let (t, d) = timestamps.take().ok_or_else(taken)?;
+                c.typed::<Int64Type>()
+                    .write_batch(&t, Some(&d), None)
+                    .map_err(perr)?;
+            }
+            4 => {
+                let (k, d) = keys.take().ok_or_else(taken)?;
+                write_bytes(c.typed::<ByteArrayType>(), k, Some(d))?;
+            }
+            5 => {
+                let (h, d) = headers.take().ok_or_else(taken)?;
+                write_bytes(c.typed::<ByteArrayType>(), h, Some(d))?;
+            }
+            _ => write_bytes(
+                c.typed::<ByteArrayType>(),
+                values.take().ok_or_else(taken)?,
                 None,
-            ),
-            4 => c
-                .typed::<ByteArrayType>()
-                .write_batch(&w.rows.keys, Some(&w.rows.key_defs), None),
-            5 => c.typed::<ByteArrayType>().write_batch(
-                &w.rows.headers,
-                Some(&w.rows.header_defs),
-                None,
-            ),
-            _ => c
-                .typed::<ByteArrayType>()
-                .write_batch(&w.rows.values, None, None),
-        }
-        .map_err(perr)?;
+            )?,
+        };
         c.close().map_err(perr)?;
         col += 1;
     }
@@ -274,7 +361,8 @@ fn encode(w: &SsPqWriter) -> Res<Vec<u8>> {
 
 /// Encode the buffered messages as one Parquet object (one row group, ZSTD).
 /// On success *data and *len hold the object, to be freed with
-/// ss_pq_buffer_free; the writer keeps its messages (free it after).
+/// ss_pq_buffer_free.  The writer gives its messages up as they are encoded,
+/// success or not: it is empty after (free it).
 #[no_mangle]
 pub extern "C" fn ss_pq_writer_finish(
     w: *mut SsPqWriter,
@@ -284,11 +372,11 @@ pub extern "C" fn ss_pq_writer_finish(
     errlen: usize,
 ) -> i32 {
     guarded(err, errlen, || {
-        let w = unsafe { w.as_ref() }.ok_or("no writer")?;
+        let w = unsafe { w.as_mut() }.ok_or("no writer")?;
         if data.is_null() || len.is_null() {
             return Err("no output pointers".into());
         }
-        let out = encode(w)?.into_boxed_slice();
+        let out = encode(&w.topic, w.partition, std::mem::take(&mut w.rows))?.into_boxed_slice();
         unsafe {
             *len = out.len();
             *data = Box::into_raw(out) as *mut u8;
