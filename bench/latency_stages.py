@@ -17,6 +17,7 @@ the worker recorded it: batch age + PUT + record) and silver's loaded_at
 (the loading transaction's start).  Prints one name=value line per figure:
 percentiles of produce->stage for each stage, in ms.
 """
+import hashlib
 import json
 import os
 import sys
@@ -112,6 +113,11 @@ def pct(values, q):
 
 
 def main(topic, rate, secs):
+    # symbols of this run alone: a run in the same minute as the one before
+    # would otherwise find that run's trades already counted in the candles
+    global SYMBOLS
+    tag = hashlib.sha1(topic.encode()).hexdigest()[:4].upper()
+    SYMBOLS = [f"L{tag}{s[-1]}" for s in SYMBOLS]
     stop = threading.Event()
     watches = {"kafka": KafkaWatch(stop, topic), "silver": SilverWatch(stop, topic), "gold": GoldWatch(stop)}
     for w in watches.values():
