@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "archive/archive_topic.h"
+#include "core/clock.h"
 #include "core/pg_compat.h"
 #include "kafka/kafka.h"
 
@@ -67,24 +68,18 @@ typedef struct Target
 	char *topic;
 } Target;
 
-static int64
-kafka_ms(TimestampTz t)
-{
-	return t / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
-}
-
 static ResetStart
 start_of_time(TimestampTz t)
 {
 	ResetStart s = {START_TIME, 0};
 
-	if (TIMESTAMP_NOT_FINITE(t) || kafka_ms(t) < 0)
+	if (TIMESTAMP_NOT_FINITE(t) || ss_clock_to_unix_ms(t) < 0)
 		ereport(
 			ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("stocks_stream.reset_pipeline_offsets: start must be a finite time after 1970"),
 			 errhint(START_HINT)));
-	s.time_ms = kafka_ms(t);
+	s.time_ms = ss_clock_to_unix_ms(t);
 	return s;
 }
 

@@ -919,15 +919,6 @@ handle_message(rd_kafka_message_t *msg)
 		flush_batch(b);
 }
 
-/* When the batch is due by age (on the clock of the flush rules, core/clock.h). */
-static TimestampTz
-batch_due(PartitionBatch *b)
-{
-	if (awaiting_end(b))
-		return TimestampTzPlusMilliseconds(b->opened_at, AWAIT_UNRECORDED_MS);
-	return ss_batch_due_by_age(b, pipeline->batch_max_age_ms);
-}
-
 /*
  * Record the objects that have arrived, and flush batches that are old
  * enough; while paused, retry the refused objects and then all batches.
@@ -948,7 +939,7 @@ flush_due_batches(void)
 
 		if (b->count == 0 || awaiting_end(b))
 			continue;
-		if (paused || end_reached(b) || now >= batch_due(b))
+		if (paused || end_reached(b) || now >= ss_batch_due_by_age(b, pipeline->batch_max_age_ms))
 		{
 			if (!flush_batch(b))
 				return;
@@ -1014,6 +1005,15 @@ refresh_gold_when_due(void)
 	gold_tried_at = now;
 	if (ss_pipeline_store_refresh_recent_gold() != GOLD_BUSY)
 		gold_due = false;
+}
+
+/* When the batch is due by age (on the clock of the flush rules, core/clock.h). */
+static TimestampTz
+batch_due(PartitionBatch *b)
+{
+	if (awaiting_end(b))
+		return TimestampTzPlusMilliseconds(b->opened_at, AWAIT_UNRECORDED_MS);
+	return ss_batch_due_by_age(b, pipeline->batch_max_age_ms);
 }
 
 /* How long the main loop may sleep before a batch or a gold refresh becomes due. */

@@ -127,10 +127,7 @@ ss_batch_due_by_age(const PartitionBatch *batch, int max_age_ms)
 
 	if (batch->first_timestamp_ms < 0)
 		return TimestampTzPlusMilliseconds(arrived, max_age_ms);
-	produced =
-		(TimestampTz) (batch->first_timestamp_ms -
-					   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000) *
-		1000;
+	produced = ss_clock_from_unix_ms(batch->first_timestamp_ms);
 	if (produced > arrived || arrived - produced >= (TimestampTz) max_age_ms * 1000)
 		return TimestampTzPlusMilliseconds(arrived, max_age_ms);
 	return Max(TimestampTzPlusMilliseconds(produced, max_age_ms),

@@ -40,13 +40,6 @@ extern int ss_settings_progress_interval_ms;
 extern int ss_settings_ws_max_message_kb;
 extern int ss_settings_ws_silence_timeout_ms;
 extern int ss_settings_max_object_kb;
-
-/* stocks_stream.max_object_size in bytes: the most an object may inflate to */
-static inline size_t
-ss_settings_max_object_bytes(void)
-{
-	return (size_t) ss_settings_max_object_kb * 1024;
-}
 extern int ss_settings_s3_max_list_pages;
 extern int ss_settings_quarantine_raw_max;
 extern int ss_settings_event_time_window_min;
@@ -61,6 +54,13 @@ extern int ss_settings_lake_row_group_rows;
 extern int ss_settings_lake_object_kb;
 extern int ss_settings_lake_sort_kb;
 extern char *ss_settings_test_crash_point;
+
+/* stocks_stream.max_object_size in bytes: the most an object may inflate to */
+static inline size_t
+ss_settings_max_object_bytes(void)
+{
+	return (size_t) ss_settings_max_object_kb * 1024;
+}
 
 extern void ss_settings_define(void);
 extern double ss_settings_min_event_time(void);

@@ -16,6 +16,7 @@
 
 #include "utils/timestamp.h"
 
+#include "core/clock.h"
 #include "ingest/ingest_worker.h"
 #include "ingest/producer.h"
 #include "ingest/simulator.h"
@@ -26,8 +27,7 @@
 static int64
 now_ms(void)
 {
-	return (int64) (GetCurrentTimestamp() / 1000) +
-		   (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000;
+	return ss_clock_to_unix_ms(GetCurrentTimestamp());
 }
 
 /* How many messages are due now, given how many were generated since `started`. */

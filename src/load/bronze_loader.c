@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "archive/object_key.h"
+#include "core/clock.h"
 #include "core/pg_compat.h"
 #include "core/settings.h"
 #include "load/bronze_gzip.h"
@@ -197,13 +198,12 @@ loaded_offsets(const ObjectRef *o, const int64 *range)
 	static SPIPlanPtr any_time = NULL;
 	static SPIPlanPtr in_range = NULL;
 	Oid types[6] = {TEXTOID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum args[6] = {
-		CStringGetTextDatum(o->topic),
-		Int32GetDatum(o->partition),
-		Int64GetDatum(o->first_offset),
-		Int64GetDatum(o->last_offset),
-		range ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(range[0])) : 0,
-		range ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(range[1])) : 0};
+	Datum args[6] = {CStringGetTextDatum(o->topic),
+					 Int32GetDatum(o->partition),
+					 Int64GetDatum(o->first_offset),
+					 Int64GetDatum(o->last_offset),
+					 range ? TimestampTzGetDatum(ss_clock_from_unix_ms(range[0])) : 0,
+					 range ? TimestampTzGetDatum(ss_clock_from_unix_ms(range[1])) : 0};
 	int spi;
 
 	if (range == NULL)
@@ -613,8 +613,7 @@ group_loaded(ObjectRef **objs, int n, const int64 *times, const bool *timed)
 		topics[i] = CStringGetTextDatum(objs[i]->topic);
 		partitions[i] = Int32GetDatum(objs[i]->partition);
 		offsets[i] = Int64GetDatum(objs[i]->first_offset);
-		stamps[i] =
-			timed[i] ? TimestampTzGetDatum(ss_bronze_record_unix_ms_to_timestamptz(times[i])) : 0;
+		stamps[i] = timed[i] ? TimestampTzGetDatum(ss_clock_from_unix_ms(times[i])) : 0;
 		nulls[i] = !timed[i];
 	}
 	args[0] = PointerGetDatum(construct_array(topics, n, TEXTOID, -1, false, TYPALIGN_INT));

@@ -32,6 +32,7 @@
 #include "port/pg_bswap.h"
 #include "utils/memutils.h"
 
+#include "core/clock.h"
 #include "core/settings.h"
 #include "load/bronze_record.h"
 #include "load/flat_json.h"
@@ -234,22 +235,12 @@ set_event(BronzeEvent *event, const char *symbol, double secs)
 	event->time_ms = unix_ms(secs);
 }
 
-/* An event time as silver stores it: unix milliseconds as a timestamptz. */
-TimestampTz
-ss_bronze_record_unix_ms_to_timestamptz(int64 ms)
-{
-	int64 unix_epoch_in_pg =
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * INT64CONST(1000);
-
-	return (ms - unix_epoch_in_pg) * INT64CONST(1000);
-}
-
 /* Unix seconds, kept to the millisecond, as a timestamptz. */
 static void
 put_time(StringInfo row, double secs)
 {
 	pq_sendint32(row, sizeof(int64));
-	pq_sendint64(row, ss_bronze_record_unix_ms_to_timestamptz(unix_ms(secs)));
+	pq_sendint64(row, ss_clock_from_unix_ms(unix_ms(secs)));
 }
 
 static void

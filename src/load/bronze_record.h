@@ -54,6 +54,5 @@ extern BronzeKind ss_bronze_record_check_line(const char *line, size_t len, cons
 											  StringInfo quotes, StringInfo trades,
 											  BronzeEvent *event, char *reason, size_t reason_len);
 extern List *ss_bronze_record_copy_columns(BronzeKind kind);
-extern TimestampTz ss_bronze_record_unix_ms_to_timestamptz(int64 ms);
 
 #endif
