@@ -18,7 +18,9 @@ use parquet::column::writer::ColumnWriterImpl;
 use parquet::data_type::{ByteArray, ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{
+    SerializedColumnWriter, SerializedFileWriter, SerializedRowGroupWriter,
+};
 use parquet::schema::parser::parse_message_type;
 use parquet::schema::types::Type;
 
@@ -286,6 +288,21 @@ fn write_repeated<T: DataType>(c: &mut ColumnWriterImpl<'_, T>, v: &T::T, rows: 
     Ok(())
 }
 
+/// The row group's next column, written by `write` and closed.  `write`
+/// takes what it writes by value, so a column's buffers are freed as soon
+/// as it is written.
+fn with_column<W: std::io::Write + Send>(
+    rg: &mut SerializedRowGroupWriter<'_, W>,
+    write: impl FnOnce(&mut SerializedColumnWriter<'_>) -> Res<()>,
+) -> Res<()> {
+    let mut c = rg
+        .next_column()
+        .map_err(perr)?
+        .ok_or("the archive schema has fewer columns than are written")?;
+    write(&mut c)?;
+    c.close().map_err(perr)
+}
+
 /// Encode the rows as one object, freeing each column once it is written.
 fn encode(topic: &ByteArray, partition: i32, rows: Buffered) -> Res<Vec<u8>> {
     let schema = Arc::new(parse_message_type(SCHEMA).map_err(perr)?);
@@ -308,52 +325,38 @@ fn encode(topic: &ByteArray, partition: i32, rows: Buffered) -> Res<Vec<u8>> {
         header_defs,
         values,
     } = rows;
-    let (mut offsets, mut timestamps, mut keys, mut headers, mut values) = (
-        Some(offsets),
-        Some((timestamps, timestamp_defs)),
-        Some((keys, key_defs)),
-        Some((headers, header_defs)),
-        Some(values),
-    );
     let mut out = Vec::new();
     let mut fw = SerializedFileWriter::new(&mut out, schema, props).map_err(perr)?;
-    // one row group per object: every column written whole, once
+    // one row group per object: every column written whole, once, in
+    // COLUMNS' order
     let mut rg = fw.next_row_group().map_err(perr)?;
-    let mut col = 0;
-    while let Some(mut c) = rg.next_column().map_err(perr)? {
-        let taken = || format!("column {} written twice", col + 1);
-        match col {
-            0 => write_repeated(c.typed::<ByteArrayType>(), topic, n)?,
-            1 => write_repeated(c.typed::<Int32Type>(), &partition, n)?,
-            2 => {
-                let o = offsets.take().ok_or_else(taken)?;
-                c.typed::<Int64Type>()
-                    .write_batch(&o, None, None)
-                    .map_err(perr)?;
-            }
-            3 => {
-                let (t, d) = timestamps.take().ok_or_else(taken)?;
-                c.typed::<Int64Type>()
-                    .write_batch(&t, Some(&d), None)
-                    .map_err(perr)?;
-            }
-            4 => {
-                let (k, d) = keys.take().ok_or_else(taken)?;
-                write_bytes(c.typed::<ByteArrayType>(), k, Some(d))?;
-            }
-            5 => {
-                let (h, d) = headers.take().ok_or_else(taken)?;
-                write_bytes(c.typed::<ByteArrayType>(), h, Some(d))?;
-            }
-            _ => write_bytes(
-                c.typed::<ByteArrayType>(),
-                values.take().ok_or_else(taken)?,
-                None,
-            )?,
-        };
-        c.close().map_err(perr)?;
-        col += 1;
-    }
+    with_column(&mut rg, |c| {
+        write_repeated(c.typed::<ByteArrayType>(), topic, n)
+    })?;
+    with_column(&mut rg, |c| {
+        write_repeated(c.typed::<Int32Type>(), &partition, n)
+    })?;
+    with_column(&mut rg, move |c| {
+        c.typed::<Int64Type>()
+            .write_batch(&offsets, None, None)
+            .map(drop)
+            .map_err(perr)
+    })?;
+    with_column(&mut rg, move |c| {
+        c.typed::<Int64Type>()
+            .write_batch(&timestamps, Some(&timestamp_defs), None)
+            .map(drop)
+            .map_err(perr)
+    })?;
+    with_column(&mut rg, move |c| {
+        write_bytes(c.typed::<ByteArrayType>(), keys, Some(key_defs))
+    })?;
+    with_column(&mut rg, move |c| {
+        write_bytes(c.typed::<ByteArrayType>(), headers, Some(header_defs))
+    })?;
+    with_column(&mut rg, move |c| {
+        write_bytes(c.typed::<ByteArrayType>(), values, None)
+    })?;
     rg.close().map_err(perr)?;
     fw.close().map_err(perr)?;
     Ok(out)
