@@ -204,6 +204,13 @@ def wait_until(predicate, timeout, what, interval=0.5):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def backend_peak_rss_mb(conn):
+    """The peak resident memory (VmHWM, MB) of the backend serving conn."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
 def holds_for(predicate, seconds, what, interval=0.25):
     """Check that predicate stays true for `seconds` (a property over time,
     such as "nothing is archived while S3 is down"); fails at the first

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from fake_s3 import FakeS3
-from stack_support import ServerWatch, named_row, set_settings, sql, sql_value, wait_until
+from stack_support import ServerWatch, backend_peak_rss_mb, named_row, set_settings, sql, sql_value, wait_until
 
 NOW = int(time.time())
 
@@ -73,13 +73,6 @@ def open_sockets(pid):
     PostgreSQL's own descriptor cache; a socket left open is a leak)."""
     fds = (os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
     return sum(1 for target in fds if target.startswith("socket:"))
-
-
-def peak_rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0
 
 
 # --- listings ------------------------------------------------------------------
@@ -161,7 +154,7 @@ def test_a_gzip_bomb_is_refused_within_the_memory_bound(fake, bucket):
     with ServerWatch(), session() as conn:
         seen = warnings_of(conn)
         counts = load_prefix(conn, bucket)
-        peak = peak_rss_mb(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        peak = backend_peak_rss_mb(conn)
     assert counts.objects_failed == 1 and counts.rows_loaded == 1
     assert any("inflates to more than stocks_stream.max_object_size" in w for w in seen)
     # under the sanitizer build ASan's redzones, shadow and 256 MB quarantine

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from stack_support import BROKERS, Pipeline, Topic, parse_key, quote_message, s3_client, sql, sql_value
+from stack_support import (BROKERS, Pipeline, Topic, backend_peak_rss_mb, parse_key, quote_message, s3_client, sql,
+                           sql_value)
 
 N = 400
 POISON = b'{"c":-5,"d":1,"dp":1,"h":2,"l":1,"o":1,"pc":1,"t":1764000000,"symbol":"AAPL"}'
@@ -196,12 +197,6 @@ def test_a_damaged_parquet_object_fails_its_load_and_loads_once_repaired(make_pi
                             [p.name]).fetchone() == (1, 10)
 
 
-def peak_rss_mb(conn):
-    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-
-
 def test_a_parquet_page_claiming_to_inflate_past_max_object_size_is_refused_before_it_inflates(
         make_pipeline, no_retry_backoff):
     """A Parquet object from S3 is outside bytes, and a page of a few kB may
@@ -231,9 +226,9 @@ def test_a_parquet_page_claiming_to_inflate_past_max_object_size_is_refused_befo
     sql("UPDATE stocks_stream.manifest SET etag = %s WHERE object_key = %s", [etag, obj.object_key])
     with psycopg.connect(autocommit=True) as conn:
         conn.execute("SET stocks_stream.max_object_size = '16MB'")
-        before = peak_rss_mb(conn)
+        before = backend_peak_rss_mb(conn)
         assert conn.execute("SELECT objects_failed FROM stocks_stream.load_bronze(%s)", [p.name]).fetchone() == (1,)
-        grown = peak_rss_mb(conn) - before
+        grown = backend_peak_rss_mb(conn) - before
         error = conn.execute("SELECT load_error FROM stocks_stream.manifest WHERE object_key = %s",
                              [obj.object_key]).fetchone()[0]
     assert f'could not read Parquet object "{obj.object_key}"' in error
